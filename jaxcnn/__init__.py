@@ -1,0 +1,12 @@
+"""jaxcnn: pure-function CNN layers for JAX, on ``lax.conv_general_dilated`` and
+``lax.reduce_window``, in 1, 2 and 3 spatial dimensions.
+
+Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
+(``init``/``apply`` pairs, see :class:`jaxcnn.Layer`).
+"""
+
+from jaxcnn import initializers, ops
+from jaxcnn.layers import *  # noqa: F401,F403  (the public layer factories)
+from jaxcnn.layers import Layer, layer, stateless
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Argument normalisation and the one error format every part of jaxcnn uses.
+
+Messages read ``"<where>: <what> must be <expected>, got <actual>"``, optionally
+followed by the likely fix. Checks run on Python values and static shapes only,
+so they cost nothing under ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+
+def fail(where: str, what: str, expected: str, got: Any, fix: str = "", *, exc=ValueError):
+    """Raises ``exc`` with jaxcnn's standard message."""
+    msg = f"{where}: {what} must be {expected}, got {got!r}"
+    if fix:
+        msg += f". {fix}"
+    raise exc(msg)
+
+
+def is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def to_tuple(value, n: int, where: str, what: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a length-``n`` sequence of ints, each ``>= minimum``, as a tuple."""
+    if is_int(value):
+        out = (int(value),) * n
+    elif isinstance(value, Sequence) and not isinstance(value, str) and all(is_int(v) for v in value):
+        out = tuple(int(v) for v in value)
+        if len(out) != n:
+            fail(where, what, f"an int or a sequence of {n} ints (one per spatial dimension)", value)
+    else:
+        fail(where, what, f"an int or a sequence of {n} ints", value, exc=TypeError)
+    if any(v < minimum for v in out):
+        fail(where, what, f">= {minimum}", value)
+    return out
+
+
+def spatial_rank(x_ndim: int, where: str, what: str = "input rank") -> int:
+    """Spatial rank of a batched channels-last input; jaxcnn supports 1, 2 and 3."""
+    n = x_ndim - 2
+    if n not in (1, 2, 3):
+        fail(where, what,
+                  "3, 4 or 5 (batched, channels-last: NWC, NHWC or NDHWC)", x_ndim,
+                  "Add a batch axis with x[None] if you passed a single example")
+    return n
+
+
+def check_rate(rate, where: str) -> float:
+    if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
+        fail(where, "rate", "a float in [0, 1)", rate, exc=TypeError)
+    if not 0.0 <= rate < 1.0:
+        fail(where, "rate", "in [0, 1) (the probability of dropping)", rate)
+    return float(rate)
+
+
+def check_choice(value, choices, where: str, what: str):
+    if value not in choices:
+        fail(where, what, "one of " + ", ".join(repr(c) for c in choices), value)
+    return value

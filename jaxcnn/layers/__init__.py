@@ -1,0 +1,9 @@
+"""Layers (pairs of pure functions, see ``_base``) and combinators."""
+
+from jaxcnn.layers._base import Layer, layer, stateless
+from jaxcnn.layers._combinators import (concat, fan_in_concat, fan_in_sum, fan_out, named,
+                                        parallel, residual, serial)
+from jaxcnn.layers._conv import conv, conv_transpose, depthwise_conv, separable_conv
+from jaxcnn.layers._core import (activation, dense, dropout, elu, flatten, gelu, hard_swish,
+                                 identity, leaky_relu, log_softmax, relu, relu6, reshape, sigmoid,
+                                 silu, softmax, softplus, spatial_dropout, tanh)

@@ -1,0 +1,138 @@
+"""The layer protocol: a ``NamedTuple`` of two pure functions, as optax's transforms.
+
+.. code-block:: python
+
+   init(key, in_shape) -> (out_shape, params, state)
+   apply(params, state, x, *, train, key=None) -> (y, state)
+
+``in_shape``/``out_shape`` exclude the batch axis. A leaf layer is written as two
+plain functions, ``init_params(key, in_shape) -> (params, state)`` and
+``forward(params, state, x, train, key) -> (y, state)``, handed to :func:`layer`,
+which works out the output shape with ``jax.eval_shape`` on ``forward`` (shapes are
+written once, in the forward pass) and checks ``train`` and ``in_shape`` for every
+layer in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn._checks import fail, is_int
+
+
+class Layer(NamedTuple):
+    """A layer: ``init(key, in_shape) -> (out_shape, params, state)`` and
+    ``apply(params, state, x, *, train, key=None) -> (y, state)``.
+
+    ``name`` is used for readable parameter paths in combinators (``"conv_0"``); it
+    defaults to ``"layer"`` so ``Layer(init, apply)`` works for hand-written layers.
+    """
+
+    init: Callable[..., Any]
+    apply: Callable[..., Any]
+    name: str = "layer"
+
+
+class _NotGiven:
+    def __repr__(self):
+        return "<not given>"
+
+
+NOT_GIVEN = _NotGiven()
+
+
+def check_train(train, where: str) -> bool:
+    """``train`` must be a Python bool: jaxcnn never guesses the mode."""
+    if train is NOT_GIVEN:
+        raise TypeError(
+            f"{where}: apply needs the keyword argument train=True or train=False (no default, "
+            "so dropout and batch norm never run in the wrong mode by accident)")
+    if not isinstance(train, bool):
+        fail(where, "train", "a Python bool (it is static: not a traced array)", train,
+             exc=TypeError)
+    return train
+
+
+def is_multi(shape) -> bool:
+    """Whether ``shape`` describes several inputs (a tuple of shapes)."""
+    return isinstance(shape, (tuple, list)) and len(shape) > 0 and all(
+        isinstance(s, (tuple, list)) for s in shape)
+
+
+def check_shape(in_shape, where: str):
+    """``in_shape`` as a tuple of positive ints (or a tuple of such tuples)."""
+    if is_multi(in_shape):
+        return tuple(check_shape(s, where) for s in in_shape)
+    if not isinstance(in_shape, (tuple, list)) or not all(is_int(d) for d in in_shape):
+        fail(where, "in_shape", "a tuple of ints without the batch axis, e.g. (28, 28, 1)",
+             in_shape, exc=TypeError)
+    if any(d < 1 for d in in_shape):
+        fail(where, "in_shape", "made of positive sizes", tuple(in_shape))
+    return tuple(int(d) for d in in_shape)
+
+
+def check_spatial_shape(in_shape, where: str) -> int:
+    """The spatial rank (1, 2 or 3) of a channels-last shape without batch."""
+    if is_multi(in_shape) or len(in_shape) not in (2, 3, 4):
+        fail(where, "in_shape", "(*spatial, channels) with 1, 2 or 3 spatial axes (no batch axis)",
+             in_shape)
+    return len(in_shape) - 1
+
+
+def _struct(shape, dtype=jnp.float32):
+    if is_multi(shape):
+        return tuple(_struct(s, dtype) for s in shape)
+    return jax.ShapeDtypeStruct((1,) + tuple(shape), dtype)
+
+
+def _unbatched(tree):
+    if isinstance(tree, (tuple, list)):
+        return tuple(_unbatched(t) for t in tree)
+    return tuple(tree.shape[1:])
+
+
+def output_shape(forward, params, state, in_shape):
+    """Output shape (without batch) of ``forward`` in eval mode, from shapes alone."""
+    out = jax.eval_shape(lambda p, s, x: forward(p, s, x, False, None)[0], params, state,
+                         _struct(in_shape))
+    return _unbatched(out)
+
+
+def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
+    """Builds a :class:`Layer` from its parameter initialiser and its forward pass.
+
+    Args:
+      name: the layer's name, used in error messages and parameter paths.
+      init_params: ``(key, in_shape) -> (params, state)``; checks ``in_shape``.
+      forward: ``(params, state, x, train, key) -> (y, state)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxcnn import layer
+      >>> double = layer("double", lambda key, s: ({}, {}),
+      ...                lambda p, s, x, train, key: (2 * x, s))
+      >>> out_shape, params, state = double.init(jax.random.key(0), (4, 3))
+      >>> out_shape
+      (4, 3)
+      >>> double.apply(params, state, jnp.ones((1, 4, 3)), train=False)[0].sum()
+      Array(24., dtype=float32)
+    """
+
+    def init(key, in_shape):
+        in_shape = check_shape(in_shape, name)
+        params, state = init_params(key, in_shape)
+        return output_shape(forward, params, state, in_shape), params, state
+
+    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+        return forward(params, state, x, check_train(train, name), key)
+
+    return Layer(init, apply, name)
+
+
+def stateless(name: str, fn: Callable) -> Layer:
+    """A layer without parameters or state: ``y = fn(x)``."""
+    return layer(name, lambda key, in_shape: ({}, {}),
+                 lambda params, state, x, train, key: (fn(x), state))

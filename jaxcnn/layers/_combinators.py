@@ -1,0 +1,207 @@
+"""Combinators: build networks out of layers, threading shapes, params, state and keys.
+
+Parameters of children live in dicts keyed ``"<name>_<index>"`` (``"conv_0"``,
+``"relu_1"``), so paths read like ``params["block"]["conv_0"]["kernel"]`` in summaries,
+checkpoints and optax masks.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn._checks import fail, is_int
+from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, is_multi
+
+
+def _check_layers(where, layers):
+    for i, l in enumerate(layers):
+        if not isinstance(l, Layer):
+            hint = "Factories are always called: write relu(), not relu" if callable(l) else ""
+            fail(where, f"argument {i}", "a Layer", l, hint, exc=TypeError)
+
+
+def _keys(layers):
+    return [f"{l.name}_{i}" for i, l in enumerate(layers)]
+
+
+def _child_key(key, i):
+    return None if key is None else jax.random.fold_in(key, i)
+
+
+def named(name: str, layer: Layer) -> Layer:
+    """The same layer under another name (its path in the params of a combinator)."""
+    return layer._replace(name=name)
+
+
+def serial(*layers: Layer) -> Layer:
+    """Composes layers in order; the output shape of each is the input shape of the next.
+
+    ``apply`` gives child ``i`` the key ``fold_in(key, i)``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import serial, conv, relu, flatten, dense
+      >>> net = serial(conv(8, 3), relu(), flatten(), dense(10))
+      >>> out_shape, params, state = net.init(jax.random.key(0), (8, 8, 1))
+      >>> out_shape, sorted(params)
+      ((10,), ['conv_0', 'dense_3', 'flatten_2', 'relu_1'])
+    """
+    where = "serial"
+    _check_layers(where, layers)
+    names = _keys(layers)
+
+    def init(key, in_shape):
+        shape = check_shape(in_shape, where)
+        params, state = {}, {}
+        for i, (name, l) in enumerate(zip(names, layers)):
+            shape, params[name], state[name] = l.init(jax.random.fold_in(key, i), shape)
+        return shape, params, state
+
+    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+        check_train(train, where)
+        new_state = {}
+        for i, (name, l) in enumerate(zip(names, layers)):
+            x, new_state[name] = l.apply(params[name], state[name], x, train=train,
+                                         key=_child_key(key, i))
+        return x, new_state
+
+    return Layer(init, apply, "serial")
+
+
+def parallel(*layers: Layer) -> Layer:
+    """Applies layer ``i`` to input ``i`` of a tuple; returns the tuple of outputs."""
+    where = "parallel"
+    _check_layers(where, layers)
+    names = _keys(layers)
+
+    def init(key, in_shape):
+        if not is_multi(in_shape) or len(in_shape) != len(layers):
+            fail(where, "in_shape", f"a tuple of {len(layers)} shapes (one per branch)", in_shape,
+                 "Put fan_out(n) before parallel to feed one input to every branch")
+        params, state, shapes = {}, {}, []
+        for i, (name, l, s) in enumerate(zip(names, layers, in_shape)):
+            out, params[name], state[name] = l.init(jax.random.fold_in(key, i), s)
+            shapes.append(out)
+        return tuple(shapes), params, state
+
+    def apply(params, state, xs, *, train=NOT_GIVEN, key=None):
+        check_train(train, where)
+        if not isinstance(xs, (tuple, list)) or len(xs) != len(layers):
+            fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__, exc=TypeError)
+        ys, new_state = [], {}
+        for i, (name, l, x) in enumerate(zip(names, layers, xs)):
+            y, new_state[name] = l.apply(params[name], state[name], x, train=train,
+                                         key=_child_key(key, i))
+            ys.append(y)
+        return tuple(ys), new_state
+
+    return Layer(init, apply, "parallel")
+
+
+def fan_out(num: int) -> Layer:
+    """Copies the input into a tuple of ``num`` inputs."""
+    if not is_int(num) or num < 1:
+        fail("fan_out", "num", "a positive int", num)
+
+    def init(key, in_shape):
+        return (check_shape(in_shape, "fan_out"),) * num, {}, {}
+
+    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+        check_train(train, "fan_out")
+        return (x,) * num, state
+
+    return Layer(init, apply, "fan_out")
+
+
+def _fan_in(name, merge, merge_shapes):
+    def init(key, in_shape):
+        if not is_multi(in_shape):
+            fail(name, "in_shape", "a tuple of shapes (the outputs of parallel branches)", in_shape)
+        return merge_shapes(check_shape(in_shape, name)), {}, {}
+
+    def apply(params, state, xs, *, train=NOT_GIVEN, key=None):
+        check_train(train, name)
+        return merge(xs), state
+
+    return Layer(init, apply, name)
+
+
+def fan_in_sum() -> Layer:
+    """Sums a tuple of same-shaped inputs."""
+
+    def shapes(in_shape):
+        if any(s != in_shape[0] for s in in_shape):
+            fail("fan_in_sum", "the branch shapes", "all equal", in_shape)
+        return in_shape[0]
+
+    return _fan_in("fan_in_sum", lambda xs: sum(xs[1:], xs[0]), shapes)
+
+
+def fan_in_concat(axis: int = -1) -> Layer:
+    """Concatenates a tuple of inputs along ``axis`` (default: channels), as Inception."""
+    if not is_int(axis):
+        fail("fan_in_concat", "axis", "an int", axis, exc=TypeError)
+
+    def shapes(in_shape):
+        rank = len(in_shape[0])
+        ax = axis % rank if -rank <= axis < rank else None
+        if ax is None:
+            fail("fan_in_concat", "axis", f"in [-{rank}, {rank}) (no batch axis counted)", axis)
+        rest = [s[:ax] + s[ax + 1:] for s in in_shape]
+        if any(len(s) != rank for s in in_shape) or any(r != rest[0] for r in rest):
+            fail("fan_in_concat", "the branch shapes", f"equal except along axis {axis}", in_shape)
+        out = list(in_shape[0])
+        out[ax] = sum(s[ax] for s in in_shape)
+        return tuple(out)
+
+    # axis counts without the batch axis; in apply the arrays carry it.
+    def merge(xs):
+        rank = xs[0].ndim - 1
+        return jnp.concatenate(xs, axis=(axis % rank) + 1)
+
+    return _fan_in("fan_in_concat", merge, shapes)
+
+
+def concat(*branches: Layer, axis: int = -1) -> Layer:
+    """Applies every branch to the same input and concatenates the outputs along ``axis``."""
+    _check_layers("concat", branches)
+    return serial(fan_out(len(branches)), parallel(*branches), fan_in_concat(axis))._replace(
+        name="concat")
+
+
+def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
+    """``y = block(x) + shortcut(x)``, with the identity as the default shortcut.
+
+    Params: ``{"block": ..., "shortcut": ...}``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import residual, serial, conv, relu
+      >>> block = residual(serial(conv(16, 3, padding=1), relu(), conv(16, 3, padding=1)))
+      >>> block.init(jax.random.key(0), (8, 8, 16))[0]
+      (8, 8, 16)
+    """
+    from jaxcnn.layers._core import identity
+
+    _check_layers("residual", [block] + ([shortcut] if shortcut is not None else []))
+    shortcut = shortcut if shortcut is not None else identity()
+
+    def init(key, in_shape):
+        in_shape = check_shape(in_shape, "residual")
+        b_key, s_key = jax.random.split(key)
+        out, pb, sb = block.init(b_key, in_shape)
+        out_s, ps, ss = shortcut.init(s_key, in_shape)
+        if out != out_s:
+            fail("residual", "the block's output shape", f"the shortcut's output shape {out_s}", out,
+                 f"Pass a projection shortcut, e.g. shortcut=conv({out[-1]}, 1, stride=...)")
+        return out, {"block": pb, "shortcut": ps}, {"block": sb, "shortcut": ss}
+
+    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+        check_train(train, "residual")
+        y, sb = block.apply(params["block"], state["block"], x, train=train, key=_child_key(key, 0))
+        s, ss = shortcut.apply(params["shortcut"], state["shortcut"], x, train=train,
+                               key=_child_key(key, 1))
+        return y + s, {"block": sb, "shortcut": ss}
+
+    return Layer(init, apply, "residual")

@@ -1,0 +1,190 @@
+"""Convolution layers: one N-d factory each, the rank taken from ``in_shape``."""
+
+from __future__ import annotations
+
+import jax
+
+from jaxcnn import initializers as inits
+from jaxcnn import ops
+from jaxcnn._checks import check_choice, fail, is_int, to_tuple
+from jaxcnn.layers._base import check_spatial_shape, layer
+from jaxcnn.ops._padding import PADDING_MODES, normalize_padding
+
+
+def _rank_hint(*args):
+    for a in args:
+        if isinstance(a, (tuple, list)):
+            return len(a)
+    return 1
+
+
+def check_geometry(where, kernel_size, stride=1, dilation=1, padding=0, strings=None):
+    """Early, shape-free checks of the usual window arguments (in the factory)."""
+    n = _rank_hint(kernel_size, stride, dilation)
+    if n not in (1, 2, 3):
+        fail(where, "kernel_size", "an int or a tuple of 1, 2 or 3 ints", kernel_size)
+    to_tuple(kernel_size, n, where, "kernel_size")
+    to_tuple(stride, n, where, "stride")
+    to_tuple(dilation, n, where, "dilation")
+    if strings is None:
+        normalize_padding(padding, _rank_hint(padding) if not isinstance(padding, str) else n, where)
+    else:
+        normalize_padding(padding, _rank_hint(padding) if not isinstance(padding, str) else n,
+                          where, strings=strings)
+
+
+def _check_channels(where, out_channels, groups):
+    if not is_int(out_channels) or out_channels < 1:
+        fail(where, "out_channels", "a positive int", out_channels)
+    if not is_int(groups) or groups < 1:
+        fail(where, "groups", "a positive int", groups)
+    if out_channels % groups:
+        fail(where, "out_channels", f"divisible by groups={groups}", out_channels)
+
+
+def _check_in_channels(where, in_shape, groups):
+    if in_shape[-1] % groups:
+        fail(where, "input channels (in_shape[-1])", f"divisible by groups={groups}", in_shape[-1])
+
+
+def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+         padding_mode="zeros", use_bias=True, kernel_init=None, bias_init=None):
+    """N-d convolution layer; see :func:`jaxcnn.ops.conv` for the arithmetic.
+
+    Params: ``kernel`` ``(*kernel_size, C_in // groups, out_channels)`` initialised with
+    ``kernel_init`` (default :func:`jaxcnn.initializers.he_normal`), ``bias``
+    ``(out_channels,)`` (default zeros) when ``use_bias``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import conv
+      >>> out_shape, params, state = conv(16, 3, padding=1).init(jax.random.key(0), (28, 28, 1))
+      >>> out_shape, params["kernel"].shape
+      ((28, 28, 16), (3, 3, 1, 16))
+    """
+    where = "conv"
+    _check_channels(where, out_channels, groups)
+    check_geometry(where, kernel_size, stride, dilation, padding)
+    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+    kernel_init = kernel_init or inits.he_normal()
+    bias_init = bias_init or inits.zeros
+
+    def init_params(key, in_shape):
+        n = check_spatial_shape(in_shape, where)
+        _check_in_channels(where, in_shape, groups)
+        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        k_key, b_key = jax.random.split(key)
+        params = {"kernel": kernel_init(k_key, ks + (in_shape[-1] // groups, out_channels))}
+        if use_bias:
+            params["bias"] = bias_init(b_key, (out_channels,))
+        return params, {}
+
+    def forward(params, state, x, train, key):
+        return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
+                        dilation=dilation, groups=groups, padding_mode=padding_mode), state
+
+    return layer(where, init_params, forward)
+
+
+def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+                   groups=1, use_bias=True, kernel_init=None, bias_init=None):
+    """N-d transposed convolution layer (PyTorch's ``ConvTransposeNd`` semantics).
+
+    Params: ``kernel`` ``(*kernel_size, C_in, out_channels // groups)``, ``bias``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import conv_transpose
+      >>> conv_transpose(8, 4, stride=2, padding=1).init(jax.random.key(0), (7, 7, 16))[0]
+      (14, 14, 8)
+    """
+    where = "conv_transpose"
+    _check_channels(where, out_channels, groups)
+    check_geometry(where, kernel_size, stride, dilation, padding, strings=("VALID",))
+    kernel_init = kernel_init or inits.he_normal()
+    bias_init = bias_init or inits.zeros
+
+    def init_params(key, in_shape):
+        n = check_spatial_shape(in_shape, where)
+        _check_in_channels(where, in_shape, groups)
+        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        k_key, b_key = jax.random.split(key)
+        params = {"kernel": kernel_init(k_key, ks + (in_shape[-1], out_channels // groups))}
+        if use_bias:
+            params["bias"] = bias_init(b_key, (out_channels,))
+        return params, {}
+
+    def forward(params, state, x, train, key):
+        return ops.conv_transpose(x, params["kernel"], params.get("bias"), stride=stride,
+                                  padding=padding, output_padding=output_padding,
+                                  dilation=dilation, groups=groups), state
+
+    return layer(where, init_params, forward)
+
+
+def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                   depth_multiplier=1, padding_mode="zeros", use_bias=True, kernel_init=None,
+                   bias_init=None):
+    """Depthwise-separable convolution (Xception/MobileNet): depthwise then pointwise.
+
+    Params: ``depthwise_kernel`` ``(*kernel_size, 1, C_in * depth_multiplier)``,
+    ``pointwise_kernel`` ``(1, ..., C_in * depth_multiplier, out_channels)``, ``bias``.
+    """
+    where = "separable_conv"
+    _check_channels(where, out_channels, 1)
+    if not is_int(depth_multiplier) or depth_multiplier < 1:
+        fail(where, "depth_multiplier", "a positive int", depth_multiplier)
+    check_geometry(where, kernel_size, stride, dilation, padding)
+    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+    kernel_init = kernel_init or inits.he_normal()
+    bias_init = bias_init or inits.zeros
+
+    def init_params(key, in_shape):
+        n = check_spatial_shape(in_shape, where)
+        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        mid = in_shape[-1] * depth_multiplier
+        d_key, p_key, b_key = jax.random.split(key, 3)
+        params = {"depthwise_kernel": kernel_init(d_key, ks + (1, mid)),
+                  "pointwise_kernel": kernel_init(p_key, (1,) * n + (mid, out_channels))}
+        if use_bias:
+            params["bias"] = bias_init(b_key, (out_channels,))
+        return params, {}
+
+    def forward(params, state, x, train, key):
+        return ops.separable_conv(x, params["depthwise_kernel"], params["pointwise_kernel"],
+                                  params.get("bias"), stride=stride, padding=padding,
+                                  dilation=dilation, padding_mode=padding_mode), state
+
+    return layer(where, init_params, forward)
+
+
+def depthwise_conv(kernel_size, depth_multiplier=1, stride=1, padding=0, dilation=1,
+                   padding_mode="zeros", use_bias=True, kernel_init=None, bias_init=None):
+    """Depthwise convolution: each input channel convolved with its own
+    ``depth_multiplier`` filters (``conv`` with ``groups = C_in``).
+
+    Params: ``kernel`` ``(*kernel_size, 1, C_in * depth_multiplier)``, ``bias``.
+    """
+    where = "depthwise_conv"
+    if not is_int(depth_multiplier) or depth_multiplier < 1:
+        fail(where, "depth_multiplier", "a positive int", depth_multiplier)
+    check_geometry(where, kernel_size, stride, dilation, padding)
+    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+    kernel_init = kernel_init or inits.he_normal()
+    bias_init = bias_init or inits.zeros
+
+    def init_params(key, in_shape):
+        n = check_spatial_shape(in_shape, where)
+        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        c_out = in_shape[-1] * depth_multiplier
+        k_key, b_key = jax.random.split(key)
+        params = {"kernel": kernel_init(k_key, ks + (1, c_out))}
+        if use_bias:
+            params["bias"] = bias_init(b_key, (c_out,))
+        return params, {}
+
+    def forward(params, state, x, train, key):
+        return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
+                        dilation=dilation, groups=x.shape[-1], padding_mode=padding_mode), state
+
+    return layer(where, init_params, forward)

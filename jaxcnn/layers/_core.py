@@ -1,0 +1,170 @@
+"""Dense, shape, activation and dropout layers."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn import initializers as inits
+from jaxcnn._checks import check_rate, fail, is_int
+from jaxcnn.layers._base import check_spatial_shape, layer, stateless
+
+
+def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
+    """Fully connected layer on the last axis: ``y = x @ kernel + bias``.
+
+    Params: ``kernel`` ``(in_features, out_features)`` (default He normal), ``bias``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import dense
+      >>> dense(10).init(jax.random.key(0), (84,))[0]
+      (10,)
+    """
+    where = "dense"
+    if not is_int(out_features) or out_features < 1:
+        fail(where, "out_features", "a positive int", out_features)
+    kernel_init = kernel_init or inits.he_normal()
+    bias_init = bias_init or inits.zeros
+
+    def init_params(key, in_shape):
+        k_key, b_key = jax.random.split(key)
+        params = {"kernel": kernel_init(k_key, (in_shape[-1], out_features))}
+        if use_bias:
+            params["bias"] = bias_init(b_key, (out_features,))
+        return params, {}
+
+    def forward(params, state, x, train, key):
+        kernel = params["kernel"]
+        if x.shape[-1] != kernel.shape[0]:
+            fail(where, "input features (x.shape[-1])", f"{kernel.shape[0]} as at init", x.shape[-1],
+                 "Did you forget flatten() before dense?" if x.ndim > 2 else "")
+        y = jnp.dot(x, kernel.astype(x.dtype))
+        if "bias" in params:
+            y = y + params["bias"].astype(y.dtype)
+        return y, state
+
+    return layer(where, init_params, forward)
+
+
+def flatten():
+    """Flattens everything but the batch axis: ``(N, *rest) -> (N, prod(rest))``."""
+    return stateless("flatten", lambda x: x.reshape(x.shape[0], -1))
+
+
+def reshape(shape):
+    """Reshapes everything but the batch axis to ``shape`` (may hold one ``-1``)."""
+    if not isinstance(shape, (tuple, list)) or not all(is_int(d) for d in shape):
+        fail("reshape", "shape", "a tuple of ints without the batch axis", shape, exc=TypeError)
+    shape = tuple(shape)
+
+    def init_params(key, in_shape):
+        known = math.prod(d for d in shape if d != -1)
+        size = math.prod(in_shape)
+        if shape.count(-1) > 1 or (size % known if -1 in shape else size != known):
+            fail("reshape", "shape", f"compatible with in_shape {in_shape} ({size} elements)", shape)
+        return {}, {}
+
+    return layer("reshape", init_params,
+                 lambda p, s, x, train, key: (x.reshape((x.shape[0],) + shape), s))
+
+
+def identity():
+    """Returns its input."""
+    return stateless("identity", lambda x: x)
+
+
+def activation(fn, name=None):
+    """An elementwise (or last-axis) function as a layer, e.g. ``activation(jnp.sin)``."""
+    return stateless(name or getattr(fn, "__name__", "activation"), fn)
+
+
+def relu():
+    return stateless("relu", jax.nn.relu)
+
+
+def relu6():
+    return stateless("relu6", jax.nn.relu6)
+
+
+def gelu(approximate: bool = False):
+    """GELU; exact (erf) by default as PyTorch, ``approximate=True`` for the tanh form."""
+    return stateless("gelu", functools.partial(jax.nn.gelu, approximate=approximate))
+
+
+def silu():
+    return stateless("silu", jax.nn.silu)
+
+
+def tanh():
+    return stateless("tanh", jnp.tanh)
+
+
+def sigmoid():
+    return stateless("sigmoid", jax.nn.sigmoid)
+
+
+def elu(alpha: float = 1.0):
+    return stateless("elu", functools.partial(jax.nn.elu, alpha=alpha))
+
+
+def softplus():
+    return stateless("softplus", jax.nn.softplus)
+
+
+def hard_swish():
+    return stateless("hard_swish", jax.nn.hard_swish)
+
+
+def leaky_relu(negative_slope: float = 0.01):
+    """Leaky ReLU with PyTorch's default slope 0.01."""
+    return stateless("leaky_relu", functools.partial(jax.nn.leaky_relu,
+                                                     negative_slope=negative_slope))
+
+
+def softmax(axis: int = -1):
+    return stateless("softmax", functools.partial(jax.nn.softmax, axis=axis))
+
+
+def log_softmax(axis: int = -1):
+    return stateless("log_softmax", functools.partial(jax.nn.log_softmax, axis=axis))
+
+
+def _dropout(name, rate, mask_shape):
+    rate = check_rate(rate, name)
+
+    def forward(params, state, x, train, key):
+        if not train or rate == 0.0:
+            return x, state
+        if key is None:
+            raise ValueError(
+                f"{name}: key must be a jax.random key when train=True, got None. "
+                "Pass apply(..., train=True, key=key); serial() splits it between layers")
+        keep = jax.random.bernoulli(key, 1.0 - rate, mask_shape(x.shape))
+        return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state
+
+    return layer(name, lambda key, in_shape: ({}, {}), forward)
+
+
+def dropout(rate: float):
+    """Zeroes each element with probability ``rate`` and scales the rest by ``1 / (1 - rate)``
+    when ``train=True`` (inverted dropout, as PyTorch); the identity when ``train=False``.
+
+    ``rate`` is the probability of *dropping* (stax's ``Dropout`` took the keep rate).
+    """
+    return _dropout("dropout", rate, lambda shape: shape)
+
+
+def spatial_dropout(rate: float):
+    """Drops whole channels (PyTorch's ``Dropout1d/2d/3d``, Keras's ``SpatialDropout``):
+    one mask entry per example and channel, shared over the spatial axes."""
+
+    def mask_shape(shape):
+        if len(shape) not in (3, 4, 5):
+            fail("spatial_dropout", "input rank", "3, 4 or 5 (N, *spatial, C)", len(shape))
+        return (shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)
+
+    return _dropout("spatial_dropout", rate, mask_shape)
