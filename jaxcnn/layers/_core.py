@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
 from jaxcnn._checks import check_rate, fail, is_int
-from jaxcnn.layers._base import check_spatial_shape, layer, stateless
+from jaxcnn.layers._base import layer, stateless
 
 
 def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
@@ -44,7 +44,7 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
                  "Did you forget flatten() before dense?" if x.ndim > 2 else "")
         y = jnp.dot(x, kernel.astype(x.dtype))
         if "bias" in params:
-            y = y + params["bias"].astype(y.dtype)
+            y = y + params["bias"].astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
         return y, state
 
     return layer(where, init_params, forward)

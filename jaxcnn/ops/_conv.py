@@ -54,7 +54,7 @@ def _add_bias(where, y, bias):
         return y
     if jnp.shape(bias) != (y.shape[-1],):
         fail(where, "bias shape", f"({y.shape[-1]},)", jnp.shape(bias))
-    return y + bias.astype(y.dtype)
+    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
