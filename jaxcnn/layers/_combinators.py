@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from jaxcnn._checks import fail, is_int
 from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, is_multi
+from jaxcnn.layers._scope import child, record
 
 
 def _check_layers(where, layers):
@@ -27,6 +28,14 @@ def _keys(layers):
 
 def _child_key(key, i):
     return None if key is None else jax.random.fold_in(key, i)
+
+
+def _run(name, l, params, state, x, train, key):
+    """Applies child ``l`` under its path ``name`` (named scope + activation taps)."""
+    with child(name):
+        y, new_state = l.apply(params, state, x, train=train, key=key)
+        record(y)
+    return y, new_state
 
 
 def named(name: str, layer: Layer) -> Layer:
@@ -62,8 +71,8 @@ def serial(*layers: Layer) -> Layer:
         check_train(train, where)
         new_state = {}
         for i, (name, l) in enumerate(zip(names, layers)):
-            x, new_state[name] = l.apply(params[name], state[name], x, train=train,
-                                         key=_child_key(key, i))
+            x, new_state[name] = _run(name, l, params[name], state[name], x, train,
+                                      _child_key(key, i))
         return x, new_state
 
     return Layer(init, apply, "serial")
@@ -91,8 +100,8 @@ def parallel(*layers: Layer) -> Layer:
             fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__, exc=TypeError)
         ys, new_state = [], {}
         for i, (name, l, x) in enumerate(zip(names, layers, xs)):
-            y, new_state[name] = l.apply(params[name], state[name], x, train=train,
-                                         key=_child_key(key, i))
+            y, new_state[name] = _run(name, l, params[name], state[name], x, train,
+                                      _child_key(key, i))
             ys.append(y)
         return tuple(ys), new_state
 
@@ -199,9 +208,10 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
 
     def apply(params, state, x, *, train=NOT_GIVEN, key=None):
         check_train(train, "residual")
-        y, sb = block.apply(params["block"], state["block"], x, train=train, key=_child_key(key, 0))
-        s, ss = shortcut.apply(params["shortcut"], state["shortcut"], x, train=train,
-                               key=_child_key(key, 1))
+        y, sb = _run("block", block, params["block"], state["block"], x, train,
+                     _child_key(key, 0))
+        s, ss = _run("shortcut", shortcut, params["shortcut"], state["shortcut"], x, train,
+                     _child_key(key, 1))
         return y + s, {"block": sb, "shortcut": ss}
 
     return Layer(init, apply, "residual")
