@@ -5,8 +5,10 @@ Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
 (``init``/``apply`` pairs, see :class:`jaxcnn.Layer`).
 """
 
-from jaxcnn import initializers, ops
+from jaxcnn import geometry, initializers, ops
 from jaxcnn.layers import *  # noqa: F401,F403  (the public layer factories)
 from jaxcnn.layers import Layer, layer, stateless
+
+from jaxcnn.summary import Summary, receptive_field, summary
 
 __version__ = "0.1.0"

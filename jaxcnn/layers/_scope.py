@@ -20,7 +20,7 @@ _local = threading.local()
 
 def _stack():
     if not hasattr(_local, "path"):
-        _local.path, _local.taps = [], []
+        _local.path, _local.taps, _local.entered = [], [], None
     return _local
 
 
@@ -29,10 +29,15 @@ def current_path() -> str:
 
 
 @contextlib.contextmanager
-def child(name: str):
-    """Runs a child layer under ``name``: extends the path and the ``jax.named_scope``."""
+def child(name: str, kind: str = ""):
+    """Runs a child layer under ``name``: extends the path and the ``jax.named_scope``.
+
+    ``kind`` (the child's ``Layer.name``) is reported to :func:`trace_paths`.
+    """
     st = _stack()
     st.path.append(name)
+    if st.entered is not None:
+        st.entered.append((current_path(), kind or name))
     try:
         with jax.named_scope(name):
             yield
@@ -82,3 +87,14 @@ def capture(taps=None):
         yield found
     finally:
         st.taps.remove(entry)
+
+
+@contextlib.contextmanager
+def trace_paths():
+    """Yields the list of ``(path, kind)`` in the order the forward pass enters layers."""
+    st = _stack()
+    previous, st.entered = st.entered, []
+    try:
+        yield st.entered
+    finally:
+        st.entered = previous
