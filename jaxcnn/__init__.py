@@ -5,7 +5,7 @@ Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
 (``init``/``apply`` pairs, see :class:`jaxcnn.Layer`).
 """
 
-from jaxcnn import geometry, initializers, ops
+from jaxcnn import geometry, initializers, interpret, ops
 from jaxcnn.layers import *  # noqa: F401,F403  (the public layer factories)
 from jaxcnn.layers import Layer, layer, stateless
 

@@ -34,7 +34,7 @@ def _run(name, l, params, state, x, train, key):
     """Applies child ``l`` under its path ``name`` (named scope + activation taps)."""
     with child(name, l.name):
         y, new_state = l.apply(params, state, x, train=train, key=key)
-        record(y)
+        y = record(y)
     return y, new_state
 
 

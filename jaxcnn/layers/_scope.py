@@ -20,7 +20,7 @@ _local = threading.local()
 
 def _stack():
     if not hasattr(_local, "path"):
-        _local.path, _local.taps, _local.entered = [], [], None
+        _local.path, _local.taps, _local.entered, _local.inject = [], [], None, []
     return _local
 
 
@@ -45,15 +45,33 @@ def child(name: str, kind: str = ""):
         st.path.pop()
 
 
-def record(y) -> None:
-    """Stores ``y`` under the current path in every active :func:`capture`."""
+def record(y):
+    """Adds any :func:`inject`-ed perturbation for the current path to ``y``, stores the
+    result in every active :func:`capture`, and returns it."""
     st = _stack()
-    if not st.taps:
-        return
+    if not st.taps and not st.inject:
+        return y
     path = current_path()
+    for perturbations in st.inject:
+        if path in perturbations:
+            y = y + perturbations[path]
     for wanted, found in st.taps:
         if wanted is None or path in wanted:
             found[path] = y
+    return y
+
+
+@contextlib.contextmanager
+def inject(perturbations):
+    """Adds ``perturbations[path]`` to the output of the layer at ``path`` during the
+    forward passes inside the block. With zeros, the gradient with respect to the
+    perturbation is the gradient with respect to that layer's output (Grad-CAM)."""
+    st = _stack()
+    st.inject.append(dict(perturbations))
+    try:
+        yield
+    finally:
+        st.inject.pop()
 
 
 @contextlib.contextmanager

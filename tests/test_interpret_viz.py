@@ -1,0 +1,113 @@
+"""Activations, saliency and Grad-CAM against hand-derived references; plot smoke tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxcnn as jc
+from jaxcnn import interpret, viz
+
+NET = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.residual(jc.conv(4, 3, padding=1)),
+                jc.flatten(), jc.dense(3))
+
+
+@pytest.fixture(scope="module")
+def model():
+    _, params, state = NET.init(jax.random.key(0), (8, 8, 2))
+    x = jax.random.normal(jax.random.key(1), (2, 8, 8, 2))
+    return params, state, x
+
+
+def test_activations_equal_a_manual_forward(model):
+    params, state, x = model
+    acts = jax.jit(lambda p, x: interpret.activations(NET, p, state, x, ["relu_1",
+                                                                         "residual_2/block"]))(
+        params, x)
+    conv0 = jc.ops.conv(x, params["conv_0"]["kernel"], params["conv_0"]["bias"], padding=1)
+    np.testing.assert_allclose(acts["relu_1"], jax.nn.relu(conv0), rtol=1e-6)
+    blk = params["residual_2"]["block"]
+    np.testing.assert_allclose(acts["residual_2/block"],
+                               jc.ops.conv(jax.nn.relu(conv0), blk["kernel"], blk["bias"],
+                                           padding=1), rtol=1e-5, atol=1e-6)
+
+
+def test_activations_unknown_tap(model):
+    params, state, x = model
+    with pytest.raises(ValueError, match="activations: taps must be layer paths"):
+        interpret.activations(NET, params, state, x, ["nope"])
+
+
+def test_saliency_of_a_linear_model_is_its_weight_row():
+    net = jc.serial(jc.flatten(), jc.dense(3))
+    _, params, state = net.init(jax.random.key(0), (4, 4, 1))
+    x = jnp.ones((1, 4, 4, 1))
+    s = interpret.saliency(net, params, state, x, class_index=2)
+    np.testing.assert_allclose(s.reshape(-1), params["dense_1"]["kernel"][:, 2], rtol=1e-6)
+
+
+def test_grad_cam_equals_cam_for_global_pooling_models():
+    # For conv -> global average pool -> dense, Grad-CAM's channel weights are the dense
+    # weights of the class divided by the number of positions (Zhou et al. 2016's CAM).
+    net = jc.serial(jc.conv(5, 3, padding=1), jc.activation(jnp.abs, "abs"),
+                    jc.layer("gap", lambda k, s: ({}, {}),
+                             lambda p, s, x, train, key: (x.mean(axis=(1, 2)), s)),
+                    jc.dense(3))
+    _, params, state = net.init(jax.random.key(0), (6, 6, 1))
+    x = jax.random.normal(jax.random.key(2), (1, 6, 6, 1))
+    cam = interpret.grad_cam(net, params, state, x, "abs_1", class_index=1)
+    a = np.abs(np.asarray(jc.ops.conv(x, params["conv_0"]["kernel"], params["conv_0"]["bias"],
+                                      padding=1)))[0]
+    w = np.asarray(params["dense_3"]["kernel"])[:, 1] / 36
+    expected = np.maximum((a * w).sum(-1), 0)
+    np.testing.assert_allclose(cam[0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_needs_a_spatial_layer(model):
+    params, state, x = model
+    with pytest.raises(ValueError, match="grad_cam: the output of layer 'flatten_3' must be spatial"):
+        interpret.grad_cam(NET, params, state, x, "flatten_3")
+
+
+def _png_size(path):
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_plots_write_valid_pngs(tmp_path, model):
+    params, state, x = model
+    acts = interpret.activations(NET, params, state, x[:1])
+    cam = interpret.grad_cam(NET, params, state, x[:1], "relu_1")
+    files = {
+        "filters2d": lambda p: viz.plot_filters(params["conv_0"]["kernel"], p),
+        "filters_rgb": lambda p: viz.plot_filters(np.ones((3, 3, 3, 4)), p),
+        "filters1d": lambda p: viz.plot_filters(np.ones((5, 2, 3)), p),
+        "filters3d": lambda p: viz.plot_filters(np.ones((3, 3, 3, 1, 2)), p),
+        "maps": lambda p: viz.plot_feature_maps(acts, p),
+        "maps1d": lambda p: viz.plot_feature_maps({"a": np.ones((1, 20, 3))}, p),
+        "hist": lambda p: viz.plot_activation_histograms(acts, p),
+        "cam": lambda p: viz.plot_heatmap(x[0], cam[0], p),
+        "voxels": lambda p: viz.plot_voxels(np.ones((2, 4, 4, 4)), ["a", "b"], p),
+        "history": lambda p: viz.plot_history([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2},
+                                               {"epoch": 2, "train_loss": 0.5,
+                                                "val_accuracy": 0.9}], p),
+        "confusion": lambda p: viz.plot_confusion_matrix(np.eye(3, dtype=int) * 5, "abc", p),
+    }
+    for name, plot in files.items():
+        path = tmp_path / f"{name}.png"
+        fig = plot(path)
+        w, h = _png_size(path)
+        fw, fh = fig.get_size_inches() * 80
+        assert (w, h) == (round(fw), round(fh)), name
+
+
+def test_viz_errors():
+    with pytest.raises(ValueError, match="plot_filters: kernel rank must be 3, 4 or 5"):
+        viz.plot_filters(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="projections: volume rank must be 3"):
+        viz.projections(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="plot_feature_maps: acts must be a dict of spatial"):
+        viz.plot_feature_maps({"dense": np.ones((1, 3))})
