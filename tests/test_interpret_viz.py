@@ -111,3 +111,25 @@ def test_viz_errors():
         viz.projections(np.ones((3, 3)))
     with pytest.raises(ValueError, match="plot_feature_maps: acts must be a dict of spatial"):
         viz.plot_feature_maps({"dense": np.ones((1, 3))})
+
+
+def test_classic_filters_experiment(tmp_path):
+    import importlib.util
+    import pathlib
+    spec = importlib.util.spec_from_file_location(
+        "classic_filters", pathlib.Path(__file__).parents[1] / "experiments" / "classic_filters.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    img = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (10, 1))  # horizontal ramp
+    out = mod.apply_kernels(img)
+    np.testing.assert_allclose(out["identity"], img, atol=1e-6)
+    # Away from the (reflected) border a ramp has constant slope 1/11 per pixel: Sobel x = 8/11,
+    # Sobel y = 0, Laplacian = 0, box blur = the ramp itself.
+    inner = (slice(2, -2), slice(2, -2))
+    np.testing.assert_allclose(out["sobel_x"][inner], 8 / 11, rtol=1e-5)
+    np.testing.assert_allclose(out["sobel_y"][inner], 0, atol=1e-6)
+    np.testing.assert_allclose(out["laplacian"][inner], 0, atol=1e-6)
+    np.testing.assert_allclose(out["box_blur"][inner], img[inner], rtol=1e-5)
+    path = tmp_path / "f.png"
+    mod.plot(out, path)
+    assert _png_size(path)[0] > 100
