@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -13,14 +14,14 @@ class Dataset(NamedTuple):
     """Train and test arrays of a classification set, as numpy arrays.
 
     ``x_*``: ``(N, *spatial, C)`` channels-last, ``uint8`` (raw pixels) or ``float32``;
-    ``y_*``: ``int32`` labels ``(N,)`` in ``[0, len(classes))``; ``classes``: class names.
+    ``y_*``: ``int32`` labels ``(N,)`` in ``[0, len(classes))``; ``class_names``: class names.
     """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    classes: tuple
+    class_names: tuple
 
 
 def check_pair(where: str, x, y, what: str = "images"):
@@ -33,24 +34,29 @@ def check_pair(where: str, x, y, what: str = "images"):
 def stratified_split(y, test_fraction: float = 0.2, seed: int = 0):
     """Indices ``(train, test)`` with each class split in the same proportion.
 
-    Each class gives ``round(test_fraction * n_class)`` examples to the test set, chosen
-    by a seeded permutation; both index arrays come back sorted.
+    The test set has ``ceil(test_fraction * N)`` examples (as scikit-learn's
+    ``train_test_split``), shared out among the classes in proportion to their sizes
+    (largest remainders first); each class's share is drawn by a seeded permutation.
+    Both index arrays come back sorted.
 
     Example:
       >>> import numpy as np
       >>> from jaxcnn.data import stratified_split
       >>> tr, te = stratified_split(np.array([0] * 10 + [1] * 5), 0.2)
-      >>> len(tr), len(te)
-      (12, 3)
+      >>> len(tr), len(te), np.bincount(np.array([0] * 10 + [1] * 5)[te]).tolist()
+      (12, 3, [2, 1])
     """
     if not 0.0 < test_fraction < 1.0:
         fail("stratified_split", "test_fraction", "in (0, 1)", test_fraction)
     y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    n_test = math.ceil(test_fraction * len(y))
+    exact = test_fraction * counts * (n_test / (test_fraction * len(y)))
+    share = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - share), kind="stable")
+    share[order[:n_test - share.sum()]] += 1
     rng = np.random.default_rng(seed)
-    test = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        test.append(idx[:int(round(test_fraction * len(idx)))])
+    test = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, share)]
     test = np.sort(np.concatenate(test))
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test

@@ -53,11 +53,11 @@ def file_checksum(path, algorithm: str = "sha256") -> str:
     """The hex digest of a file, read in 1 MiB chunks.
 
     Example:
-      >>> import tempfile, os
+      >>> import tempfile, pathlib
       >>> from jaxcnn.data import file_checksum
       >>> with tempfile.TemporaryDirectory() as d:
-      ...     p = os.path.join(d, "f")
-      ...     _ = open(p, "wb").write(b"abc")
+      ...     p = pathlib.Path(d, "f")
+      ...     _ = p.write_bytes(b"abc")
       ...     file_checksum(p, "md5")
       '900150983cd24fb0d6963f7d28e17f72'
     """
@@ -80,18 +80,20 @@ def verify_checksum(path, checksum: str) -> None:
 
 
 def download(urls: str | Sequence[str], dest, checksum: str, *,
-             opener: Callable = urllib.request.urlopen, timeout: float = 60.0) -> Path:
+             opener: Callable | None = None, timeout: float = 60.0) -> Path:
     """Downloads the first mirror that answers with the right checksum to ``dest``.
 
     The file is written to a temporary name beside ``dest`` and renamed only once
     verified, so an interrupted download never leaves a broken file behind. ``file://``
-    URLs work (tests use them); ``opener(url, timeout=...)`` may be replaced.
+    URLs work (tests use them); ``opener(url, timeout=...)`` replaces
+    ``urllib.request.urlopen``.
 
     Raises:
       OSError: no mirror could be reached or none gave the right checksum; the message
         lists each mirror and what went wrong.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
+    opener = opener or urllib.request.urlopen
     _parse_checksum(checksum)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def download(urls: str | Sequence[str], dest, checksum: str, *,
 
 
 def fetch(dataset: str, files: dict[str, str], mirrors: Sequence[str], folder=None, *,
-          download_missing: bool = True, opener: Callable = urllib.request.urlopen) -> Path:
+          download_missing: bool = True, opener: Callable | None = None) -> Path:
     """The folder holding every file of ``files`` (name -> checksum), downloading missing ones.
 
     Args:

@@ -20,9 +20,10 @@ def _rank_hint(*args):
 
 def check_geometry(where, kernel_size, stride=1, dilation=1, padding=0, strings=None):
     """Early, shape-free checks of the usual window arguments (in the factory)."""
+    for what, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        if isinstance(value, (tuple, list)) and len(value) not in (1, 2, 3):
+            fail(where, what, "an int or a tuple of 1, 2 or 3 ints", value)
     n = _rank_hint(kernel_size, stride, dilation)
-    if n not in (1, 2, 3):
-        fail(where, "kernel_size", "an int or a tuple of 1, 2 or 3 ints", kernel_size)
     to_tuple(kernel_size, n, where, "kernel_size")
     to_tuple(stride, n, where, "stride")
     to_tuple(dilation, n, where, "dilation")

@@ -60,6 +60,8 @@ def reshape(shape):
     if not isinstance(shape, (tuple, list)) or not all(is_int(d) for d in shape):
         fail("reshape", "shape", "a tuple of ints without the batch axis", shape, exc=TypeError)
     shape = tuple(shape)
+    if any(d < 1 and d != -1 for d in shape):
+        fail("reshape", "shape", "made of positive sizes and at most one -1", shape)
 
     def init_params(key, in_shape):
         known = math.prod(d for d in shape if d != -1)
@@ -146,7 +148,11 @@ def _dropout(name, rate, mask_shape):
         keep = jax.random.bernoulli(key, 1.0 - rate, mask_shape(x.shape))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state
 
-    return layer(name, lambda key, in_shape: ({}, {}), forward)
+    def init_params(key, in_shape):
+        mask_shape((1,) + in_shape)  # rank checks at init, not first in training
+        return {}, {}
+
+    return layer(name, init_params, forward)
 
 
 def dropout(rate: float):

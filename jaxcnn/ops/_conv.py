@@ -160,13 +160,9 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
     pads = normalize_padding(padding, n, where, strings=("VALID",))
     if pads == "VALID":
         pads = ((0, 0),) * n
-    full = []
-    for i, ((lo, hi), k, d, op) in enumerate(zip(pads, kernel_size, dilation, output_padding)):
-        e = d * (k - 1)
-        if lo > e or hi > e + op:
-            fail(where, f"padding along spatial axis {i}", f"at most dilation * (kernel_size - 1) = {e}",
-                 (lo, hi))
-        full.append((e - lo, e - hi + op))
+    # Padding of the dilated input; negative where ``padding`` exceeds d * (k - 1) (lax crops).
+    full = [(d * (k - 1) - lo, d * (k - 1) - hi + op)
+            for (lo, hi), k, d, op in zip(pads, kernel_size, dilation, output_padding)]
     for i, (size, (lo, hi), s, k, d) in enumerate(
             zip(x.shape[1:-1], full, stride, kernel_size, dilation)):
         out = (size - 1) * s + 1 + lo + hi - d * (k - 1)

@@ -22,8 +22,9 @@ def normalize_padding(padding, n: int, where: str, strings=PADDING_STRINGS):
     """
     if isinstance(padding, str):
         if padding.upper() not in strings:
-            fail(where, "padding", "an int, a tuple, (low, high) pairs or one of "
-                 + ", ".join(repr(s) for s in strings), padding)
+            fail(where, "padding", "an int, a tuple, (low, high) pairs"
+                 + (" or one of " + ", ".join(repr(s) for s in strings) if strings else ""),
+                 padding)
         return padding.upper()
     if is_int(padding):
         pairs = ((int(padding), int(padding)),) * n
@@ -39,7 +40,8 @@ def normalize_padding(padding, n: int, where: str, strings=PADDING_STRINGS):
                 fail(where, "padding", f"{n} ints or {n} (low, high) pairs", padding, exc=TypeError)
         pairs = tuple(pairs)
     else:
-        fail(where, "padding", f"an int, {n} ints, {n} (low, high) pairs or a string", padding,
+        fail(where, "padding", f"an int, {n} ints, {n} (low, high) pairs"
+             + (" or a string" if strings else ""), padding,
              exc=TypeError if not isinstance(padding, Sequence) else ValueError)
     if any(v < 0 for pair in pairs for v in pair):
         fail(where, "padding", "non-negative", padding)

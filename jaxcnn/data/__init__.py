@@ -1,0 +1,13 @@
+"""Datasets as numpy arrays, downloads with checksums, and on-device augmentations.
+
+Loaders return a :class:`Dataset` (``x`` channels-last, ``y`` ``int32`` labels, class
+names). Augmentations (:mod:`jaxcnn.data.augment`) are pure ``(key, batch) -> batch``
+functions that run inside the jitted training step.
+"""
+
+from jaxcnn.data import augment
+from jaxcnn.data._dataset import Dataset, stratified_split
+from jaxcnn.data._download import cache_dir, download, fetch, file_checksum, verify_checksum
+from jaxcnn.data.images import (load_cifar10, load_digits, load_image_dataset, load_image_folder,
+                                load_mnist, load_npz, read_idx)
+from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr, read_ts, read_tsv

@@ -1,0 +1,369 @@
+"""Image classification data in its standard on-disk formats, as numpy arrays.
+
+Every loader returns a :class:`~jaxcnn.data.Dataset` (``x`` is ``(N, H, W, C)``
+``uint8``, ``y`` is ``int32``) and checks what it reads: a wrong magic number, a
+truncated file or image and label counts that disagree raise a ``ValueError`` that
+names the file. MNIST and CIFAR-10 are downloaded from their canonical mirrors (with the
+publishers' md5 checksums) when absent; offline, the error says where to put the files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+import struct
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from jaxcnn._checks import check_choice, fail
+from jaxcnn.data._dataset import Dataset, check_pair, stratified_split
+from jaxcnn.data._download import cache_dir, fetch
+
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "http://yann.lecun.com/exdb/mnist/")
+MNIST_FILES = {  # md5 of the published gzip files (as torchvision checks them)
+    "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+}
+CIFAR10_MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
+CIFAR10_FILES = {"cifar-10-python.tar.gz": "md5:c58f30108f718f92721af3b95e74349a"}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
+                    ".webp")
+
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _read_bytes(path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, gzip.BadGzipFile) as e:
+            fail("read_idx", f"{path}", "a complete gzip file", f"a broken one ({e})",
+                 "The file is truncated or corrupt: download it again")
+    return raw
+
+
+def read_idx(path) -> np.ndarray:
+    """Reads an IDX file (the MNIST format), gzipped or not.
+
+    The header is two zero bytes, a type code (``0x08`` = ``uint8``, ...), the number of
+    dimensions and each size as a big-endian ``uint32``; the data follows, row-major.
+
+    Example:
+      >>> import pathlib, tempfile
+      >>> from jaxcnn.data import read_idx
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     p = pathlib.Path(d, "x-idx1-ubyte")
+      ...     _ = p.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+      ...     read_idx(p)
+      array([7, 8, 9], dtype=uint8)
+    """
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        fail("read_idx", f"the magic number of {path}",
+             "0x0000 then a type code in " + ", ".join(f"0x{t:02X}" for t in _IDX_DTYPES),
+             raw[:4].hex(), "This is not an IDX file (e.g. MNIST's train-images-idx3-ubyte)")
+    ndim, header = raw[3], 4 + 4 * raw[3]
+    if len(raw) < header:
+        fail("read_idx", f"the header of {path}", f"{header} bytes", len(raw), "The file is truncated")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + math.prod(dims) * dtype.itemsize
+    if len(raw) != expected:
+        fail("read_idx", f"the size of {path}", f"{expected} bytes for shape {dims}", len(raw),
+             "The file is truncated or corrupt" if len(raw) < expected else "Trailing bytes")
+    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, name: str):
+    """``name`` in ``folder``, gzipped or not, also in the ``train-images.idx3-ubyte`` spelling."""
+    stem = name[:-3]
+    dotted = stem.replace("-idx", ".idx")
+    for candidate in (name, stem, dotted, dotted + ".gz"):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def load_mnist(data_dir=None, *, download: bool = True) -> Dataset:
+    """MNIST (60,000 train / 10,000 test, 28x28x1 ``uint8``) from its original IDX files.
+
+    Reads ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
+    and ``t10k-labels-idx1-ubyte`` (each gzipped or not) from ``data_dir``; files that are
+    missing are downloaded there (default folder: ``cache_dir("mnist")``) and verified.
+    Fashion-MNIST, which uses the same file names, loads the same way from its folder.
+    """
+    folder = Path(data_dir) if data_dir is not None else cache_dir("mnist")
+    paths = {name: _find(folder, name) for name in MNIST_FILES}
+    if any(p is None for p in paths.values()):
+        fetch("mnist", {n: c for n, c in MNIST_FILES.items() if paths[n] is None}, MNIST_MIRRORS,
+              folder, download_missing=download)
+        paths = {name: _find(folder, name) for name in MNIST_FILES}
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        x = read_idx(paths[f"{prefix}-images-idx3-ubyte.gz"])
+        y = read_idx(paths[f"{prefix}-labels-idx1-ubyte.gz"])
+        if x.ndim != 3 or y.ndim != 1:
+            fail("load_mnist", f"the {split} arrays' ranks", "3 (images) and 1 (labels)",
+                 (x.ndim, y.ndim), "Are the image and label files swapped?")
+        check_pair("load_mnist", x, y, f"{split} split")
+        arrays[split] = (x[..., None].astype(np.uint8), y.astype(np.int32))
+    return Dataset(*arrays["train"], *arrays["test"], tuple(str(i) for i in range(10)))
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only numpy arrays, lists and dicts: a CIFAR batch can run no code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"CIFAR batch: refusing to unpickle {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _cifar_pickle(path):
+    try:
+        with open(path, "rb") as f:
+            d = _ArrayUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        fail("load_cifar10", f"{path}", "a CIFAR-10 python batch", f"unreadable ({e})",
+             "The file is truncated or corrupt")
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        fail("load_cifar10", f"{path}", "a dict with b'data' and b'labels'",
+             sorted(d) if isinstance(d, dict) else type(d).__name__)
+    x, y = np.asarray(d[b"data"], np.uint8), np.asarray(d[b"labels"], np.int32)
+    if x.ndim != 2 or x.shape[1] != 3072:
+        fail("load_cifar10", f"the data of {path}", "(N, 3072) (3x32x32 per row)", x.shape)
+    check_pair("load_cifar10", x, y, str(path))
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
+
+
+def _cifar_binary(path):
+    raw = np.fromfile(path, np.uint8)
+    if raw.size == 0 or raw.size % 3073:
+        fail("load_cifar10", f"the size of {path}", "a multiple of 3073 bytes (label + 3x32x32)",
+             raw.size, "The file is truncated or not a CIFAR-10 binary batch")
+    rows = raw.reshape(-1, 3073)
+    return rows[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), rows[:, 0].astype(np.int32)
+
+
+def _concat(parts):
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _cifar_layout(root: Path):
+    """("py" | "bin" | "folder", folder) for the first CIFAR-10 layout found under ``root``."""
+    for sub in (root / "cifar-10-batches-py", root):
+        if (sub / "data_batch_1").is_file() and (sub / "test_batch").is_file():
+            return "py", sub
+    for sub in (root / "cifar-10-batches-bin", root):
+        if (sub / "data_batch_1.bin").is_file() and (sub / "test_batch.bin").is_file():
+            return "bin", sub
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return "folder", root
+    return None, root
+
+
+def _extract(archive: Path, dest: Path):
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:  # pragma: no cover  (Python < 3.11.4)
+            tar.extractall(dest)
+
+
+def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
+    """CIFAR-10 (50,000 / 10,000, 32x32x3 ``uint8``) from any of its usual layouts.
+
+    ``data_dir`` may hold the official python batches (``cifar-10-batches-py/``), the
+    binary batches (``cifar-10-batches-bin/``), an image folder
+    (``train/<class>/*.png``, ``test/<class>/...``) or the ``cifar-10-python.tar.gz``
+    archive (extracted beside it). When none is there the archive is downloaded
+    (default folder: ``cache_dir("cifar10")``) and its md5 verified. Python batches are
+    unpickled with a loader that accepts numpy arrays only.
+    """
+    root = Path(data_dir) if data_dir is not None else cache_dir("cifar10")
+    kind, folder = _cifar_layout(root)
+    if kind is None:
+        fetch("cifar10", CIFAR10_FILES, CIFAR10_MIRRORS, root, download_missing=download)
+        _extract(root / "cifar-10-python.tar.gz", root)
+        kind, folder = _cifar_layout(root)
+        if kind is None:
+            fail("load_cifar10", f"the contents of {root / 'cifar-10-python.tar.gz'}",
+                 "cifar-10-batches-py/", "something else", "Delete the archive and try again")
+    if kind == "folder":
+        return load_image_folder(folder)
+    read, ext = (_cifar_pickle, "") if kind == "py" else (_cifar_binary, ".bin")
+    train = _concat([read(folder / f"data_batch_{i}{ext}") for i in range(1, 6)])
+    test = read(folder / f"test_batch{ext}")
+    for y in (train[1], test[1]):
+        if y.size and (y.min() < 0 or y.max() > 9):
+            fail("load_cifar10", "labels", "in [0, 9]", (int(y.min()), int(y.max())),
+                 "Is this CIFAR-100? Only CIFAR-10 is supported")
+    return Dataset(*train, *test, CIFAR10_CLASSES)
+
+
+def _image_files(folder: Path):
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _decode(path, size):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+        if size is not None and im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        a = np.asarray(im, np.uint8)
+    return a[..., None] if a.ndim == 2 else a
+
+
+def _read_split(folder: Path, classes, size):
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        found = _image_files(folder / c) if (folder / c).is_dir() else []
+        files += found
+        labels += [i] * len(found)
+    if not files:
+        fail("load_image_folder", f"the images in {folder}", "at least one file with extension "
+             + "/".join(IMAGE_EXTENSIONS), "none", "Expected <folder>/<class name>/<image>")
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(lambda p: _decode(p, size), files))
+    shapes = {a.shape[:2] for a in images}
+    if len(shapes) > 1:
+        fail("load_image_folder", f"the image sizes in {folder}", "all equal", sorted(shapes)[:4],
+             "Pass size=(height, width) to resize them")
+    if len({a.shape[-1] for a in images}) > 1:  # some grayscale, some colour: all colour
+        images = [np.repeat(a, 3, -1) if a.shape[-1] == 1 else a for a in images]
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Images in class folders: ``root/train/<class>/*`` and ``root/test/<class>/*``.
+
+    Without ``train``/``test`` sub-folders, ``root/<class>/*`` is split into train and
+    test by :func:`stratified_split` (``test_fraction``, ``seed``). Classes are the
+    sorted folder names of the training set. Grayscale images give ``C = 1``, colour
+    (and mixed) ones ``C = 3``; ``size=(H, W)`` resizes (bilinear), otherwise all images
+    must have the same size.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        fail("load_image_folder", "root", "an existing folder", str(root))
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    train_dir = root / "train" if split else root
+    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    if not classes:
+        fail("load_image_folder", f"the class folders in {train_dir}", "at least one", "none",
+             "Expected <root>/<class name>/<image> or <root>/train/<class name>/<image>")
+    if split:
+        extra = sorted({p.name for p in (root / "test").iterdir() if p.is_dir()} - set(classes))
+        if extra:
+            fail("load_image_folder", "the test classes", f"among the train classes {classes}", extra)
+        x_train, y_train = _read_split(root / "train", classes, size)
+        x_test, y_test = _read_split(root / "test", classes, size)
+    else:
+        x, y = _read_split(root, classes, size)
+        tr, te = stratified_split(y, test_fraction, seed)
+        x_train, y_train, x_test, y_test = x[tr], y[tr], x[te], y[te]
+    if x_train.shape[1:] != x_test.shape[1:]:
+        fail("load_image_folder", "the test image shape", f"the train shape {x_train.shape[1:]}",
+             x_test.shape[1:], "Pass size=(height, width) to resize them")
+    return Dataset(x_train, y_train, x_test, y_test, classes)
+
+
+def _npz_images(where, a, spatial_rank):
+    if a.ndim == 1 + spatial_rank:
+        return a[..., None]
+    if a.ndim != 2 + spatial_rank:
+        fail(where, "the images' rank", f"{1 + spatial_rank} (N, *spatial) or "
+             f"{2 + spatial_rank} (N, *spatial, C)", a.ndim)
+    return a
+
+
+def load_npz(path, *, spatial_rank: int = 2) -> Dataset:
+    """An ``.npz`` with ``train_images``, ``train_labels``, ``test_images``, ``test_labels``.
+
+    This is the MedMNIST layout (labels ``(N, 1)`` are flattened; a ``val`` split, if
+    present, is left out). Images without a channel axis get one.
+    """
+    where = "load_npz"
+    check_choice(spatial_rank, (1, 2, 3), where, "spatial_rank")
+    with np.load(path, allow_pickle=False) as f:
+        keys = ("train_images", "train_labels", "test_images", "test_labels")
+        missing = [k for k in keys if k not in f.files]
+        if missing:
+            fail(where, f"the arrays in {path}", "train_images, train_labels, test_images, "
+                 "test_labels (the MedMNIST layout)", sorted(f.files), f"Missing: {missing}")
+        arrays = {k: f[k] for k in keys}
+    out = []
+    for split in ("train", "test"):
+        x = _npz_images(where, arrays[f"{split}_images"], spatial_rank)
+        y = arrays[f"{split}_labels"]
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            fail(where, f"{split}_labels", "(N,) or (N, 1) integer class labels", y.shape,
+                 "Multi-label sets are not supported")
+        check_pair(where, x, y, f"{split}_labels")
+        out += [x, y.astype(np.int32)]
+    n = int(max(out[1].max(initial=0), out[3].max(initial=0))) + 1
+    return Dataset(*out, tuple(str(i) for i in range(n)))
+
+
+def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1,797 images), split stratified ``80/20`` by default.
+
+    The split is scikit-learn's ``train_test_split(test_size=test_fraction, stratify=y,
+    random_state=seed)``, so results compare with the usual baselines: on the default split
+    ``SVC(gamma=0.001)`` scores 98.89%. Offline: the data ships with scikit-learn. ``x``
+    is ``float32`` in ``[0, 1]`` (the raw values ``0..16`` divided by 16), ``(N, 8, 8, 1)``.
+
+    Example:
+      >>> from jaxcnn.data import load_digits
+      >>> ds = load_digits()
+      >>> ds.x_train.shape, ds.x_test.shape
+      ((1437, 8, 8, 1), (360, 8, 8, 1))
+    """
+    if not 0.0 < test_fraction < 1.0:
+        fail("load_digits", "test_fraction", "in (0, 1)", test_fraction)
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    d = sk_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]
+    y = d.target.astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_fraction, stratify=y, random_state=seed)
+    return Dataset(x_train, y_train, x_test, y_test, tuple(str(i) for i in range(10)))
+
+
+LOADERS = {"digits": load_digits, "mnist": load_mnist, "cifar10": load_cifar10,
+           "folder": load_image_folder, "npz": load_npz}
+
+
+def load_image_dataset(name: str, path=None, **kwargs) -> Dataset:
+    """Loads a dataset by name: ``"digits"``, ``"mnist"``, ``"cifar10"`` (``path`` = data
+    folder, optional), ``"folder"`` (``path`` = image folder) or ``"npz"`` (``path`` = file)."""
+    check_choice(name, tuple(LOADERS), "load_image_dataset", "name")
+    if name == "digits":
+        return load_digits(**kwargs)
+    if name in ("folder", "npz") and path is None:
+        fail("load_image_dataset", "path", f"the {name} to read for dataset {name!r}", None,
+             "Pass --data PATH")
+    return LOADERS[name](path, **kwargs)

@@ -1,0 +1,60 @@
+"""Model zoo: factories returning a :class:`~jaxcnn.Layer` that maps inputs to logits,
+and a registry to choose them by name (``get_model("resnet20", num_classes=10)``).
+
+Every model is built from the public layers and combinators only. To add a family,
+import its factories here and list them in ``MODELS``.
+"""
+
+from __future__ import annotations
+
+from jaxcnn._checks import fail
+from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, pad_shortcut,
+                                 resnet18, resnet20, resnet32, resnet56, resnet_cifar, small_cnn,
+                                 vgg)
+from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
+
+MODELS = {
+    # 2-d images (jaxcnn.models.image)
+    "lenet5": lenet5,
+    "digits_cnn": digits_cnn,
+    "small_cnn": small_cnn,
+    "vgg11": lambda **kw: vgg(11, **kw),
+    "vgg13": lambda **kw: vgg(13, **kw),
+    "vgg16": lambda **kw: vgg(16, **kw),
+    "vgg19": lambda **kw: vgg(19, **kw),
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "resnet56": resnet56,
+    "resnet18": resnet18,
+    # 1-d time series (jaxcnn.models.timeseries)
+    "fcn": fcn,
+    "resnet1d": resnet1d,
+    "tcn": tcn,
+    "mnist1d_cnn": mnist1d_cnn,
+}
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted.
+
+    Example:
+      >>> from jaxcnn.models import list_models
+      >>> "resnet20" in list_models()
+      True
+    """
+    return sorted(MODELS)
+
+
+def get_model(name: str, **kwargs):
+    """The model registered as ``name``, built with ``kwargs`` (e.g. ``num_classes``).
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import get_model
+      >>> get_model("lenet5", num_classes=10).init(jax.random.key(0), (28, 28, 1))[0]
+      (10,)
+    """
+    if name not in MODELS:
+        fail("get_model", "name", "a registered model (see list_models())", name,
+             "Known: " + ", ".join(list_models()))
+    return MODELS[name](**kwargs)

@@ -1,0 +1,225 @@
+"""2-d image classifiers, built only from jaxcnn's public layers and combinators.
+
+Parameter counts (for 10 classes, checked by hand in ``tests/test_models_image.py``):
+
+================================  ==========  =========================================
+model                             params      notes
+================================  ==========  =========================================
+``lenet5()`` (28x28x1)             61,706     LeCun et al. 1998, max pooling, ReLU
+``lenet5(variant="32")`` (32x32)   61,706     the classic form: 5x5 convs without padding
+``digits_cnn()`` (8x8x1)           98,442     LeNet-style, for scikit-learn's 8x8 digits
+``small_cnn()`` (32x32x3)         288,554     3 stages of 2 conv-BN-ReLU, global pool
+``vgg(11)`` (32x32x3)            9,231,114    CIFAR VGG with batch norm, one dense layer
+``resnet20()`` (32x32x3)          269,722     He et al. 2016 (option A: 0.27M)
+``resnet32()`` / ``resnet56()``   464,154 /   0.46M / 0.85M in the paper
+                                  853,018
+``resnet18()`` (32x32x3)         11,173,962   3x3 stem, no max pool (CIFAR form)
+================================  ==========  =========================================
+
+Convolutions followed by batch norm have no bias. Every factory takes ``num_classes``
+and returns logits; the input size and channels come from ``in_shape`` at ``init``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jaxcnn._checks import check_choice, check_rate, fail, is_int
+from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
+                           max_pool, relu, residual, serial, stateless, tanh)
+
+_ACTIVATIONS = {"relu": relu, "tanh": tanh}
+
+
+def _check_classes(where, num_classes):
+    if not is_int(num_classes) or num_classes < 1:
+        fail(where, "num_classes", "a positive int", num_classes)
+
+
+def _check_widths(where, what, widths):
+    if (not isinstance(widths, (tuple, list)) or not widths
+            or not all(is_int(w) and w > 0 for w in widths)):
+        fail(where, what, "a non-empty tuple of positive ints", widths)
+    return tuple(widths)
+
+
+def lenet5(num_classes=10, variant="28", activation="relu"):
+    """LeNet-5 (LeCun et al. 1998) with max pooling.
+
+    ``conv(6, 5)`` - pool 2 - ``conv(16, 5)`` - pool 2 - dense 120 - dense 84 - dense
+    ``num_classes``. ``variant="32"`` is the classic form for 32x32 inputs; ``"28"`` pads the
+    first convolution by 2 so that 28x28 MNIST reaches the same 5x5x16 feature map
+    (61,706 parameters either way for one input channel and 10 classes).
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import lenet5
+      >>> lenet5().init(jax.random.key(0), (28, 28, 1))[0]
+      (10,)
+    """
+    where = "lenet5"
+    _check_classes(where, num_classes)
+    check_choice(variant, ("28", "32"), where, "variant")
+    check_choice(activation, tuple(_ACTIVATIONS), where, "activation")
+    act = _ACTIVATIONS[activation]
+    return serial(conv(6, 5, padding=2 if variant == "28" else 0), act(), max_pool(2),
+                  conv(16, 5), act(), max_pool(2),
+                  flatten(), dense(120), act(), dense(84), act(), dense(num_classes))
+
+
+def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
+    """A LeNet-style network for tiny images (scikit-learn's 8x8 digits).
+
+    Two stages of two 3x3 ``same`` convolutions with ReLU and a 2x2 max pool, then
+    dense ``hidden`` - dropout ``rate`` - dense ``num_classes``.
+    """
+    where = "digits_cnn"
+    _check_classes(where, num_classes)
+    channels = _check_widths(where, "channels", channels)
+    check_rate(rate, where)
+    layers = []
+    for c in channels:
+        layers += [conv(c, 3, padding=1), relu(), conv(c, 3, padding=1), relu(), max_pool(2)]
+    return serial(*layers, flatten(), dense(hidden), relu(), dropout(rate), dense(num_classes))
+
+
+def conv_bn_relu(out_channels, kernel_size=3, stride=1):
+    """``conv`` (``same`` padding, no bias) - ``batch_norm`` - ``relu``."""
+    return serial(conv(out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                       use_bias=False), batch_norm(), relu())
+
+
+def small_cnn(num_classes=10, widths=(32, 64, 128), rate=0.0):
+    """A modern small CNN: per stage two ``conv_bn_relu`` then a 2x2 max pool (the last
+    stage ends in global average pooling instead), dropout ``rate``, one dense layer."""
+    where = "small_cnn"
+    _check_classes(where, num_classes)
+    widths = _check_widths(where, "widths", widths)
+    check_rate(rate, where)
+    stages = []
+    for i, w in enumerate(widths):
+        stages += [conv_bn_relu(w), conv_bn_relu(w)]
+        stages.append(max_pool(2) if i < len(widths) - 1 else global_avg_pool())
+    return serial(*stages, dropout(rate), dense(num_classes))
+
+
+VGG_CONFIGS = {
+    11: (1, 1, 2, 2, 2),
+    13: (2, 2, 2, 2, 2),
+    16: (2, 2, 3, 3, 3),
+    19: (2, 2, 4, 4, 4),
+}
+
+
+def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
+    """VGG (Simonyan & Zisserman 2015) in its CIFAR form: 5 stages of 3x3 convolutions
+    (``width``, 2, 4, 8, 8 times ``width`` channels; ``depth`` 11, 13, 16 or 19) each ending
+    in a 2x2 max pool (``ceil_mode``, so 28x28 inputs work too), then one dense layer.
+    ``batch_norm=False`` gives the original convolutions with bias and no norm."""
+    where = "vgg"
+    check_choice(depth, tuple(VGG_CONFIGS), where, "depth")
+    _check_classes(where, num_classes)
+    if not is_int(width) or width < 1:
+        fail(where, "width", "a positive int", width)
+    layers = []
+    for stage, n in enumerate(VGG_CONFIGS[depth]):
+        c = width * min(2 ** stage, 8)
+        for _ in range(n):
+            layers += ([conv_bn_relu(c)] if batch_norm else [conv(c, 3, padding=1), relu()])
+        layers.append(max_pool(2, ceil_mode=True))
+    return serial(*layers, global_avg_pool(), dense(num_classes))
+
+
+def pad_shortcut(out_channels, stride=2):
+    """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad the channels up
+    to ``out_channels`` (no parameters)."""
+
+    def shortcut(x):
+        extra = out_channels - x.shape[-1]
+        x = x[:, ::stride, ::stride, :]
+        return jnp.pad(x, ((0, 0),) * (x.ndim - 1) + ((extra // 2, extra - extra // 2),))
+
+    return stateless("pad_shortcut", shortcut)
+
+
+def basic_block(out_channels, stride=1, shortcut="identity"):
+    """The ResNet basic block: ``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``.
+
+    ``shortcut``: ``"identity"``, ``"A"`` (:func:`pad_shortcut`) or ``"B"`` (1x1 conv and
+    batch norm projection).
+    """
+    check_choice(shortcut, ("identity", "A", "B"), "basic_block", "shortcut")
+    body = serial(conv(out_channels, 3, stride=stride, padding=1, use_bias=False), batch_norm(),
+                  relu(), conv(out_channels, 3, padding=1, use_bias=False), batch_norm())
+    short = {"identity": identity,
+             "A": lambda: pad_shortcut(out_channels, stride),
+             "B": lambda: serial(conv(out_channels, 1, stride=stride, use_bias=False),
+                                 batch_norm())}[shortcut]()
+    return serial(residual(body, short), relu())
+
+
+def _stages(widths, blocks, strides, shortcut, in_width):
+    layers, prev = [], in_width
+    for w, n, s in zip(widths, blocks, strides):
+        for i in range(n):
+            stride = s if i == 0 else 1
+            change = stride != 1 or w != prev
+            layers.append(basic_block(w, stride, shortcut if change else "identity"))
+            prev = w
+    return layers
+
+
+def resnet_cifar(depth=20, num_classes=10, shortcut="A", width=16):
+    """The CIFAR ResNets of He et al. 2016 (Sec. 4.2): ``depth = 6n + 2``.
+
+    A 3x3 ``conv_bn_relu`` with ``width`` channels, three stages of ``n`` basic blocks with
+    ``width``, 2 ``width`` and 4 ``width`` channels (the second and third start with stride 2),
+    global average pooling and a dense layer. ``shortcut="A"`` (the paper's choice for
+    CIFAR) pads with zeros; ``"B"`` projects.
+    """
+    where = "resnet_cifar"
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
+        fail(where, "depth", "6n + 2 for n >= 1 (20, 32, 44, 56, 110, ...)", depth)
+    _check_classes(where, num_classes)
+    check_choice(shortcut, ("A", "B"), where, "shortcut")
+    n = (depth - 2) // 6
+    widths = (width, 2 * width, 4 * width)
+    return serial(conv_bn_relu(width), *_stages(widths, (n,) * 3, (1, 2, 2), shortcut, width),
+                  global_avg_pool(), dense(num_classes))
+
+
+def resnet20(num_classes=10, shortcut="A"):
+    """ResNet-20 for CIFAR (0.27M parameters), see :func:`resnet_cifar`.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import resnet20
+      >>> resnet20().init(jax.random.key(0), (32, 32, 3))[0]
+      (10,)
+    """
+    return resnet_cifar(20, num_classes, shortcut)
+
+
+def resnet32(num_classes=10, shortcut="A"):
+    """ResNet-32 for CIFAR (0.46M parameters), see :func:`resnet_cifar`."""
+    return resnet_cifar(32, num_classes, shortcut)
+
+
+def resnet56(num_classes=10, shortcut="A"):
+    """ResNet-56 for CIFAR (0.85M parameters), see :func:`resnet_cifar`."""
+    return resnet_cifar(56, num_classes, shortcut)
+
+
+def resnet18(num_classes=10, small_input=True):
+    """ResNet-18 (He et al. 2016): basic blocks ``[2, 2, 2, 2]`` with 64-512 channels and
+    projection shortcuts. ``small_input=True`` (CIFAR) uses a 3x3 stride-1 stem without max
+    pooling; ``False`` the ImageNet stem (7x7 stride 2, 3x3 max pool stride 2)."""
+    where = "resnet18"
+    _check_classes(where, num_classes)
+    if small_input:
+        stem = [conv_bn_relu(64)]
+    else:
+        stem = [conv(64, 7, stride=2, padding=3, use_bias=False), batch_norm(), relu(),
+                max_pool(3, stride=2, padding=1)]
+    return serial(*stem, *_stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), "B", 64),
+                  global_avg_pool(), dense(num_classes))

@@ -1,0 +1,138 @@
+"""Global and adaptive pooling ops (PyTorch's ``AdaptiveAvgPoolNd``/``AdaptiveMaxPoolNd`` bins).
+
+Bins over a product of intervals are reduced one spatial axis at a time (the mean of
+per-axis means over a box is the box mean, and likewise for the max), each axis with a
+static gather of its bins, or a reshape when the bins tile the axis evenly.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn._checks import fail, is_int, spatial_rank
+from jaxcnn.ops._pool import check_dtype
+
+
+def global_avg_pool(x):
+    """Mean over all spatial axes: ``(N, *spatial, C) -> (N, C)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.global_avg_pool(jnp.ones((2, 5, 5, 3))).shape
+      (2, 3)
+    """
+    n = spatial_rank(jnp.ndim(x), "global_avg_pool", "x rank")
+    check_dtype("global_avg_pool", x)
+    return jnp.mean(x, axis=tuple(range(1, n + 1)))
+
+
+def global_max_pool(x):
+    """Max over all spatial axes: ``(N, *spatial, C) -> (N, C)`` (floating or integer).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.global_max_pool(jnp.arange(8.0).reshape(1, 2, 2, 2))
+      Array([[6., 7.]], dtype=float32)
+    """
+    n = spatial_rank(jnp.ndim(x), "global_max_pool", "x rank")
+    check_dtype("global_max_pool", x, integers=True)
+    return jnp.max(x, axis=tuple(range(1, n + 1)))
+
+
+def adaptive_output_size(output_size, n, where, spatial=None):
+    """``n`` positive ints (``None`` entries keep ``spatial``'s size when given)."""
+    if is_int(output_size) or output_size is None:
+        sizes = (output_size,) * n
+    elif isinstance(output_size, (tuple, list)) and all(
+            o is None or is_int(o) for o in output_size):
+        sizes = tuple(output_size)
+        if len(sizes) != n:
+            fail(where, "output_size", f"an int or a sequence of {n} ints or None "
+                 "(one per spatial dimension)", output_size)
+    else:
+        fail(where, "output_size", "an int or a sequence of ints or None", output_size,
+             exc=TypeError)
+    if any(o is not None and o < 1 for o in sizes):
+        fail(where, "output_size", "positive (or None to keep a size)", output_size)
+    if spatial is None:
+        return sizes
+    return tuple(int(s if o is None else o) for o, s in zip(sizes, spatial))
+
+
+def _bins(size, out):
+    """PyTorch's bins: ``[floor(i * size / out), ceil((i + 1) * size / out))``."""
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _pool_axis(x, axis, out, kind):
+    size = x.shape[axis]
+    if size == out:
+        return x
+    reduce = jnp.mean if kind == "avg" else jnp.max
+    if size % out == 0:
+        shape = x.shape[:axis] + (out, size // out) + x.shape[axis + 1:]
+        return reduce(x.reshape(shape), axis=axis + 1)
+    start, end = _bins(size, out)
+    width = int((end - start).max())
+    offset = np.arange(width)
+    # Pad each bin to the widest by repeating its last element (harmless for the max;
+    # weighted out of the mean).
+    idx = np.minimum(start[:, None] + offset[None, :], end[:, None] - 1)
+    g = jnp.take(x, idx.reshape(-1), axis=axis)
+    g = g.reshape(x.shape[:axis] + (out, width) + x.shape[axis + 1:])
+    if kind == "max":
+        return jnp.max(g, axis=axis + 1)
+    w = (offset[None, :] < (end - start)[:, None]) / (end - start)[:, None]
+    w = w.reshape((1,) * axis + (out, width) + (1,) * (x.ndim - axis - 1)).astype(x.dtype)
+    return jnp.sum(g * w, axis=axis + 1)
+
+
+def _adaptive(x, output_size, kind, where):
+    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    check_dtype(where, x, integers=kind == "max")
+    sizes = adaptive_output_size(output_size, n, where, x.shape[1:-1])
+    for axis, out in enumerate(sizes, start=1):
+        x = _pool_axis(x, axis, out, kind)
+    return x
+
+
+def adaptive_avg_pool(x, output_size):
+    """Average pooling to a fixed output size, with PyTorch's bins.
+
+    .. math::
+       y[n, i, c] = \\operatorname{mean}_{\\lfloor i L / O \\rfloor \\le j
+       < \\lceil (i + 1) L / O \\rceil} x[n, j, c]
+
+    per spatial axis, with input size :math:`L` and output size :math:`O`
+    (``output_size``).
+
+    Args:
+      x: ``(N, *spatial, C)``, floating.
+      output_size: an int or one int per spatial axis; ``None`` keeps that axis' size.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.adaptive_avg_pool(jnp.arange(5.0).reshape(1, 5, 1), 3)[0, :, 0]
+      Array([0.5, 2. , 3.5], dtype=float32)
+    """
+    return _adaptive(x, output_size, "avg", "adaptive_avg_pool")
+
+
+def adaptive_max_pool(x, output_size):
+    """Max pooling to a fixed output size, with :func:`adaptive_avg_pool`'s bins.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.adaptive_max_pool(jnp.arange(5.0).reshape(1, 5, 1), 3)[0, :, 0]
+      Array([1., 3., 4.], dtype=float32)
+    """
+    return _adaptive(x, output_size, "max", "adaptive_max_pool")
+
+
+__all__ = ["global_avg_pool", "global_max_pool", "adaptive_avg_pool", "adaptive_max_pool"]

@@ -1,0 +1,296 @@
+"""Normalisation ops: batch, group, layer and instance norm on channels-last inputs.
+
+Statistics are computed in float32 (float64 for float64 inputs) whatever the input
+dtype, with the two-pass (biased) variance; the output is cast back to ``x.dtype``.
+``scale`` and ``bias`` are optional everywhere (``None`` skips the affine step).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn._checks import fail, is_int, spatial_rank
+from jaxcnn.ops._conv import _check_float
+
+
+def stat_dtype(dtype):
+    """The dtype statistics are computed in: float64 for float64, else float32."""
+    return jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
+
+
+def _check_x(where, x, min_ndim=2):
+    _check_float(where, "x", x)
+    if jnp.ndim(x) < min_ndim:
+        fail(where, "x rank", f">= {min_ndim} (batched, channels-last: (N, ..., C))", jnp.ndim(x),
+             "Add a batch axis with x[None] if you passed a single example")
+
+
+def _check_eps(where, eps):
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
+        fail(where, "eps", "a non-negative float", eps)
+    return float(eps)
+
+
+def _param(where, name, p, shape, bshape, dtype):
+    """``p`` checked to have ``shape``, cast to ``dtype`` and reshaped to ``bshape``."""
+    if p is None:
+        return None
+    if tuple(jnp.shape(p)) != tuple(shape):
+        fail(where, f"{name} shape", f"{tuple(shape)}", tuple(jnp.shape(p)))
+    return jnp.asarray(p).astype(dtype).reshape(bshape)
+
+
+def _channel_shape(x):
+    return (1,) * (x.ndim - 1) + (x.shape[-1],)
+
+
+def _moments(xs, axes):
+    """Mean and biased variance (two-pass) over ``axes``, keeping dims."""
+    mean = jnp.mean(xs, axis=axes, keepdims=True)
+    return mean, jnp.mean(jnp.square(xs - mean), axis=axes, keepdims=True)
+
+
+def _affine(y, scale, bias):
+    if scale is not None:
+        y = y * scale
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum=0.9, eps=1e-5,
+               axis_name=None):
+    """Batch normalisation (Ioffe & Szegedy, 2015) over all axes but the channels.
+
+    .. math::
+       y = \\frac{x - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}\\, \\gamma + \\beta, \\qquad
+       \\hat\\mu \\leftarrow m\\, \\hat\\mu + (1 - m)\\, \\mu, \\qquad
+       \\hat\\sigma^2 \\leftarrow m\\, \\hat\\sigma^2 + (1 - m)\\, \\frac{n}{n - 1}\\sigma^2
+
+    with scale :math:`\\gamma` (``scale``), bias :math:`\\beta` (``bias``), ``eps``
+    :math:`\\epsilon` and ``momentum`` :math:`m`. With ``train=True``, :math:`\\mu` and
+    :math:`\\sigma^2` are the mean and biased variance of the batch over its
+    :math:`n` values per channel, and the running statistics :math:`\\hat\\mu`
+    (``mean``) and :math:`\\hat\\sigma^2` (``var``) are updated with the unbiased
+    variance, as PyTorch does. ``momentum`` weighs the *old* value:
+    ``new = momentum * old + (1 - momentum) * batch``, so PyTorch's ``momentum=0.1`` is
+    ``momentum=0.9`` here. With ``train=False`` the running statistics normalise and are
+    returned unchanged.
+
+    Args:
+      x: ``(N, ..., C)``, channels last (``(N, C)`` for features).
+      scale, bias: ``(C,)`` or ``None``.
+      mean, var: running statistics ``(C,)``; required when ``train=False``. When
+        ``train=True`` and they are ``None``, ``None`` is returned in their place.
+      train: Python bool, keyword-only and required.
+      momentum: in ``[0, 1]``; the weight of the old running statistics.
+      eps: added to the variance.
+      axis_name: a mapped axis name (or tuple of names) of ``jax.vmap``/``pmap``/
+        ``shard_map``; the batch statistics are averaged over it with ``lax.pmean``, so
+        data-parallel shards of equal size normalise with the statistics of the whole
+        batch.
+
+    Returns:
+      ``(y, new_mean, new_var)``: ``y`` in ``x.dtype``; the statistics in the dtype of
+      ``mean``/``var``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> x = jnp.array([[1.0], [3.0]])
+      >>> y, m, v = ops.batch_norm(x, mean=jnp.zeros(1), var=jnp.ones(1), train=True, eps=0.0)
+      >>> y[:, 0], m, v
+      (Array([-1.,  1.], dtype=float32), Array([0.2], dtype=float32), Array([1.1], dtype=float32))
+    """
+    where = "batch_norm"
+    _check_x(where, x)
+    if not isinstance(train, bool):
+        fail(where, "train", "a Python bool (it is static: not a traced array)", train,
+             exc=TypeError)
+    if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
+            or not 0.0 <= momentum <= 1.0):
+        fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "
+             "new = momentum * old + (1 - momentum) * batch)", momentum,
+             "PyTorch's momentum=0.1 is momentum=0.9 here")
+    eps = _check_eps(where, eps)
+    sd = stat_dtype(x.dtype)
+    c = x.shape[-1]
+    bshape = _channel_shape(x)
+    scale = _param(where, "scale", scale, (c,), bshape, sd)
+    bias = _param(where, "bias", bias, (c,), bshape, sd)
+    xs = x.astype(sd)
+    axes = tuple(range(x.ndim - 1))
+    if not train:
+        if mean is None or var is None:
+            fail(where, "mean and var", "arrays of shape (C,) when train=False",
+                 (None if mean is None else "array", None if var is None else "array"),
+                 "Pass the running statistics (the layer's state)")
+        m = _param(where, "mean", mean, (c,), bshape, sd)
+        v = _param(where, "var", var, (c,), bshape, sd)
+        y = (xs - m) * (lax.rsqrt(v + eps) * (1.0 if scale is None else scale))
+        return _affine(y, None, bias).astype(x.dtype), mean, var
+    n = math.prod(x.shape[:-1]) * (1 if axis_name is None else lax.axis_size(axis_name))
+    if n < 2:
+        fail(where, "number of values per channel", "more than 1 when train=True", n,
+             "Use a batch of at least 2 examples (or train=False)")
+    m = jnp.mean(xs, axis=axes, keepdims=True)
+    if axis_name is not None:
+        m = lax.pmean(m, axis_name)
+    v = jnp.mean(jnp.square(xs - m), axis=axes, keepdims=True)
+    if axis_name is not None:
+        v = lax.pmean(v, axis_name)
+    y = (xs - m) * (lax.rsqrt(v + eps) * (1.0 if scale is None else scale))
+    y = _affine(y, None, bias).astype(x.dtype)
+    if mean is None or var is None:
+        return y, None, None
+    old_m = _param(where, "mean", mean, (c,), (c,), sd)
+    old_v = _param(where, "var", var, (c,), (c,), sd)
+    batch_m = lax.stop_gradient(m.reshape(c))
+    batch_v = lax.stop_gradient(v.reshape(c)) * (n / (n - 1))
+    new_m = momentum * old_m + (1.0 - momentum) * batch_m
+    new_v = momentum * old_v + (1.0 - momentum) * batch_v
+    return y, new_m.astype(jnp.result_type(mean)), new_v.astype(jnp.result_type(var))
+
+
+def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
+    """Group normalisation (Wu & He, 2018): per example, over the spatial axes and the
+    channels of each of ``num_groups`` contiguous channel groups (PyTorch's ``GroupNorm``).
+
+    .. math::
+       y = \\frac{x - \\mu_{n,g}}{\\sqrt{\\sigma^2_{n,g} + \\epsilon}}\\, \\gamma_c + \\beta_c
+
+    where channel :math:`c` is in group :math:`g = \\lfloor c / (C / G) \\rfloor`,
+    :math:`G` is ``num_groups``, :math:`\\gamma` is ``scale`` and :math:`\\beta` ``bias``.
+    ``num_groups=1`` normalises each example over everything (a layer norm over
+    ``(*spatial, C)``); ``num_groups=C`` is an instance norm.
+
+    Args:
+      x: ``(N, ..., C)``.
+      num_groups: a positive int dividing ``C``.
+      scale, bias: ``(C,)`` or ``None``.
+      eps: added to the variance.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> x = jnp.array([[[0.0, 2.0, 5.0, 5.0]]])  # (N=1, L=1, C=4)
+      >>> ops.group_norm(x, 2, eps=0.0)
+      Array([[[-1.,  1.,  0.,  0.]]], dtype=float32)
+    """
+    where = "group_norm"
+    _check_x(where, x)
+    eps = _check_eps(where, eps)
+    c = x.shape[-1]
+    if not is_int(num_groups) or num_groups < 1:
+        fail(where, "num_groups", "a positive int", num_groups)
+    if c % num_groups:
+        fail(where, "number of channels (x.shape[-1])", f"divisible by num_groups={num_groups}", c)
+    sd = stat_dtype(x.dtype)
+    xs = x.astype(sd).reshape(x.shape[:-1] + (num_groups, c // num_groups))
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    mean, var = _moments(xs, axes)
+    y = ((xs - mean) * lax.rsqrt(var + eps)).reshape(x.shape)
+    bshape = _channel_shape(x)
+    y = _affine(y, _param(where, "scale", scale, (c,), bshape, sd),
+                _param(where, "bias", bias, (c,), bshape, sd))
+    return y.astype(x.dtype)
+
+
+def normalize_axes(axes, ndim: int, where: str):
+    """Sorted non-negative axes of a batched array; ``None`` means all but the batch axis."""
+    if axes is None:
+        return tuple(range(1, ndim))
+    seq = (axes,) if is_int(axes) else axes
+    if not isinstance(seq, (tuple, list)) or not seq or not all(is_int(a) for a in seq):
+        fail(where, "axes", "an int, a non-empty tuple of ints or None", axes, exc=TypeError)
+    out = []
+    for a in seq:
+        if not -ndim <= a < ndim:
+            fail(where, "axes", f"in [-{ndim}, {ndim}) for an input of rank {ndim}", axes)
+        out.append(a % ndim)
+    if 0 in out:
+        fail(where, "axes", "axes of x other than the batch axis 0", axes,
+             "Axes count on the batched x; use negative axes such as -1 or (-3, -2, -1)")
+    if len(set(out)) != len(out):
+        fail(where, "axes", "distinct", axes)
+    return tuple(sorted(out))
+
+
+def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
+    """Layer normalisation (Ba et al., 2016): per example, over ``axes``.
+
+    .. math::
+       y = \\frac{x - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}\\, \\gamma + \\beta
+
+    with mean :math:`\\mu` and biased variance :math:`\\sigma^2` over ``axes``,
+    :math:`\\gamma` ``scale`` and :math:`\\beta` ``bias``.
+
+    Args:
+      x: ``(N, ...)``.
+      scale, bias: ``None`` or arrays of the shape of the normalised axes,
+        ``tuple(x.shape[a] for a in sorted(axes))``, e.g. ``(C,)`` for ``axes=-1`` (as
+        in transformers) or ``(H, W, C)`` for ``axes=(-3, -2, -1)`` (PyTorch's
+        ``LayerNorm([C, H, W])`` in channels-last order).
+      eps: added to the variance.
+      axes: an int or a tuple of ints counted on the *batched* ``x`` as in numpy
+        (negative axes count from the end, ``-1`` is the channels); the batch axis 0
+        cannot be normalised over. ``None`` means every axis but the batch.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.layer_norm(jnp.array([[1.0, 3.0], [0.0, 10.0]]), eps=0.0)
+      Array([[-1.,  1.],
+             [-1.,  1.]], dtype=float32)
+    """
+    where = "layer_norm"
+    _check_x(where, x)
+    eps = _check_eps(where, eps)
+    axes = normalize_axes(axes, x.ndim, where)
+    sd = stat_dtype(x.dtype)
+    mean, var = _moments(x.astype(sd), axes)
+    y = (x.astype(sd) - mean) * lax.rsqrt(var + eps)
+    shape = tuple(x.shape[a] for a in axes)
+    bshape = tuple(x.shape[a] if a in axes else 1 for a in range(x.ndim))
+    y = _affine(y, _param(where, "scale", scale, shape, bshape, sd),
+                _param(where, "bias", bias, shape, bshape, sd))
+    return y.astype(x.dtype)
+
+
+def instance_norm(x, scale=None, bias=None, eps=1e-5):
+    """Instance normalisation (Ulyanov et al., 2016): per example and channel, over the
+    spatial axes (PyTorch's ``InstanceNormNd`` without running statistics).
+
+    .. math::
+       y = \\frac{x - \\mu_{n,c}}{\\sqrt{\\sigma^2_{n,c} + \\epsilon}}\\, \\gamma_c + \\beta_c
+
+    Args:
+      x: ``(N, *spatial, C)`` with 1, 2 or 3 spatial axes.
+      scale, bias: ``(C,)`` or ``None``.
+      eps: added to the variance.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> ops.instance_norm(jnp.array([[[1.0, 5.0], [3.0, 5.0]]]), eps=0.0)
+      Array([[[-1.,  0.],
+              [ 1.,  0.]]], dtype=float32)
+    """
+    where = "instance_norm"
+    _check_float(where, "x", x)
+    spatial_rank(jnp.ndim(x), where, "x rank")
+    eps = _check_eps(where, eps)
+    sd = stat_dtype(x.dtype)
+    mean, var = _moments(x.astype(sd), tuple(range(1, x.ndim - 1)))
+    y = (x.astype(sd) - mean) * lax.rsqrt(var + eps)
+    c, bshape = x.shape[-1], _channel_shape(x)
+    y = _affine(y, _param(where, "scale", scale, (c,), bshape, sd),
+                _param(where, "bias", bias, (c,), bshape, sd))
+    return y.astype(x.dtype)
+
+
+__all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]

@@ -1,0 +1,13 @@
+"""Training engine: a train-state pytree, pure jittable steps, losses and metrics in JAX,
+evaluation that counts every example once, ``fit`` with run folders and orbax checkpoints.
+"""
+
+from jaxcnn.train._checkpoint import Checkpoints
+from jaxcnn.train._config import parse_config
+from jaxcnn.train._evaluate import evaluate, make_evaluator
+from jaxcnn.train._losses import binary_cross_entropy, mse, softmax_cross_entropy
+from jaxcnn.train._metrics import (accuracy, binary_scores, confusion_matrix, roc_auc,
+                                   top_k_accuracy)
+from jaxcnn.train._state import TrainState, create_train_state, num_params
+from jaxcnn.train._step import jit_train_step, make_eval_step, make_train_step
+from jaxcnn.train._loop import FitResult, fit
