@@ -59,7 +59,8 @@ class Config:
     variable_length: Literal["resample", "pad"] = "resample"
     num_samples: int = 5000  # MNIST-1D size (5000: the standard 4000/1000 split)
     epochs: Optional[int] = None  # None: 30 (MNIST-1D) or enough for `steps` updates (UCR)
-    steps: int = 2000  # UCR: minimum number of updates when epochs is None
+    steps: int = 2000  # UCR: number of updates when epochs is None
+    epoch_steps: int = 100  # UCR: an epoch is this many steps, over shuffled copies of train
     batch_size: Optional[int] = None  # None: 128 (MNIST-1D) or min(16, N_train // 10)
     lr: Optional[float] = None  # peak of the one-cycle schedule; None: 3e-3 / 1e-3
     weight_decay: Optional[float] = None  # AdamW; None: 1e-4 (MNIST-1D) or 0 (UCR)
@@ -82,12 +83,20 @@ def load_data(cfg: Config) -> TimeSeriesData:
     return load_ucr(cfg.name, cfg.data_dir, znorm=cfg.znorm, variable_length=cfg.variable_length)
 
 
+def copies_per_epoch(cfg: Config, n: int) -> int:
+    """How many shuffled copies of a training set of ``n`` series make one epoch: UCR sets
+    are so small (GunPoint: 10 steps per pass) that checkpointing and logging after every
+    pass would cost more than the training, so an epoch holds ``epoch_steps`` steps."""
+    return 1 if cfg.dataset == "mnist1d" else max(1, math.ceil(cfg.epoch_steps * cfg.batch_size / n))
+
+
 def resolve(cfg: Config, data: TimeSeriesData) -> Config:
     """``cfg`` with every ``None`` replaced by the dataset's default."""
     preset, n = PRESETS[cfg.dataset], len(data.x_train)
     batch = cfg.batch_size or (preset["batch_size"] if cfg.dataset == "mnist1d"
                                else max(1, min(preset["batch_size"], n // 10)))
-    epochs = cfg.epochs or preset["epochs"] or math.ceil(cfg.steps / max(1, n // batch))
+    per_epoch = n * copies_per_epoch(dataclasses.replace(cfg, batch_size=batch), n) // batch
+    epochs = cfg.epochs or preset["epochs"] or math.ceil(cfg.steps / per_epoch)
     name = cfg.name if cfg.dataset == "ucr" else "mnist1d"
     model = cfg.model or preset["model"]
     return dataclasses.replace(
@@ -181,8 +190,10 @@ def main(argv=None):
     data = load_data(cfg)
     cfg = resolve(cfg, data)
     model = get_model(cfg.model, num_classes=len(data.class_names))
-    steps_per_epoch = len(data.x_train) // cfg.batch_size
-    result = fit(model, make_optimizer(cfg, steps_per_epoch), (data.x_train, data.y_train),
+    copies = copies_per_epoch(cfg, len(data.x_train))
+    x_train, y_train = np.tile(data.x_train, (copies, 1, 1)), np.tile(data.y_train, copies)
+    steps_per_epoch = len(x_train) // cfg.batch_size
+    result = fit(model, make_optimizer(cfg, steps_per_epoch), (x_train, y_train),
                  test=(data.x_test, data.y_test), epochs=cfg.epochs, batch_size=cfg.batch_size,
                  seed=cfg.seed, workdir=cfg.workdir, resume=cfg.resume, ensemble=cfg.ensemble,
                  config=dataclasses.asdict(cfg), eval_batch_size=256, log_every=100)

@@ -324,6 +324,8 @@ def test_digits_stratified():
     assert ds.x_train.dtype == np.float32 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
     counts = np.bincount(ds.y_test)
     assert counts.min() >= 35 and counts.max() <= 37
+    with pytest.raises(ValueError, match="load_digits: test_fraction must be in \\(0, 1\\)"):
+        load_digits(test_fraction=0.0)
 
 
 def test_stratified_split_proportions():

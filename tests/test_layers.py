@@ -15,6 +15,16 @@ from jaxcnn import ops
 KEY = jax.random.key(0)
 
 
+def np_init(key, shape, dtype=jnp.float32):
+    """A random initialiser with no compilation: each new shape of jax.random.normal costs
+    a compile, which dominates these tests (the default init is tested in test_initializers)."""
+    del key
+    return jnp.asarray(np.random.default_rng(sum(shape)).standard_normal(shape) / 3, dtype)
+
+
+F = dict(kernel_init=np_init)
+
+
 def _init_apply(l, in_shape, batch=2, dtype=jnp.float32, train=False, key=None, seed=0):
     out_shape, params, state = l.init(KEY, in_shape)
     x = jnp.asarray(np.random.default_rng(seed).standard_normal((batch, *in_shape)), dtype)
@@ -24,14 +34,14 @@ def _init_apply(l, in_shape, batch=2, dtype=jnp.float32, train=False, key=None, 
 
 # ----------------------------------------------------------------------------- shapes
 SPATIAL_LAYERS = {
-    "conv_pad": lambda: jc.conv(3, 3, padding=1),
-    "conv_stride": lambda: jc.conv(2, 2, stride=2, use_bias=False),
-    "conv_groups_same": lambda: jc.conv(6, 3, dilation=2, padding="SAME", groups=2),
-    "conv_causal_reflect": lambda: jc.conv(2, 2, padding="CAUSAL", padding_mode="reflect"),
-    "conv_transpose": lambda: jc.conv_transpose(3, 3, stride=2, padding=1, output_padding=1),
-    "conv_transpose_groups": lambda: jc.conv_transpose(4, 2, stride=2, groups=2),
-    "separable": lambda: jc.separable_conv(5, 3, padding="SAME", depth_multiplier=2),
-    "depthwise": lambda: jc.depthwise_conv(3, depth_multiplier=2, stride=2),
+    "conv_pad": lambda: jc.conv(3, 3, padding=1, **F),
+    "conv_stride": lambda: jc.conv(2, 2, stride=2, use_bias=False, **F),
+    "conv_groups_same": lambda: jc.conv(6, 3, dilation=2, padding="SAME", groups=2, **F),
+    "conv_causal_reflect": lambda: jc.conv(2, 2, padding="CAUSAL", padding_mode="reflect", **F),
+    "conv_transpose": lambda: jc.conv_transpose(3, 3, stride=2, padding=1, output_padding=1, **F),
+    "conv_transpose_groups": lambda: jc.conv_transpose(4, 2, stride=2, groups=2, **F),
+    "separable": lambda: jc.separable_conv(5, 3, padding="SAME", depth_multiplier=2, **F),
+    "depthwise": lambda: jc.depthwise_conv(3, depth_multiplier=2, stride=2, **F),
 }
 SHAPES = [(7, 4), (5, 6, 4), (4, 3, 5, 4)]
 
@@ -47,7 +57,7 @@ def test_init_out_shape_equals_apply_shape_spatial(name, in_shape):
 
 
 @pytest.mark.parametrize("factory,in_shape,expected", [
-    (lambda: jc.dense(7), (3, 5), (3, 7)),
+    (lambda: jc.dense(7, **F), (3, 5), (3, 7)),
     (lambda: jc.flatten(), (3, 2, 4), (24,)),
     (lambda: jc.reshape((2, -1)), (4, 3), (2, 6)),
     (lambda: jc.identity(), (4, 3), (4, 3)),
@@ -62,21 +72,21 @@ def test_init_out_shape_equals_apply_shape_other(factory, in_shape, expected):
 
 
 def test_param_shapes_and_names():
-    _, p, s = jc.conv(16, (3, 2), groups=2).init(KEY, (8, 8, 4))
+    _, p, s = jc.conv(16, (3, 2), groups=2, **F).init(KEY, (8, 8, 4))
     assert p["kernel"].shape == (3, 2, 2, 16) and p["bias"].shape == (16,) and s == {}
     np.testing.assert_array_equal(p["bias"], 0.0)
-    _, p, _ = jc.conv(4, 3, use_bias=False).init(KEY, (8, 2))
+    _, p, _ = jc.conv(4, 3, use_bias=False, **F).init(KEY, (8, 2))
     assert set(p) == {"kernel"}
-    _, p, _ = jc.conv_transpose(6, 4, groups=3).init(KEY, (5, 5, 5, 3))
+    _, p, _ = jc.conv_transpose(6, 4, groups=3, **F).init(KEY, (5, 5, 5, 3))
     assert p["kernel"].shape == (4, 4, 4, 3, 2) and p["bias"].shape == (6,)
-    _, p, _ = jc.separable_conv(8, 3, depth_multiplier=2).init(KEY, (9, 9, 3))
+    _, p, _ = jc.separable_conv(8, 3, depth_multiplier=2, **F).init(KEY, (9, 9, 3))
     assert p["depthwise_kernel"].shape == (3, 3, 1, 6)
     assert p["pointwise_kernel"].shape == (1, 1, 6, 8) and p["bias"].shape == (8,)
-    _, p, _ = jc.depthwise_conv(3, depth_multiplier=3).init(KEY, (9, 2))
+    _, p, _ = jc.depthwise_conv(3, depth_multiplier=3, **F).init(KEY, (9, 2))
     assert p["kernel"].shape == (3, 1, 6) and p["bias"].shape == (6,)
-    _, p, _ = jc.dense(10).init(KEY, (84,))
+    _, p, _ = jc.dense(10, **F).init(KEY, (84,))
     assert p["kernel"].shape == (84, 10) and p["bias"].shape == (10,)
-    assert jc.conv_transpose(8, 4, stride=2, padding=1).init(KEY, (7, 7, 16))[0] == (14, 14, 8)
+    assert jc.conv_transpose(8, 4, stride=2, padding=1, **F).init(KEY, (7, 7, 16))[0] == (14, 14, 8)
 
 
 # ----------------------------------------------------------------------------- wiring to the ops
@@ -101,13 +111,13 @@ def test_conv_layers_pass_their_arguments_to_the_ops():
         ops.conv_transpose(x, wt, stride=2, padding=1, output_padding=1, groups=2))
 
     _, p, s = jc.separable_conv(3, 3, stride=2, padding=1, dilation=1, depth_multiplier=2,
-                                padding_mode="reflect").init(KEY, (7, 6, 4))
+                                padding_mode="reflect", **F).init(KEY, (7, 6, 4))
     ref = ops.separable_conv(x, p["depthwise_kernel"], p["pointwise_kernel"], p["bias"],
                              stride=2, padding=1, padding_mode="reflect")
     l = jc.separable_conv(3, 3, stride=2, padding=1, depth_multiplier=2, padding_mode="reflect")
     np.testing.assert_array_equal(l.apply(p, s, x, train=False)[0], ref)
 
-    l = jc.depthwise_conv(3, 2, stride=2, padding="SAME", padding_mode="replicate")
+    l = jc.depthwise_conv(3, 2, stride=2, padding="SAME", padding_mode="replicate", **F)
     _, p, s = l.init(KEY, (7, 6, 4))
     ref = ops.conv(x, p["kernel"], p["bias"], stride=2, padding="SAME", groups=4,
                    padding_mode="replicate")
@@ -179,7 +189,7 @@ def test_activation_names():
 
 # ----------------------------------------------------------------------------- protocol
 def test_missing_train_names_the_layer():
-    _, p, s = jc.conv(2, 3).init(KEY, (5, 1))
+    _, p, s = jc.conv(2, 3, **F).init(KEY, (5, 1))
     with pytest.raises(TypeError, match=r"conv: apply needs the keyword argument train=True or "
                        r"train=False \(no default"):
         jc.conv(2, 3).apply(p, s, jnp.ones((1, 5, 1)))
@@ -272,18 +282,17 @@ def test_spatial_dropout_drops_whole_channels():
 
 # ----------------------------------------------------------------------------- jit, vmap, dtypes
 def _net():
-    return jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.dropout(0.2),
-                     jc.depthwise_conv(3, stride=2), jc.flatten(), jc.dense(3))
+    return jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(), jc.dropout(0.2),
+                     jc.depthwise_conv(3, stride=2, **F), jc.flatten(), jc.dense(3, **F))
 
 
 def test_jit_equals_eager():
     net = _net()
     _, p, s = net.init(KEY, (6, 6, 2))
     x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 6, 6, 2)), jnp.float32)
-    for train in (False, True):
-        eager = net.apply(p, s, x, train=train, key=KEY)[0]
-        jitted = jax.jit(lambda p, x, k: net.apply(p, s, x, train=train, key=k)[0])(p, x, KEY)
-        np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
+    eager = net.apply(p, s, x, train=True, key=KEY)[0]
+    jitted = jax.jit(lambda p, x, k: net.apply(p, s, x, train=True, key=k)[0])(p, x, KEY)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
 
 
 def test_vmap_over_members_equals_loop():
@@ -294,8 +303,8 @@ def test_vmap_over_members_equals_loop():
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *members)
     xs = jnp.asarray(np.random.default_rng(4).standard_normal((3, 2, 6, 6, 2)), jnp.float32)
     keys = jax.random.split(KEY, 3)
-    f = lambda p, x, k: net.apply(p, s, x, train=True, key=k)[0]
-    batched = jax.vmap(f)(stacked, xs, keys)
+    f = jax.jit(lambda p, x, k: net.apply(p, s, x, train=True, key=k)[0])
+    batched = jax.jit(jax.vmap(f))(stacked, xs, keys)
     for i in range(3):
         np.testing.assert_allclose(batched[i], f(members[i], xs[i], keys[i]), rtol=1e-5,
                                    atol=1e-6)
@@ -303,8 +312,8 @@ def test_vmap_over_members_equals_loop():
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_low_precision_inputs_keep_dtype(dtype):
-    net = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.conv_transpose(2, 2, stride=2),
-                    jc.separable_conv(3, 3), jc.flatten(), jc.dense(3))
+    net = jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(), jc.conv_transpose(2, 2, stride=2, **F),
+                    jc.separable_conv(3, 3, **F), jc.flatten(), jc.dense(3, **F))
     _, p, s = net.init(KEY, (5, 5, 2))
     y, _ = net.apply(p, s, jnp.ones((1, 5, 5, 2), dtype), train=False)
     assert y.dtype == dtype
@@ -334,7 +343,7 @@ def test_low_precision_inputs_keep_dtype(dtype):
      r"conv: padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular'"),
     (lambda: jc.conv(4, (3, 3)).init(KEY, (8, 2)), ValueError,
      r"conv: kernel_size must be an int or a sequence of 1 ints \(one per spatial dimension\)"),
-    (lambda: jc.conv(4, 5).init(KEY, (3, 3, 2)), ValueError,
+    (lambda: jc.conv(4, 5, **F).init(KEY, (3, 3, 2)), ValueError,
      r"conv: padded input size along spatial axis 0 must be >= the dilated kernel size 5"),
     (lambda: jc.conv_transpose(4, 3, padding="SAME"), ValueError,
      r"conv_transpose: padding must be .* one of 'VALID', got 'SAME'"),
@@ -342,7 +351,7 @@ def test_low_precision_inputs_keep_dtype(dtype):
      r"conv_transpose: out_channels must be divisible by groups=2, got 3"),
     (lambda: jc.conv_transpose(4, 3, groups=2).init(KEY, (8, 3)), ValueError,
      r"conv_transpose: input channels \(in_shape\[-1\]\) must be divisible by groups=2, got 3"),
-    (lambda: jc.conv_transpose(4, 3, stride=2, output_padding=2).init(KEY, (5, 2)), ValueError,
+    (lambda: jc.conv_transpose(4, 3, stride=2, output_padding=2, **F).init(KEY, (5, 2)), ValueError,
      r"conv_transpose: output_padding must be smaller than stride or dilation \(2\)"),
     (lambda: jc.separable_conv(0, 3), ValueError,
      r"separable_conv: out_channels must be a positive int, got 0"),
@@ -378,7 +387,7 @@ def test_factory_and_init_errors(call, exc, match):
 
 
 def test_dense_input_features_error():
-    l = jc.dense(3)
+    l = jc.dense(3, **F)
     _, p, s = l.init(KEY, (4,))
     with pytest.raises(ValueError, match=r"dense: input features \(x.shape\[-1\]\) must be 4 as at "
                        r"init, got 12\. Did you forget flatten\(\) before dense\?"):
@@ -389,8 +398,8 @@ def test_dense_input_features_error():
 
 
 def test_conv_apply_with_wrong_channels():
-    l = jc.conv(4, 3)
+    l = jc.conv(4, 3, **F)
     _, p, s = l.init(KEY, (8, 8, 3))
     with pytest.raises(ValueError, match=r"conv: kernel.shape\[-2\] \(input channels of the "
-                       r"kernel\) must be 3 for an input with 5 channels"):
+                       r"kernel\) must be 5 for an input with 5 channels and groups=1, got 3"):
         l.apply(p, s, jnp.ones((1, 8, 8, 5)), train=False)

@@ -5,9 +5,11 @@ names). Augmentations (:mod:`jaxcnn.data.augment`) are pure ``(key, batch) -> ba
 functions that run inside the jitted training step.
 """
 
-from jaxcnn.data import augment
+from jaxcnn.data import augment, augment3d
 from jaxcnn.data._dataset import Dataset, stratified_split
 from jaxcnn.data._download import cache_dir, download, fetch, file_checksum, verify_checksum
 from jaxcnn.data.images import (load_cifar10, load_digits, load_image_dataset, load_image_folder,
                                 load_mnist, load_npz, read_idx)
 from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr, read_ts, read_tsv
+from jaxcnn.data.voxels import (VoxelData, load_off_folder, load_shapes, load_voxel_npz,
+                                make_shapes, read_off, voxelize_mesh)

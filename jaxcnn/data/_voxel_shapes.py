@@ -90,7 +90,7 @@ def _ellipsoid(rng, n):
     b, c = rng.uniform((0.35, 0.35), (0.7, 0.7), (n, 2)).T
 
     def f(p, b, c):
-        radii = np.stack([np.ones_like(b), b, c], -1)[:, None, :]
+        radii = np.stack([np.ones_like(b), b, c], -1)  # (m, 1, 3)
         k0 = np.linalg.norm(p / radii, axis=-1)
         k1 = np.linalg.norm(p / radii ** 2, axis=-1)
         return k0 * (k0 - 1) / np.maximum(k1, 1e-6)
@@ -159,21 +159,22 @@ def _render(name, rng, n, grid, centres, scale, thickness, hollow, surface_noise
     margin = np.maximum(0.95 - s, 0.0)
     t = (rng.uniform(-1, 1, (n, 3)) * margin[:, None]).astype(np.float32)
     voxel = 2.0 / grid
-    tau = np.where(rng.uniform(size=n) < hollow, rng.uniform(*thickness, n) * voxel, np.inf)
-    flip_p = rng.uniform(0, noise, n)
+    tau = np.where(rng.uniform(size=n) < hollow, rng.uniform(*thickness, n) * voxel,
+                   np.inf).astype(np.float32)
+    flip_p = rng.uniform(0, noise, n).astype(np.float32)
     seeds = rng.integers(0, 2 ** 63, n)
     out = np.empty((n, grid ** 3), np.uint8)
     for lo in range(0, n, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
         m = len(rot[sl])
-        local = np.einsum("bpi,bij->bpj", centres[None] - t[sl, None, :], rot[sl])
+        local = (centres[None] - t[sl, None, :]) @ rot[sl]          # rows: R^T (c - t)
         local /= s[sl, None, None]
         dist = f(local, *(a[sl] for a in params)) * s[sl, None]
         noise_rng = np.random.default_rng(seeds[sl])
         dist += noise_rng.standard_normal(dist.shape, np.float32) * np.float32(
             surface_noise * voxel)
         occ = (dist <= 0) & (dist > -tau[sl, None])
-        occ ^= noise_rng.uniform(size=dist.shape) < flip_p[sl, None]
+        occ ^= noise_rng.random(dist.shape, np.float32) < flip_p[sl, None]
         out[sl] = occ.reshape(m, -1)
     return out.reshape(n, grid, grid, grid)
 

@@ -10,7 +10,7 @@ Example:
   >>> from jaxcnn.data.voxels import make_shapes
   >>> x, y = make_shapes(2, grid=16, seed=0)
   >>> x.shape, x.dtype, y.tolist()[:4]
-  ((16, 16, 16, 16, 1), dtype('uint8'), [6, 3, 1, 5])
+  ((16, 16, 16, 16, 1), dtype('uint8'), [1, 7, 4, 5])
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, 
                                  resnet18, resnet20, resnet32, resnet56, resnet_cifar, small_cnn,
                                  vgg)
 from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
+from jaxcnn.models.voxel import resnet3d_small, small_cnn3d, voxnet
 
 MODELS = {
     # 2-d images (jaxcnn.models.image)
@@ -31,6 +32,10 @@ MODELS = {
     "resnet1d": resnet1d,
     "tcn": tcn,
     "mnist1d_cnn": mnist1d_cnn,
+    # 3-d voxel grids (jaxcnn.models.voxel)
+    "voxnet": voxnet,
+    "resnet3d_small": resnet3d_small,
+    "small_cnn3d": small_cnn3d,
 }
 
 

@@ -66,5 +66,11 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return out.state, out.meta
 
+    def read_meta(self, step=None):
+        """The JSON part of checkpoint ``step`` (default: the latest)."""
+        step = self.latest_step() if step is None else step
+        return self._manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore())).meta
+
     def close(self):
         self._manager.close()

@@ -210,7 +210,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             if best_ckpts.latest_step() is not None:
                 best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
                 best_state = jax.device_get(best_state)
-            truncate_jsonl(workdir / "metrics.jsonl", int(ts.step))
+            truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
         prepare_workdir(workdir, {**to_jsonable(config or {}), "fit": settings})
 
     data = {"x": jax.device_put(x), "y": jax.device_put(y)}
@@ -222,9 +222,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     def save(ckpt_pos):
         log.flush()
         if nonfinite_params(ts):
-            log.fail_params(int(ts.step))
+            log.fail_params(_count(ts))
         if ckpts is not None:
-            ckpts.save(int(ts.step), {"train_state": ts, "key": jax.random.key_data(run_key)},
+            ckpts.save(_count(ts), {"train_state": ts, "key": jax.random.key_data(run_key)},
                        to_jsonable({**pos, **ckpt_pos}))
 
     try:
@@ -234,8 +234,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             order = epoch_order(seed, epoch, len(x), batch_size)
             start = pos["step_in_epoch"] if epoch == pos["epoch"] else 0
             log.start_epoch(epoch, epochs, steps_per_epoch, start, pos["epoch_sums"],
-                            int(ts.step))
-            for begin, end in segments(start, steps_per_epoch, int(ts.step), checkpoint_every):
+                            _count(ts))
+            for begin, end in segments(start, steps_per_epoch, _count(ts), checkpoint_every):
                 if loop == "python":
                     for s in range(begin, end):
                         ts, metrics = run_steps(ts, data, order[s], run_key)
@@ -257,7 +257,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
                 if val is not None and keep_best:
                     best_state = jax.device_get(ts)
                     if best_ckpts is not None:
-                        best_ckpts.save(int(ts.step), {"train_state": ts}, {"epoch": row["epoch"]})
+                        best_ckpts.save(_count(ts), {"train_state": ts}, {"epoch": row["epoch"]})
             if early_stopping and row["epoch"] - (pos["best_epoch"] or 0) >= early_stopping:
                 pos["stopped"] = True
                 row["early_stopped"] = True
@@ -275,12 +275,17 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             final.params, final.state)
     if workdir is not None:
         result = {f"test_{k}": v for k, v in test_metrics.items()}
-        result.update(step=int(ts.step), epochs_run=len(pos["history"]),
+        result.update(step=_count(ts), epochs_run=len(pos["history"]),
                       best_epoch=pos["best_epoch"], monitor=monitor, best=pos["best"])
         write_json(workdir / "result.json", result)
         ckpts.close()
         best_ckpts.close()
     return FitResult(final, pos["history"], test_metrics, workdir)
+
+
+def _count(train_state):
+    """The step count on the host (members of an ensemble share it)."""
+    return int(np.asarray(jax.device_get(train_state.step)).reshape(-1)[0])
 
 
 def _improved(value, best, monitor):
@@ -292,9 +297,15 @@ def _improved(value, best, monitor):
 
 
 def _restore(ckpts, ts, run_key, pos, where):
-    tree, meta = ckpts.restore({"train_state": ts, "key": jax.random.key_data(run_key)})
+    meta = ckpts.read_meta()
     for name in ("seed", "batch_size", "ensemble"):
         if meta.get(name) != pos[name]:
             fail(where, name, f"{meta.get(name)!r} as in the checkpoint being resumed", pos[name],
                  "A resumed run must keep the seed, batch size and ensemble size")
+    try:
+        tree, meta = ckpts.restore({"train_state": ts, "key": jax.random.key_data(run_key)})
+    except ValueError as err:
+        fail(where, "the model and optimizer", "those of the run being resumed",
+             "another parameter or optimizer-state structure",
+             f"orbax says: {str(err).splitlines()[0]}")
     return tree["train_state"], {**pos, **meta}

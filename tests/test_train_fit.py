@@ -1,0 +1,186 @@
+"""fit: learning, the run folder, early stopping, NaN handling, ensembles, scan, errors."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxcnn as jc
+from jaxcnn.train import fit
+from jaxcnn.train._epoch import epoch_order, segments
+
+
+def bands(n, seed):
+    """3 classes: which of three horizontal bands of a 6x6 image is brightest."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6, 6, 1)).astype(np.float32)
+    y = x.reshape(n, 3, 12).mean(axis=2).argmax(axis=1).astype(np.int32)
+    return x, y
+
+
+def conv_net():
+    return jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.flatten(), jc.dense(3))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("fit") / "run"
+    rows = []
+    result = fit(conv_net(), optax.sgd(0.05, momentum=0.9), bands(384, 0), val=bands(64, 1),
+                 test=bands(101, 2), epochs=5, batch_size=32, seed=0, workdir=workdir,
+                 config={"lr": 0.05, "note": "tiny"}, checkpoint_every=5, keep_checkpoints=2,
+                 log_every=4, progress=False, callback=rows.append)
+    return result, workdir, rows
+
+
+def test_fit_reaches_accuracy_and_fills_the_run_folder(run):
+    result, workdir, rows = run
+    assert result.test_metrics["accuracy"] >= 0.8
+    assert result.test_metrics["count"] == 101  # partial final batch counted
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(result.history[0])
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["lr"] == 0.05 and config["fit"]["batch_size"] == 32
+    assert config["fit"]["steps_per_epoch"] == 12
+    info = json.loads((workdir / "run.json").read_text())
+    assert "git" in info and info["backend"] == "cpu"
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert lines == json.loads(json.dumps(rows))  # the callback sees each row written
+    steps = [r["step"] for r in lines if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
+    assert all({"loss", "accuracy", "grad_norm", "examples_per_s"} <= set(r)
+               for r in lines if r["kind"] == "step")
+    assert sum(r["kind"] == "epoch" for r in lines) == 5
+    out = json.loads((workdir / "result.json").read_text())
+    assert out["test_accuracy"] == result.test_metrics["accuracy"]
+    assert np.sum(out["test_confusion_matrix"]) == 101
+    assert len(list((workdir / "checkpoints").iterdir())) == 2  # keep-last-N
+    assert len(list((workdir / "best").iterdir())) == 1
+    best = max(h["val_accuracy"] for h in result.history)
+    assert out["best"] == best
+
+
+def test_resume_refusals(run):
+    _, workdir, _ = run
+    data = bands(64, 0)
+    with pytest.raises(ValueError, match="fit: workdir must be a new folder \\(or resume=True\\), "
+                                         "got '.*'. It already holds checkpoints"):
+        fit(conv_net(), optax.sgd(0.1), data, epochs=1, batch_size=32, workdir=workdir)
+    with pytest.raises(ValueError, match="fit: seed must be 0 as in the checkpoint being "
+                                         "resumed, got 1. A resumed run must keep"):
+        fit(conv_net(), optax.sgd(0.1), data, epochs=1, batch_size=32, workdir=workdir, seed=1,
+            resume=True)
+    with pytest.raises(ValueError, match="fit: the model and optimizer must be those of the run "
+                                         "being resumed, got 'another parameter or "
+                                         "optimizer-state structure'. orbax says: "):
+        fit(conv_net(), optax.sgd(0.1), data, epochs=1, batch_size=32, workdir=workdir,
+            resume=True)
+    with pytest.raises(ValueError, match="fit: workdir must be a folder when resume=True, got "
+                                         "None"):
+        fit(conv_net(), optax.sgd(0.1), data, epochs=1, batch_size=32, resume=True)
+
+
+def test_binary_task_auc_and_early_stopping(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    net = jc.serial(jc.flatten(), jc.dense(1))
+    # lr 0: the validation accuracy never improves after epoch 1; patience 2 stops at epoch 3.
+    result = fit(net, optax.sgd(0.0), (x, y), val=(x, y), test=(x, y), epochs=10, batch_size=8,
+                 task="binary", early_stopping=2, workdir=tmp_path / "run", progress=False)
+    assert len(result.history) == 3 and result.history[-1]["early_stopped"]
+    assert "val_auc" in result.history[0]
+    out = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert 0.0 <= out["test_auc"] <= 1.0 and out["best_epoch"] == 1
+    assert out["test_auc"] == result.test_metrics["auc"]
+
+
+def nan_after(count, lr=0.1):
+    """SGD whose updates become NaN from update number ``count`` (0-based) on."""
+    return optax.chain(optax.sgd(lr), optax.scale_by_schedule(
+        lambda c: jnp.where(c >= count, jnp.nan, 1.0).astype(jnp.float32)))
+
+
+def test_nonfinite_loss_stops_training_naming_the_step(tmp_path):
+    x, y = bands(32, 0)
+    net = jc.serial(jc.flatten(), jc.dense(3))
+    # 4 steps per epoch; update 6 (0-based 5) makes the params NaN, so the loss of step 7 is.
+    with pytest.raises(FloatingPointError, match=r"fit: the training loss at step 7 \(epoch 2\) "
+                       r"must be finite, got NaN or inf. Training stopped; the last good "
+                       r"checkpoint is step 4 in .*checkpoints \(resume=True continues from it\). "
+                       r"Lower the learning rate"):
+        fit(net, nan_after(5), (x, y), epochs=3, batch_size=8, workdir=tmp_path / "a",
+            log_every=1, progress=False)
+    rows = [json.loads(r) for r in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1] == {"kind": "error", "step": 7, "error": "the training loss not finite"}
+    # Parameters are checked before every checkpoint: NaN params are never saved.
+    with pytest.raises(FloatingPointError, match=r"fit: the parameters after the update at step 4"
+                       r" \(epoch 1\) must be finite, got NaN or inf. Training stopped; the last "
+                       r"good checkpoint is step 2"):
+        fit(net, nan_after(3), (x, y), epochs=3, batch_size=8, workdir=tmp_path / "b",
+            checkpoint_every=2, log_every=10, progress=False)
+    with pytest.raises(FloatingPointError, match=r"at step 4 .*no checkpoints were written "
+                                                 r"\(workdir=None\)"):
+        fit(net, nan_after(3), (x, y), epochs=3, batch_size=8, log_every=1, progress=False)
+
+
+def test_ensemble_and_scan_loop():
+    x, y = bands(64, 0)
+    net = jc.serial(jc.flatten(), jc.dropout(0.1), jc.dense(3))
+    kw = dict(epochs=2, batch_size=16, progress=False, checkpoint_every=3)
+    result = fit(net, optax.sgd(0.1), (x, y), val=(x[:20], y[:20]), test=(x, y), ensemble=2,
+                 **kw)
+    assert jax.tree.leaves(result.train_state.params)[0].shape[0] == 2
+    assert len(result.test_metrics["member_accuracy"]) == 2
+    assert len(result.history[-1]["val_member_loss"]) == 2
+    # The scan loop runs the same steps (split at checkpoint boundaries) as the Python loop.
+    loop = fit(net, optax.sgd(0.1), (x, y), epoch_loop="python", **kw)
+    scan = fit(net, optax.sgd(0.1), (x, y), epoch_loop="scan", **kw)
+    for a, b in zip(jax.tree.leaves(loop.train_state), jax.tree.leaves(scan.train_state)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_argument_errors():
+    x, y = bands(16, 0)
+    net, opt = jc.serial(jc.flatten(), jc.dense(3)), optax.sgd(0.1)
+    cases = [
+        (dict(train=[x]), TypeError, r"fit: train must be a pair \(x, y\) of arrays, got 'list'"),
+        (dict(train=(x, y[:3])), ValueError,
+         r"fit: train sizes must be equal and non-zero: len\(x\) == len\(y\) > 0, got \(16, 3\)"),
+        (dict(epochs=0), ValueError, "fit: epochs must be a positive int, got 0"),
+        (dict(batch_size=32), ValueError,
+         r"fit: batch_size must be at most the number of training examples \(16\), got 32"),
+        (dict(checkpoint_every=0), ValueError,
+         "fit: checkpoint_every must be a positive int or None, got 0"),
+        (dict(seed=1.5), TypeError, "fit: seed must be an int, got 1.5"),
+        (dict(early_stopping=2), ValueError,
+         "fit: early_stopping must be None without a validation set, got 2. Pass val="),
+        (dict(callback=3), TypeError, r"fit: callback must be None or a function callback\(row\)"),
+        (dict(epoch_loop="while"), ValueError,
+         "fit: epoch_loop must be one of 'auto', 'python', 'scan', got 'while'"),
+        (dict(model=jc.relu), TypeError, "fit: model must be a jaxcnn Layer"),
+    ]
+    for kwargs, exc, message in cases:
+        args = dict(model=net, optimizer=opt, train=(x, y), epochs=1, batch_size=8,
+                    progress=False)
+        args.update(kwargs)
+        with pytest.raises(exc, match=message):
+            fit(**args)
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    a = epoch_order(3, 1, 10, 4)
+    np.testing.assert_array_equal(a, epoch_order(3, 1, 10, 4))
+    assert a.shape == (2, 4) and len(set(a.ravel())) == 8
+    assert not np.array_equal(a, epoch_order(3, 2, 10, 4))
+    assert not np.array_equal(a, epoch_order(4, 1, 10, 4))
+
+
+def test_segments_split_at_checkpoint_boundaries():
+    assert segments(0, 12, 0, None) == [(0, 12)]
+    assert segments(0, 12, 0, 5) == [(0, 5), (5, 10), (10, 12)]
+    assert segments(0, 12, 12, 5) == [(0, 3), (3, 8), (8, 12)]  # global steps 15 and 20
+    assert segments(3, 12, 15, 5) == [(3, 8), (8, 12)]
