@@ -35,7 +35,7 @@ def test_sphere_volume_and_hollow_subset():
     shell, _ = make_shapes(2, hollow=1.0, thickness=(2.0, 2.0), **kw)
     r = 0.5 * 24 / 2  # radius in voxels
     np.testing.assert_allclose(solid.reshape(2, -1).sum(1), 4 / 3 * math.pi * r ** 3, rtol=0.06)
-    assert (shell <= solid).all() and (shell.sum() < 0.7 * solid.sum())
+    assert (shell <= solid).all()
     # the shell of thickness 2 voxels: between the spheres of radius r and r - 2
     np.testing.assert_allclose(shell.reshape(2, -1).sum(1),
                                4 / 3 * math.pi * (r ** 3 - (r - 2) ** 3), rtol=0.1)
@@ -168,7 +168,7 @@ def test_mesh_z_is_grid_axis_0():
     ("OFF\n3 x 0\n", r"line 2 \(the counts\) must be integers"),
     ("OFF\n3 1 0\n0 0 0\n1 0\n0 1 0\n3 0 1 2\n", r"line 4 \(vertex 1\) must be three numbers"),
     ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", r"line 6 \(face 0\) vertex indices must be"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n", r"number of vertex lines must be 3 .*truncated"),
+    ("OFF\n3 1 0\n0 0 0\n1 0 0\n", r"the number of vertex lines must be 3 .*truncated"),
     ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n2 0 1\n", r"line 6 \(face 0\) must be 'n i_1"),
 ])
 def test_read_off_errors(tmp_path, text, match):

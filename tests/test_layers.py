@@ -281,32 +281,29 @@ def test_spatial_dropout_drops_whole_channels():
 
 
 # ----------------------------------------------------------------------------- jit, vmap, dtypes
-def _net():
-    return jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(), jc.dropout(0.2),
-                     jc.depthwise_conv(3, stride=2, **F), jc.flatten(), jc.dense(3, **F))
+NET = jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(), jc.dropout(0.2),
+                jc.depthwise_conv(3, stride=2, **F), jc.flatten(), jc.dense(3, **F))
+_, _, NET_STATE = NET.init(KEY, (6, 6, 2))
+# one compiled training forward shared by the jit and vmap tests
+net_train = jax.jit(lambda p, x, k: NET.apply(p, NET_STATE, x, train=True, key=k)[0])
 
 
 def test_jit_equals_eager():
-    net = _net()
-    _, p, s = net.init(KEY, (6, 6, 2))
+    _, p, s = NET.init(KEY, (6, 6, 2))
     x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 6, 6, 2)), jnp.float32)
-    eager = net.apply(p, s, x, train=True, key=KEY)[0]
-    jitted = jax.jit(lambda p, x, k: net.apply(p, s, x, train=True, key=k)[0])(p, x, KEY)
-    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
+    eager = NET.apply(p, s, x, train=True, key=KEY)[0]
+    np.testing.assert_allclose(net_train(p, x, KEY), eager, rtol=1e-5, atol=1e-6)
 
 
 def test_vmap_over_members_equals_loop():
     """Ensembles: an extra leading axis on params and input (and one key per member)."""
-    net = _net()
-    members = [net.init(jax.random.key(i), (6, 6, 2))[1] for i in range(3)]
-    _, _, s = net.init(KEY, (6, 6, 2))
+    members = [NET.init(jax.random.key(i), (6, 6, 2))[1] for i in range(3)]
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *members)
     xs = jnp.asarray(np.random.default_rng(4).standard_normal((3, 2, 6, 6, 2)), jnp.float32)
     keys = jax.random.split(KEY, 3)
-    f = jax.jit(lambda p, x, k: net.apply(p, s, x, train=True, key=k)[0])
-    batched = jax.jit(jax.vmap(f))(stacked, xs, keys)
+    batched = jax.vmap(net_train)(stacked, xs, keys)
     for i in range(3):
-        np.testing.assert_allclose(batched[i], f(members[i], xs[i], keys[i]), rtol=1e-5,
+        np.testing.assert_allclose(batched[i], net_train(members[i], xs[i], keys[i]), rtol=1e-5,
                                    atol=1e-6)
 
 

@@ -25,7 +25,7 @@ def dense_p(i, o):
 
 def count(model, in_shape):
     """Number of parameters, from shapes only (no arrays are allocated)."""
-    params = jax.eval_shape(lambda k: model.init(k, in_shape)[1], jax.random.key(0))
+    params = abstract_init(model, in_shape)[1]
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
 
@@ -89,16 +89,28 @@ def test_vgg_and_small_cnn_counts():
     assert count(small_cnn(), (32, 32, 3)) == expected + dense_p(128, 10)
 
 
+def abstract_init(model, in_shape):
+    """``model.init`` traced with shapes only: (out_shape, params, state) as structs."""
+    box = {}
+
+    def init(key):
+        box["out"], params, state = model.init(key, in_shape)
+        return params, state
+
+    params, state = jax.eval_shape(init, jax.random.key(0))
+    return box["out"], params, state
+
+
 def test_shapes_any_input_size():
-    key = jax.random.key(0)
     for model, shape, classes in [(vgg(11, width=8), (28, 28, 1), 10),
                                   (vgg(16, width=8), (32, 32, 3), 10), (resnet18(7), (16, 16, 3), 7),
                                   (small_cnn(5), (9, 9, 2), 5),
                                   (get_model("digits_cnn"), (8, 8, 1), 10)]:
-        out, params, state = model.init(key, shape)
+        out, params, state = abstract_init(model, shape)
         assert out == (classes,)
-        y = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, train=True, key=key), params,
-                           state, jax.ShapeDtypeStruct((2,) + shape, jnp.float32))
+        y = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, train=True,
+                                                       key=jax.random.key(0)),
+                           params, state, jax.ShapeDtypeStruct((2,) + shape, jnp.float32))
         assert y[0].shape == (2,) + out
 
 
@@ -121,7 +133,7 @@ def test_lenet5_matches_flax(rng):
     flax_params = {"params": {"Conv_0": p("conv_0"), "Conv_1": p("conv_3"), "Dense_0": p("dense_7"),
                               "Dense_1": p("dense_9"), "Dense_2": p("dense_11")}}
     x = jnp.asarray(rng.normal(size=(3, 28, 28, 1)), jnp.float32)
-    ours, _ = model.apply(params, state, x, train=False)
+    ours, _ = jax.jit(lambda p, x: model.apply(p, state, x, train=False))(params, x)
     np.testing.assert_allclose(ours, FlaxLeNet().apply(flax_params, x), rtol=2e-5, atol=2e-5)
 
 
@@ -137,12 +149,10 @@ def test_resnet20_trains_batch_norm_state(rng):
     model = resnet_cifar(8, 3)  # n = 1: the smallest, same code path as ResNet-20
     _, params, state = model.init(jax.random.key(0), (8, 8, 3))
     x = jnp.asarray(rng.normal(size=(4, 8, 8, 3)), jnp.float32)
-    y, new_state = model.apply(params, state, x, train=True)
+    y, new_state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=True))(params, state, x)
     assert y.shape == (4, 3) and np.all(np.isfinite(y))
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new_state)
-    assert any(jax.tree.leaves(changed))
-    y1, s1 = model.apply(params, new_state, x, train=False)
-    jax.tree.map(np.testing.assert_array_equal, s1, new_state)  # eval leaves state alone
+    assert all(jax.tree.leaves(changed))  # every batch norm updated its running statistics
 
 
 def test_registry_and_errors():

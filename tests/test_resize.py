@@ -271,7 +271,7 @@ X2 = jnp.zeros((1, 4, 4, 8))
     (lambda: ops.upsample(X2, size=2, mode="linear", align_corners=1), TypeError, r"align_corners must be a bool"),
     (lambda: ops.upsample(X2, size=2, align_corners=True), ValueError, r"align_corners must be False for mode='nearest'"),
     (lambda: ops.upsample(X2.astype(jnp.int32), size=2, mode="linear"), TypeError, r"x dtype must be a floating dtype"),
-    (lambda: ops.upsample(X2[0], size=2), ValueError, r"upsample: x rank must be 3, 4 or 5"),
+    (lambda: ops.upsample(X2[0, 0], size=2), ValueError, r"upsample: x rank must be 3, 4 or 5"),
     (lambda: ops.pixel_shuffle(X2, 3), ValueError, r"pixel_shuffle: number of channels .* divisible by the product of upscale_factor 9, got 8"),
     (lambda: ops.pixel_shuffle(X2, 0), ValueError, r"pixel_shuffle: upscale_factor must be >= 1"),
     (lambda: ops.pixel_unshuffle(X2, 3), ValueError, r"pixel_unshuffle: spatial sizes .* divisible by downscale_factor \(3, 3\), got \(4, 4\)"),

@@ -83,14 +83,17 @@ def test_resume_refusals(run):
         fit(conv_net(), optax.sgd(0.1), data, epochs=1, batch_size=32, resume=True)
 
 
-def test_binary_task_auc_and_early_stopping(tmp_path):
+def test_binary_task_auc_early_stopping_and_progress_bar(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int32)
     net = jc.serial(jc.flatten(), jc.dense(1))
     # lr 0: the validation accuracy never improves after epoch 1; patience 2 stops at epoch 3.
     result = fit(net, optax.sgd(0.0), (x, y), val=(x, y), test=(x, y), epochs=10, batch_size=8,
-                 task="binary", early_stopping=2, workdir=tmp_path / "run", progress=False)
+                 task="binary", early_stopping=2, workdir=tmp_path / "run", progress=True)
+    out, err = capsys.readouterr()
+    assert "epoch 1/10" in err and "loss=" in err  # the bar, on stderr
+    assert "epoch 3: train_loss=" in out and "val_auc=" in out  # one line per epoch
     assert len(result.history) == 3 and result.history[-1]["early_stopped"]
     assert "val_auc" in result.history[0]
     out = json.loads((tmp_path / "run" / "result.json").read_text())

@@ -19,7 +19,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy import ndimage
 
 from jaxcnn._checks import check_choice, fail, is_int
 from jaxcnn.data.augment import random_crop
@@ -60,14 +59,22 @@ def rotate_vertical(x, angle, *, order: int = 1, cval: float = 0.0):
     uu, vv = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - (h - 1) / 2,
                           jnp.arange(w, dtype=jnp.float32) - (w - 1) / 2, indexing="ij")
 
+    def read(xi, i, j):  # xi (D, H, W, C) at integer (i, j) planes, cval outside
+        inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+        v = xi[:, jnp.clip(i, 0, h - 1), jnp.clip(j, 0, w - 1), :]
+        return jnp.where(inside[None, :, :, None], v, jnp.asarray(cval, xi.dtype))
+
     def one(xi, theta):
         c, s = jnp.cos(theta), jnp.sin(theta)
-        coords = [c * uu + s * vv + (h - 1) / 2, -s * uu + c * vv + (w - 1) / 2]
-
-        def plane(p):  # (H, W) -> (H, W)
-            return ndimage.map_coordinates(p, coords, order=order, mode="constant", cval=cval)
-
-        return jax.vmap(jax.vmap(plane, in_axes=-1, out_axes=-1))(xi)  # over D, then C
+        si, sj = c * uu + s * vv + (h - 1) / 2, -s * uu + c * vv + (w - 1) / 2
+        if order == 0:
+            return read(xi, jnp.round(si).astype(jnp.int32), jnp.round(sj).astype(jnp.int32))
+        i0, j0 = jnp.floor(si), jnp.floor(sj)
+        fi, fj = (si - i0)[None, :, :, None], (sj - j0)[None, :, :, None]
+        i0, j0 = i0.astype(jnp.int32), j0.astype(jnp.int32)
+        top = read(xi, i0, j0) * (1 - fj) + read(xi, i0, j0 + 1) * fj
+        bottom = read(xi, i0 + 1, j0) * (1 - fj) + read(xi, i0 + 1, j0 + 1) * fj
+        return (top * (1 - fi) + bottom * fi).astype(xi.dtype)
 
     return jax.vmap(one)(x, jnp.asarray(angle, jnp.float32))
 

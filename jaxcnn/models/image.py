@@ -1,20 +1,17 @@
 """2-d image classifiers, built only from jaxcnn's public layers and combinators.
 
-Parameter counts (for 10 classes, checked by hand in ``tests/test_models_image.py``):
+Parameter counts for 10 classes (checked by hand in ``tests/test_models_image.py``):
 
-================================  ==========  =========================================
-model                             params      notes
-================================  ==========  =========================================
-``lenet5()`` (28x28x1)             61,706     LeCun et al. 1998, max pooling, ReLU
-``lenet5(variant="32")`` (32x32)   61,706     the classic form: 5x5 convs without padding
-``digits_cnn()`` (8x8x1)           98,442     LeNet-style, for scikit-learn's 8x8 digits
-``small_cnn()`` (32x32x3)         288,554     3 stages of 2 conv-BN-ReLU, global pool
-``vgg(11)`` (32x32x3)            9,231,114    CIFAR VGG with batch norm, one dense layer
-``resnet20()`` (32x32x3)          269,722     He et al. 2016 (option A: 0.27M)
-``resnet32()`` / ``resnet56()``   464,154 /   0.46M / 0.85M in the paper
-                                  853,018
-``resnet18()`` (32x32x3)         11,173,962   3x3 stem, no max pool (CIFAR form)
-================================  ==========  =========================================
+* ``lenet5()`` on 28x28x1: 61,706 (LeCun et al. 1998, with max pooling and ReLU);
+  ``lenet5(variant="32")`` on 32x32x1, the classic form without padding: 61,706.
+* ``digits_cnn()`` on 8x8x1: 99,178 (LeNet-style, for scikit-learn's 8x8 digits).
+* ``small_cnn()`` on 32x32x3: 288,746 (3 stages of 2 conv-BN-ReLU, global pooling).
+* ``vgg(11)`` / ``vgg(16)`` on 32x32x3: 9,228,362 / 14,724,042 (CIFAR VGG with batch
+  norm and one dense layer).
+* ``resnet20()`` / ``resnet32()`` / ``resnet56()``: 269,722 / 464,154 / 853,018 (He et
+  al. 2016, option A shortcuts: 0.27M / 0.46M / 0.85M in the paper).
+* ``resnet18()``: 11,173,962 (CIFAR form: 3x3 stem, no max pool); with the ImageNet stem
+  and 1000 classes 11,689,512, as torchvision's.
 
 Convolutions followed by batch norm have no bias. Every factory takes ``num_classes``
 and returns logits; the input size and channels come from ``in_shape`` at ``init``.

@@ -177,9 +177,9 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxcnn import ops
-      >>> x = jnp.array([[[0.0, 2.0, 5.0, 5.0]]])  # (N=1, L=1, C=4)
+      >>> x = jnp.array([[[0.0, 2.0, 4.0, 8.0]]])  # (N=1, L=1, C=4), groups (0, 2) and (4, 8)
       >>> ops.group_norm(x, 2, eps=0.0)
-      Array([[[-1.,  1.,  0.,  0.]]], dtype=float32)
+      Array([[[-1.,  1., -1.,  1.]]], dtype=float32)
     """
     where = "group_norm"
     _check_x(where, x)
@@ -276,9 +276,9 @@ def instance_norm(x, scale=None, bias=None, eps=1e-5):
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxcnn import ops
-      >>> ops.instance_norm(jnp.array([[[1.0, 5.0], [3.0, 5.0]]]), eps=0.0)
-      Array([[[-1.,  0.],
-              [ 1.,  0.]]], dtype=float32)
+      >>> ops.instance_norm(jnp.array([[[1.0, 5.0], [3.0, 9.0]]]), eps=0.0)
+      Array([[[-1., -1.],
+              [ 1.,  1.]]], dtype=float32)
     """
     where = "instance_norm"
     _check_float(where, "x", x)

@@ -9,6 +9,7 @@ that a backend-specific dispatcher may replace.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -33,14 +34,28 @@ def _reduce(x, init, op, window, strides, pads, dilation):
                              window_dilation=_full(dilation, 1))
 
 
+def _reduce_sliced(x, init, op, window, strides, pads, dilation):
+    """The same reduction, one axis at a time over ``k`` strided slices: ``reduce_window``'s
+    max/min have no VJP with window dilation, slices do (ties share the gradient)."""
+    x = lax.pad(x, np.array(init, x.dtype),
+                ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads) + ((0, 0, 0),))
+    for axis, (k, s, d) in enumerate(zip(window, strides, dilation), start=1):
+        last = (x.shape[axis] - d * (k - 1) - 1) // s * s + 1
+        parts = [lax.slice_in_dim(x, j * d, j * d + last, s, axis) for j in range(k)]
+        x = functools.reduce(op, parts)
+    return x
+
+
 def _reduce_max(x, window, strides, pads, dilation):
     """Max over windows; padding counts as ``-inf`` (the dtype's minimum for ints)."""
-    return _reduce(x, _lowest(x.dtype), lax.max, window, strides, pads, dilation)
+    reduce = _reduce_sliced if max(dilation) > 1 else _reduce
+    return reduce(x, _lowest(x.dtype), lax.max, window, strides, pads, dilation)
 
 
 def _reduce_min(x, window, strides, pads, dilation):
     """Min over windows; padding counts as ``+inf`` (the dtype's maximum for ints)."""
-    return _reduce(x, _highest(x.dtype), lax.min, window, strides, pads, dilation)
+    reduce = _reduce_sliced if max(dilation) > 1 else _reduce
+    return reduce(x, _highest(x.dtype), lax.min, window, strides, pads, dilation)
 
 
 def _reduce_sum(x, window, strides, pads, dilation):

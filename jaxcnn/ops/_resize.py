@@ -152,7 +152,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
     Along each axis, output index :math:`o` reads the source coordinate
 
     .. math::
-       s(o) = \\begin{cases} o \\cdot \\frac{in - 1}{out - 1} & \\text{align_corners} \\\\
+       s(o) = \\begin{cases} o \\cdot \\frac{in - 1}{out - 1} & \\text{align\\_corners} \\\\
        \\max\\left(0, (o + \\tfrac12)\\, r - \\tfrac12\\right) & \\text{otherwise (linear)}
        \\end{cases}
 
@@ -164,6 +164,11 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
     :math:`s` (bilinear in 2-d, trilinear in 3-d), ``"cubic"`` uses the four
     neighbours with Keys' cubic kernel, :math:`A = -0.75`, indices clamped at the
     border (PyTorch's ``bicubic``, applied along every axis).
+
+    One PyTorch quirk is not copied: its CPU kernel for 2-d ``"nearest"`` turns an
+    output size equal to the input size (or twice it) into a copy (or ``o // 2``) even
+    when a ``scale_factor`` such as 1.2 (or 2.1) gives another rounding by the formula;
+    its 1-d and 3-d kernels follow the formula, and so does jaxcnn.
 
     Args:
       x: ``(N, *spatial, C)`` with 1, 2 or 3 spatial axes.

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import orbax.checkpoint as ocp
 
 from jaxcnn._checks import fail, is_int
 
@@ -37,6 +36,9 @@ class Checkpoints:
     def __init__(self, directory, max_to_keep=3):
         if not is_int(max_to_keep) or max_to_keep < 1:
             fail("Checkpoints", "max_to_keep", "a positive int", max_to_keep)
+        import orbax.checkpoint as ocp  # imported here: it takes seconds to import
+
+        self._ocp = ocp
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                enable_async_checkpointing=False)
@@ -50,9 +52,15 @@ class Checkpoints:
         return self._manager.latest_step()
 
     def save(self, step, tree, meta):
-        """Saves the array pytree ``tree`` and the JSON-ready dict ``meta`` as ``step``."""
-        self._manager.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
+        """Saves the array pytree ``tree`` and the JSON-ready dict ``meta`` as ``step``.
+
+        A step that is already saved is left as it is: a resumed run replays the same
+        steps, so it would write the same values."""
+        if int(step) in self._manager.all_steps():
+            return
+        args = self._ocp.args
+        self._manager.save(int(step), args=args.Composite(
+            state=args.StandardSave(tree), meta=args.JsonSave(meta)), force=True)
         self._manager.wait_until_finished()
 
     def restore(self, template, step=None):
@@ -61,16 +69,22 @@ class Checkpoints:
         step = self.latest_step() if step is None else step
         if step is None:
             fail("Checkpoints.restore", "the checkpoint folder", "non-empty", str(self.directory))
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        out = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, template)
+        args = self._ocp.args
+        out = self._manager.restore(step, args=args.Composite(
+            state=args.StandardRestore(abstract), meta=args.JsonRestore()))
         return out.state, out.meta
 
     def read_meta(self, step=None):
         """The JSON part of checkpoint ``step`` (default: the latest)."""
         step = self.latest_step() if step is None else step
-        return self._manager.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore())).meta
+        return self._manager.restore(step, args=self._ocp.args.Composite(
+            meta=self._ocp.args.JsonRestore())).meta
+
+    def clear(self):
+        """Deletes every checkpoint in the folder."""
+        for step in self.steps():
+            self._manager.delete(step)
 
     def close(self):
         self._manager.close()

@@ -6,14 +6,19 @@ one row per step, and gather each batch inside the compiled function:
 - ``"python"``: a Python loop over one jitted step (``jax.jit(..., donate_argnums=0)``).
 - ``"scan"``: the steps inside one compiled ``lax.scan``.
 
-Measured with ``benchmarks/epoch_loop.py`` (LeNet-5-like net, 28x28x1 inputs, batch 128,
-100 steps of SGD with momentum; median of 3 epochs after compilation; jax 0.10.2):
+Measured with ``python benchmarks/epoch_loop.py`` (LeNet-5-like net, 28x28x1 inputs,
+batch 128, 100 steps of SGD with momentum; median of 3 epochs after compilation;
+jax 0.10.2), milliseconds per step:
 
-=========================  =============  ============  ==========
-backend                    python loop    lax.scan      scan/loop
-=========================  =============  ============  ==========
-CPU, 2 cores               {CPU_PY}       {CPU_SCAN}    {CPU_RATIO}
-=========================  =============  ============  ==========
+=====================================  ===========  ========  =========
+backend                                python loop  lax.scan  scan/loop
+=====================================  ===========  ========  =========
+CPU, 2 cores shared with other jobs    208          990       4.8x
+=====================================  ===========  ========  =========
+
+(The CPU was shared with other jobs, load about 15, so the absolute times are inflated;
+the ratio agrees with the 3x slowdown for LeNet-5, and 32x for ResNet-20, measured
+earlier on a 2-core CPU.)
 
 so ``epoch_loop="auto"`` picks the Python loop on CPU. No accelerator was measured
 when this was written; ``"auto"`` uses the Python loop there too (asynchronous

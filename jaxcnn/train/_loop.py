@@ -62,22 +62,15 @@ def _check_positive(value, name, where, allow_none=False):
     return value
 
 
-def _ensemble_fns(model, optimizer, train_step, members):
-    """``(init(key, in_shape), step)`` for ``members`` models trained side by side (vmap);
-    uses ``jaxcnn.train._ensemble`` when its ``create_ensemble_state`` exists."""
-    try:
-        from jaxcnn.train._ensemble import create_ensemble_state
-    except ImportError:
-        create_ensemble_state = None
+def _ensemble_fns(model, optimizer, members, loss, step_options):
+    """``(init(key, in_shape), step)`` for ``members`` models trained side by side
+    (:mod:`jaxcnn.train._ensemble`: member ``i`` gets ``split(key, members)[i]``)."""
+    from jaxcnn.train._ensemble import create_ensemble_state, make_ensemble_train_step
 
     def init(key, in_shape):
-        keys = jax.random.split(key, members)
-        if create_ensemble_state is not None:
-            return create_ensemble_state(model, optimizer, keys, in_shape)
-        return jax.vmap(lambda k: create_train_state(model, optimizer, k, in_shape))(keys)
+        return create_ensemble_state(model, optimizer, jax.random.split(key, members), in_shape)
 
-    vstep = jax.vmap(train_step, in_axes=(0, None, 0))
-    return init, lambda ts, batch, key: vstep(ts, batch, jax.random.split(key, members))
+    return init, make_ensemble_train_step(model, optimizer, loss, **step_options)
 
 
 def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, seed=0,
@@ -172,12 +165,12 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     if progress is None:
         progress = sys.stderr.isatty()
 
-    train_step = make_train_step(model, optimizer, loss, task=task,
-                                 label_smoothing=label_smoothing, class_weights=class_weights,
-                                 compute_dtype=compute_dtype, augment=augment)
+    step_options = dict(task=task, label_smoothing=label_smoothing, class_weights=class_weights,
+                        compute_dtype=compute_dtype, augment=augment)
+    train_step = make_train_step(model, optimizer, loss, **step_options)
     init = lambda key, in_shape: create_train_state(model, optimizer, key, in_shape)  # noqa
     if ensemble > 1:
-        init, train_step = _ensemble_fns(model, optimizer, train_step, ensemble)
+        init, train_step = _ensemble_fns(model, optimizer, ensemble, loss, step_options)
     key = jax.random.key(seed)
     run_key = jax.random.fold_in(key, 1)
     ts = init(jax.random.fold_in(key, 0), x.shape[1:])
@@ -211,6 +204,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
                 best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
                 best_state = jax.device_get(best_state)
             truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
+        else:  # a fresh run: nothing left from one that died before its first checkpoint
+            best_ckpts.clear()
+            (workdir / "metrics.jsonl").unlink(missing_ok=True)
         prepare_workdir(workdir, {**to_jsonable(config or {}), "fit": settings})
 
     data = {"x": jax.device_put(x), "y": jax.device_put(y)}
@@ -265,6 +261,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             save({"epoch": epoch + 1, "step_in_epoch": 0, "epoch_sums": None})
     finally:
         log.close()
+        for manager in (ckpts, best_ckpts):
+            if manager is not None:
+                manager.close()
 
     final = ts
     if val is not None and keep_best and best_state is not None:
@@ -278,8 +277,6 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         result.update(step=_count(ts), epochs_run=len(pos["history"]),
                       best_epoch=pos["best_epoch"], monitor=monitor, best=pos["best"])
         write_json(workdir / "result.json", result)
-        ckpts.close()
-        best_ckpts.close()
     return FitResult(final, pos["history"], test_metrics, workdir)
 
 

@@ -1,0 +1,209 @@
+"""2-d image classification with jaxcnn: one file, a typed config, a run folder with plots.
+
+Commands (from the repository root):
+
+    python experiments/image_classification.py                  # 8x8 digits, offline
+    python experiments/image_classification.py --dataset mnist --data-dir ../shared/data/mnist
+    python experiments/image_classification.py --dataset mnist --model small_cnn --epochs 15
+    python experiments/image_classification.py --dataset cifar10 --data-dir /tmp/cifar10
+    python experiments/image_classification.py --dataset folder --data-dir PATH --model small_cnn
+    python experiments/image_classification.py --dataset npz --data pathmnist.npz
+
+Every option is a field of ``Config`` (``--help`` lists them); fields left at ``None`` take
+the dataset's preset in ``PRESETS``. The run folder (``--workdir``, default
+``runs/image_classification/<dataset>-<model>-seed<seed>-<time>``) holds ``config.json``,
+``run.json`` (git commit), ``metrics.jsonl``, ``checkpoints/``, ``result.json``
+(``test_accuracy``, ``wall_time_s``) and the plots ``curves.png``, ``filters.png``,
+``feature_maps.png``, ``confusion.png``. ``--resume`` continues a run from its folder;
+``--ensemble K`` trains K members in one vmapped step and reports their mean prediction.
+
+Measured results (2-core CPU shared with other jobs, so wall times are upper bounds):
+see ``README.md``; the default digits run is the one the issue asks for: at least 99.0%
+test accuracy on the stratified 80/20 split (``SVC(gamma=0.001)``: 98.89%).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+if __package__ in (None, ""):  # run as a script: make the sibling module importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from jaxcnn.data import augment as aug  # noqa: E402
+from jaxcnn.data import load_image_dataset, stratified_split  # noqa: E402
+from jaxcnn.interpret import activations  # noqa: E402
+from jaxcnn.models import get_model  # noqa: E402
+from jaxcnn.train import fit, num_params, parse_config  # noqa: E402
+
+
+@dataclasses.dataclass
+class Config:
+    """Train an image classifier; fields left at None take the dataset's preset."""
+
+    dataset: Literal["digits", "mnist", "cifar10", "folder", "npz"] = "digits"
+    data_dir: Optional[str] = None  # mnist / cifar10 / folder: where the files are (or go)
+    data: Optional[str] = None  # npz: the file
+    model: Optional[str] = None  # a name from jaxcnn.models.list_models()
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None  # peak of the one-cycle cosine schedule
+    optimizer: Optional[Literal["adamw", "sgd"]] = None
+    weight_decay: Optional[float] = None
+    augment: Optional[Literal["none", "affine", "crop", "crop_flip"]] = None
+    label_smoothing: float = 0.0
+    seed: int = 0
+    split_seed: int = 0  # digits / single image folders: the train/test split (fixed)
+    test_fraction: float = 0.2
+    val_fraction: float = 0.0  # > 0: hold out part of train; the best epoch is tested
+    train_limit: Optional[int] = None  # use this many training examples (quick runs)
+    ensemble: int = 1
+    workdir: Optional[str] = None
+    resume: bool = False
+    plots: bool = True
+    progress: bool = True
+
+
+PRESETS = {
+    "digits": dict(model="digits_cnn", epochs=30, batch_size=64, lr=2e-3, optimizer="adamw",
+                   weight_decay=5e-4, augment="affine"),
+    "mnist": dict(model="lenet5", epochs=10, batch_size=128, lr=2e-3, optimizer="adamw",
+                  weight_decay=5e-4, augment="affine"),
+    "cifar10": dict(model="resnet20", epochs=100, batch_size=128, lr=0.1, optimizer="sgd",
+                    weight_decay=5e-4, augment="crop_flip"),
+    "folder": dict(model="small_cnn", epochs=30, batch_size=64, lr=2e-3, optimizer="adamw",
+                   weight_decay=5e-4, augment="crop"),
+    "npz": dict(model="small_cnn", epochs=30, batch_size=64, lr=2e-3, optimizer="adamw",
+                weight_decay=5e-4, augment="crop"),
+}
+AFFINE = {"digits": (8.0, 1.0), "mnist": (10.0, 2.0)}  # (degrees, shift in pixels)
+
+
+def resolve(cfg: Config) -> Config:
+    """The config with every ``None`` replaced by the dataset's preset."""
+    preset = PRESETS[cfg.dataset]
+    return dataclasses.replace(cfg, **{k: v for k, v in preset.items()
+                                       if getattr(cfg, k) is None})
+
+
+def load(cfg: Config):
+    """Train/test arrays as float32 standardised per channel, plus class names and stats."""
+    path = cfg.data if cfg.dataset == "npz" else cfg.data_dir
+    kw = {}
+    if cfg.dataset in ("digits", "folder"):
+        kw = dict(test_fraction=cfg.test_fraction, seed=cfg.split_seed)
+    ds = load_image_dataset(cfg.dataset, path, **kw)
+    x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if cfg.train_limit is not None and cfg.train_limit < len(x_train):
+        keep = np.random.default_rng(cfg.split_seed).permutation(len(x_train))[:cfg.train_limit]
+        x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
+    scale = 255.0 if x_train.dtype == np.uint8 else 1.0
+    x_train = x_train.astype(np.float32) / scale
+    x_test = x_test.astype(np.float32) / scale
+    axes = tuple(range(x_train.ndim - 1))
+    mean, std = x_train.mean(axes), x_train.std(axes) + 1e-6
+    norm = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
+    return (norm(x_train), y_train), (norm(x_test), y_test), ds.class_names, dict(
+        mean=mean.tolist(), std=std.tolist())
+
+
+def make_augment(cfg: Config, image_shape):
+    """The on-device augmentation ``(key, batch) -> batch`` named by ``cfg.augment``."""
+    pad = max(1, image_shape[0] // 8)
+    if cfg.augment == "affine":
+        degrees, shift = AFFINE.get(cfg.dataset, (10.0, 2.0))
+        return aug.random_affine(degrees, shift)  # edge fill: background stays background
+    if cfg.augment == "crop":
+        return aug.random_crop(pad, "reflect")
+    if cfg.augment == "crop_flip":
+        return aug.compose(aug.random_crop(pad, "reflect"), aug.random_flip())
+    return None
+
+
+def make_optimizer(cfg: Config, steps: int):
+    """AdamW or SGD (Nesterov momentum 0.9, decoupled weight decay) on a one-cycle cosine
+    schedule (warm-up over the first 30% of the steps, then cosine decay)."""
+    schedule = optax.cosine_onecycle_schedule(max(steps, 1), cfg.lr)
+    if cfg.optimizer == "adamw":
+        return optax.adamw(schedule, weight_decay=cfg.weight_decay)
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                       optax.sgd(schedule, momentum=0.9, nesterov=True))
+
+
+def first_member(tree, ensemble):
+    return jax.tree.map(lambda a: a[0], tree) if ensemble > 1 else tree
+
+
+def write_plots(workdir: Path, model, params, state, history, test, class_names, confusion):
+    """Curves, first-layer filters, feature maps of one test image, confusion matrix."""
+    import _plots
+
+    _plots.plot_curves(history, workdir / "curves.png")
+    x0 = jnp.asarray(test[0][:1])
+    acts = activations(model, params, state, x0)
+    convs = [p for p in acts if p.rsplit("/", 1)[-1].startswith("conv_") and acts[p].ndim == 4]
+    if convs:
+        node = params
+        for part in convs[0].split("/"):
+            node = node[part]
+        _plots.plot_filters(np.asarray(node["kernel"]), workdir / "filters.png")
+    relus = [p for p in acts if p.rsplit("/", 1)[-1].startswith("relu_") and acts[p].ndim == 4]
+    if len(relus) > 6:  # deep nets: six layers, evenly spaced, the last included
+        relus = [relus[i] for i in np.linspace(0, len(relus) - 1, 6).round().astype(int)]
+    maps = [(p, np.asarray(acts[p][0])) for p in relus]
+    _plots.plot_feature_maps(np.asarray(test[0][0]), maps, workdir / "feature_maps.png",
+                             title=f"test image 0 ({class_names[int(test[1][0])]})")
+    _plots.plot_confusion(np.asarray(confusion), class_names, workdir / "confusion.png")
+
+
+def main(argv=None) -> dict:
+    cfg = resolve(parse_config(Config, argv))
+    t0 = time.time()
+    train, test, class_names, stats = load(cfg)
+    val = None
+    if cfg.val_fraction > 0:
+        tr, va = stratified_split(train[1], cfg.val_fraction, cfg.split_seed)
+        train, val = (train[0][tr], train[1][tr]), (train[0][va], train[1][va])
+    model = get_model(cfg.model, num_classes=len(class_names))
+    steps = cfg.epochs * (len(train[0]) // cfg.batch_size)
+    workdir = Path(cfg.workdir or "runs/image_classification/{}-{}-seed{}-{}".format(
+        cfg.dataset, cfg.model, cfg.seed, time.strftime("%Y%m%d-%H%M%S")))
+    print(f"{cfg.dataset}: {len(train[0])} train / {len(test[0])} test images "
+          f"{train[0].shape[1:]}, {len(class_names)} classes; model {cfg.model}", flush=True)
+    result = fit(model, make_optimizer(cfg, steps), train, val, test, epochs=cfg.epochs,
+                 batch_size=cfg.batch_size, seed=cfg.seed, workdir=workdir, resume=cfg.resume,
+                 config={**dataclasses.asdict(cfg), "normalisation": stats},
+                 augment=make_augment(cfg, train[0].shape[1:]),
+                 label_smoothing=cfg.label_smoothing, ensemble=cfg.ensemble,
+                 progress=cfg.progress)
+    ts = result.train_state
+    params, state = first_member(ts.params, cfg.ensemble), first_member(ts.state, cfg.ensemble)
+    summary = {"test_accuracy": result.test_metrics["accuracy"],
+               "num_params": num_params(params), "wall_time_s": round(time.time() - t0, 2),
+               "workdir": str(workdir)}
+    if "member_accuracy" in result.test_metrics:
+        summary["member_accuracy"] = result.test_metrics["member_accuracy"]
+    if cfg.plots:
+        write_plots(workdir, model, params, state, result.history, test, class_names,
+                    result.test_metrics["confusion_matrix"])
+    path = workdir / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **summary}, indent=2,
+                               sort_keys=True) + "\n")
+    members = (f" (members: {', '.join(f'{a:.4f}' for a in summary['member_accuracy'])})"
+               if "member_accuracy" in summary else "")
+    print(f"test accuracy {summary['test_accuracy']:.4f}{members}; {summary['num_params']:,} "
+          f"params; {summary['wall_time_s']:.1f} s; run folder: {workdir}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
