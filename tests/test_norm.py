@@ -49,7 +49,8 @@ def ref_group_norm(x, groups, scale, bias, eps):
     size = x.shape[-1] // groups
     for n in range(x.shape[0]):
         for g in range(groups):
-            y[n, ..., g * size:(g + 1) * size] = _normalise(x[n, ..., g * size:(g + 1) * size], eps)[0]
+            block = slice(g * size, (g + 1) * size)
+            y[n, ..., block] = _normalise(x[n, ..., block], eps)[0]
     return y * scale + bias
 
 
@@ -91,7 +92,8 @@ def test_batch_norm_train_and_eval_vs_numpy(shape, rng):
     count = np.prod(shape[:-1])
     np.testing.assert_allclose(y, y_ref, **F32_LOOSE)
     np.testing.assert_allclose(m, 0.8 * mean0 + 0.2 * bm, **F32_LOOSE)
-    np.testing.assert_allclose(v, 0.8 * var0 + 0.2 * bv * count / (count - 1), **F32_LOOSE)  # unbiased
+    unbiased = bv * count / (count - 1)
+    np.testing.assert_allclose(v, 0.8 * var0 + 0.2 * unbiased, **F32_LOOSE)
     ye, me, ve = ops.batch_norm(jnp.asarray(x), scale, bias, mean0, var0, train=False)
     np.testing.assert_allclose(ye, (x - mean0) / np.sqrt(var0 + 1e-5) * scale + bias, **F32_LOOSE)
     assert me is mean0 and ve is var0
@@ -138,7 +140,8 @@ def test_batch_norm_options_and_dtypes(rng):
     assert params == {} and sorted(state) == ["mean", "var"]
     x = _data(rng, (8, 5))
     y, _ = layer.apply(params, state, jnp.asarray(x), train=True)
-    np.testing.assert_allclose(y, ref_batch_norm_train(x, np.ones(5), np.zeros(5), 1e-5)[0], **F32_LOOSE)
+    np.testing.assert_allclose(y, ref_batch_norm_train(x, np.ones(5), np.zeros(5), 1e-5)[0],
+                               **F32_LOOSE)
     # bfloat16 input: float32 statistics, bfloat16 output and float32 state.
     y, m, v = ops.batch_norm(jnp.asarray(x, jnp.bfloat16), None, None, jnp.zeros(5), jnp.ones(5),
                              train=True)
@@ -155,8 +158,9 @@ def test_batch_norm_axis_name_equals_full_batch(rng):
     scale, bias = jnp.full(2, 2.0), jnp.full(2, 0.5)
     full = ops.batch_norm(jnp.asarray(x), scale, bias, jnp.zeros(2), jnp.ones(2), train=True)
     shards = jnp.asarray(x).reshape(4, 2, 3, 2)
-    sharded = jax.vmap(lambda s: ops.batch_norm(s, scale, bias, jnp.zeros(2), jnp.ones(2), train=True,
-                                                axis_name="data"), axis_name="data")(shards)
+    sharded = jax.vmap(lambda s: ops.batch_norm(s, scale, bias, jnp.zeros(2), jnp.ones(2),
+                                                train=True, axis_name="data"),
+                       axis_name="data")(shards)
     np.testing.assert_allclose(sharded[0].reshape(x.shape), full[0], **F32)
     for i in (1, 2):
         np.testing.assert_allclose(sharded[i], jnp.broadcast_to(full[i], (4, 2)), **F32)
@@ -207,9 +211,10 @@ def test_layer_norm_vs_numpy_and_flax(shape, axes, rng):
     bias = rng.normal(size=pshape).astype(np.float32)
     y = ops.layer_norm(jnp.asarray(x), scale, bias, eps=1e-5, axes=axes)
     np.testing.assert_allclose(y, ref_layer_norm(x, norm_axes, scale, bias, 1e-5), **F32_LOOSE)
-    if list(sorted(a % len(shape) for a in norm_axes)) == list(range(len(shape) - len(pshape), len(shape))):
-        y_flax = fnn.LayerNorm(epsilon=1e-5, reduction_axes=norm_axes, feature_axes=norm_axes).apply(
-            {"params": {"scale": scale, "bias": bias}}, x)
+    trailing = list(range(len(shape) - len(pshape), len(shape)))
+    if sorted(a % len(shape) for a in norm_axes) == trailing:  # flax wants trailing axes
+        flax_ln = fnn.LayerNorm(epsilon=1e-5, reduction_axes=norm_axes, feature_axes=norm_axes)
+        y_flax = flax_ln.apply({"params": {"scale": scale, "bias": bias}}, x)
         np.testing.assert_allclose(y, y_flax, **F32_LOOSE)
 
 
@@ -231,7 +236,8 @@ def test_norm_layers_init_and_apply(rng):
     cases = [
         (jaxcnn.group_norm(3), (6,), lambda a: ops.group_norm(a, 3)),
         (jaxcnn.layer_norm(), (6,), lambda a: ops.layer_norm(a)),
-        (jaxcnn.layer_norm(axes=(-3, -2, -1)), (4, 4, 6), lambda a: ops.layer_norm(a, axes=(1, 2, 3))),
+        (jaxcnn.layer_norm(axes=(-3, -2, -1)), (4, 4, 6),
+         lambda a: ops.layer_norm(a, axes=(1, 2, 3))),
         (jaxcnn.layer_norm(axes=None), (4, 4, 6), lambda a: ops.layer_norm(a, axes=None)),
         (jaxcnn.instance_norm(), (6,), ops.instance_norm),
     ]
@@ -252,7 +258,8 @@ def test_float64_and_bfloat16(rng):
     with jax.enable_x64(True):
         y = ops.group_norm(jnp.asarray(x), 2)
         assert y.dtype == jnp.float64
-        np.testing.assert_allclose(y, ref_group_norm(x, 2, 1.0, 0.0, 1e-5), **TOL[np.dtype("float64")])
+        np.testing.assert_allclose(y, ref_group_norm(x, 2, 1.0, 0.0, 1e-5),
+                                   **TOL[np.dtype("float64")])
     xb = jnp.asarray(x, jnp.bfloat16)
     for f in (lambda a: ops.layer_norm(a), lambda a: ops.instance_norm(a),
               lambda a: ops.group_norm(a, 4)):
@@ -268,13 +275,14 @@ def test_grads(rng):
     with jax.enable_x64(True):
         x = jnp.asarray(rng.normal(size=(3, 2, 4)))
         s, b = jnp.asarray(rng.normal(size=4)), jnp.asarray(rng.normal(size=4))
-        check_grads(lambda a, g, h: ops.batch_norm(a, g, h, jnp.zeros(4), jnp.ones(4), train=True)[0],
-                    (x, s, b), order=1, modes=["rev"])
-        check_grads(lambda a, g: ops.batch_norm(a, g, None, jnp.zeros(4), jnp.ones(4), train=False)[0],
-                    (x, s), order=1, modes=["rev"])
-        check_grads(lambda a, g, h: ops.group_norm(a, 2, g, h), (x, s, b), order=1, modes=["rev"])
-        check_grads(lambda a, g, h: ops.instance_norm(a, g, h), (x, s, b), order=1, modes=["rev"])
-        check_grads(lambda a: ops.layer_norm(a, axes=(1, 2)), (x,), order=1, modes=["rev"])
+        zeros, ones = jnp.zeros(4), jnp.ones(4)
+        fns = [(lambda a, g, h: ops.batch_norm(a, g, h, zeros, ones, train=True)[0], (x, s, b)),
+               (lambda a, g: ops.batch_norm(a, g, None, zeros, ones, train=False)[0], (x, s)),
+               (lambda a, g, h: ops.group_norm(a, 2, g, h), (x, s, b)),
+               (lambda a, g, h: ops.instance_norm(a, g, h), (x, s, b)),
+               (lambda a: ops.layer_norm(a, axes=(1, 2)), (x,))]
+        for f, args in fns:
+            check_grads(jax.jit(f), args, order=1, modes=["rev"])
 
 
 def test_jit_equals_eager_and_vmap_equals_loop(rng):
@@ -299,37 +307,59 @@ S = jnp.ones(6)
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: ops.batch_norm(X.astype(jnp.int32), train=True), TypeError, r"batch_norm: x dtype must be a floating dtype"),
-    (lambda: ops.batch_norm(jnp.zeros(3), train=True), ValueError, r"batch_norm: x rank must be >= 2"),
+    (lambda: ops.batch_norm(X.astype(jnp.int32), train=True), TypeError,
+     r"batch_norm: x dtype must be a floating dtype"),
+    (lambda: ops.batch_norm(jnp.zeros(3), train=True), ValueError,
+     r"batch_norm: x rank must be >= 2"),
     (lambda: ops.batch_norm(X, train=1), TypeError, r"batch_norm: train must be a Python bool"),
-    (lambda: ops.batch_norm(X, train=True, momentum=0.1 + 1), ValueError, r"momentum must be a float in \[0, 1\].*PyTorch's momentum=0.1 is momentum=0.9"),
-    (lambda: ops.batch_norm(X, train=True, eps=-1.0), ValueError, r"batch_norm: eps must be a non-negative float"),
-    (lambda: ops.batch_norm(X, jnp.ones(5), train=True), ValueError, r"batch_norm: scale shape must be \(6,\), got \(5,\)"),
-    (lambda: ops.batch_norm(X, None, jnp.ones((6, 1)), train=True), ValueError, r"bias shape must be \(6,\)"),
-    (lambda: ops.batch_norm(X, None, None, jnp.ones(4), S, train=True), ValueError, r"mean shape must be \(6,\)"),
-    (lambda: ops.batch_norm(X, train=False), ValueError, r"batch_norm: mean and var must be arrays of shape \(C,\) when train=False"),
-    (lambda: ops.batch_norm(X[:1, :1], train=True), ValueError, r"number of values per channel must be more than 1 when train=True, got 1"),
-    (lambda: ops.group_norm(X, 4), ValueError, r"group_norm: number of channels \(x.shape\[-1\]\) must be divisible by num_groups=4, got 6"),
+    (lambda: ops.batch_norm(X, train=True, momentum=0.1 + 1), ValueError,
+     r"momentum must be a float in \[0, 1\].*PyTorch's momentum=0.1 is momentum=0.9"),
+    (lambda: ops.batch_norm(X, train=True, eps=-1.0), ValueError,
+     r"batch_norm: eps must be a non-negative float"),
+    (lambda: ops.batch_norm(X, jnp.ones(5), train=True), ValueError,
+     r"batch_norm: scale shape must be \(6,\), got \(5,\)"),
+    (lambda: ops.batch_norm(X, None, jnp.ones((6, 1)), train=True), ValueError,
+     r"bias shape must be \(6,\)"),
+    (lambda: ops.batch_norm(X, None, None, jnp.ones(4), S, train=True), ValueError,
+     r"mean shape must be \(6,\)"),
+    (lambda: ops.batch_norm(X, train=False), ValueError,
+     r"batch_norm: mean and var must be arrays of shape \(C,\) when train=False"),
+    (lambda: ops.batch_norm(X[:1, :1], train=True), ValueError,
+     r"number of values per channel must be more than 1 when train=True, got 1"),
+    (lambda: ops.group_norm(X, 4), ValueError,
+     r"group_norm: number of channels \(x.shape\[-1\]\) must be divisible by num_groups=4, got 6"),
     (lambda: ops.group_norm(X, 0), ValueError, r"group_norm: num_groups must be a positive int"),
-    (lambda: ops.group_norm(X, 2, jnp.ones(3)), ValueError, r"group_norm: scale shape must be \(6,\)"),
-    (lambda: ops.layer_norm(X, axes=0), ValueError, r"layer_norm: axes must be axes of x other than the batch axis 0.*negative axes"),
+    (lambda: ops.group_norm(X, 2, jnp.ones(3)), ValueError,
+     r"group_norm: scale shape must be \(6,\)"),
+    (lambda: ops.layer_norm(X, axes=0), ValueError,
+     r"layer_norm: axes must be axes of x other than the batch axis 0.*negative axes"),
     (lambda: ops.layer_norm(X, axes=3), ValueError, r"layer_norm: axes must be in \[-3, 3\)"),
     (lambda: ops.layer_norm(X, axes=(1, -2)), ValueError, r"layer_norm: axes must be distinct"),
-    (lambda: ops.layer_norm(X, axes="channels"), TypeError, r"layer_norm: axes must be an int, a non-empty tuple"),
-    (lambda: ops.layer_norm(X, jnp.ones(4), axes=-1), ValueError, r"layer_norm: scale shape must be \(6,\), got \(4,\)"),
+    (lambda: ops.layer_norm(X, axes="channels"), TypeError,
+     r"layer_norm: axes must be an int, a non-empty tuple"),
+    (lambda: ops.layer_norm(X, jnp.ones(4), axes=-1), ValueError,
+     r"layer_norm: scale shape must be \(6,\), got \(4,\)"),
     (lambda: ops.instance_norm(X[0]), ValueError, r"instance_norm: x rank must be 3, 4 or 5"),
-    (lambda: jaxcnn.batch_norm(momentum=0.1 * 20), ValueError, r"batch_norm: momentum must be a float in \[0, 1\]"),
-    (lambda: jaxcnn.batch_norm(eps=-1), ValueError, r"batch_norm: eps must be a non-negative float"),
+    (lambda: jaxcnn.batch_norm(momentum=0.1 * 20), ValueError,
+     r"batch_norm: momentum must be a float in \[0, 1\]"),
+    (lambda: jaxcnn.batch_norm(eps=-1), ValueError,
+     r"batch_norm: eps must be a non-negative float"),
     (lambda: jaxcnn.batch_norm(use_scale=None), TypeError, r"batch_norm: use_scale must be a bool"),
     (lambda: jaxcnn.batch_norm(use_bias=1), TypeError, r"batch_norm: use_bias must be a bool"),
     (lambda: jaxcnn.group_norm(2.0), ValueError, r"group_norm: num_groups must be a positive int"),
-    (lambda: jaxcnn.group_norm(4).init(jax.random.key(0), (3, 6)), ValueError, r"group_norm: number of channels \(in_shape\[-1\]\) must be divisible by num_groups=4, got 6"),
+    (lambda: jaxcnn.group_norm(4).init(jax.random.key(0), (3, 6)), ValueError,
+     r"group_norm: number of channels \(in_shape\[-1\]\) must be divisible by num_groups=4, got 6"),
     (lambda: jaxcnn.group_norm(2, affine="yes"), TypeError, r"group_norm: affine must be a bool"),
-    (lambda: jaxcnn.layer_norm(axes=[]), TypeError, r"layer_norm: axes must be an int, a non-empty tuple"),
-    (lambda: jaxcnn.layer_norm(axes=0).init(jax.random.key(0), (3, 6)), ValueError, r"layer_norm: axes must be axes of x other than the batch axis 0"),
-    (lambda: jaxcnn.layer_norm(eps=float("nan")), ValueError, r"layer_norm: eps must be a non-negative float"),
-    (lambda: jaxcnn.instance_norm().init(jax.random.key(0), (6,)), ValueError, r"instance_norm: in_shape must be \(\*spatial, channels\)"),
-    (lambda: jaxcnn.batch_norm().apply({}, {}, X), TypeError, r"batch_norm: apply needs the keyword argument train"),
+    (lambda: jaxcnn.layer_norm(axes=[]), TypeError,
+     r"layer_norm: axes must be an int, a non-empty tuple"),
+    (lambda: jaxcnn.layer_norm(axes=0).init(jax.random.key(0), (3, 6)), ValueError,
+     r"layer_norm: axes must be axes of x other than the batch axis 0"),
+    (lambda: jaxcnn.layer_norm(eps=float("nan")), ValueError,
+     r"layer_norm: eps must be a non-negative float"),
+    (lambda: jaxcnn.instance_norm().init(jax.random.key(0), (6,)), ValueError,
+     r"instance_norm: in_shape must be \(\*spatial, channels\)"),
+    (lambda: jaxcnn.batch_norm().apply({}, {}, X), TypeError,
+     r"batch_norm: apply needs the keyword argument train"),
 ])
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -151,13 +151,13 @@ def test_binary_ensemble_predict_is_mean_sigmoid():
 
 
 def test_hyperparam_sweep_shares_scalars():
-    opt, per_member = hyperparam_sweep(optax.sgd, learning_rate=(0.1, 0.2), momentum=0.9)
+    opt, per_member = hyperparam_sweep(optax.adam, learning_rate=(0.1, 0.2, 0.3), b1=0.8)
     assert list(per_member) == ["learning_rate"]
-    ens = create_ensemble_state(NET, opt, INIT_KEYS[:2], IN_SHAPE, hyperparams=per_member)
-    np.testing.assert_allclose(ens.opt_state.hyperparams["momentum"], [0.9, 0.9])
-    ens = create_ensemble_state(NET, opt, INIT_KEYS[:2], IN_SHAPE,
-                                hyperparams={"momentum": 0.5})  # a scalar broadcasts
-    np.testing.assert_allclose(ens.opt_state.hyperparams["momentum"], [0.5, 0.5])
+    ens = create_ensemble_state(NET, opt, INIT_KEYS, IN_SHAPE, hyperparams=per_member)
+    np.testing.assert_allclose(ens.opt_state.hyperparams["b1"], [0.8] * K, rtol=1e-7)
+    ens = create_ensemble_state(NET, opt, INIT_KEYS, IN_SHAPE,
+                                hyperparams={"b2": 0.5})  # a scalar broadcasts
+    np.testing.assert_allclose(ens.opt_state.hyperparams["b2"], [0.5] * K)
 
 
 # ---- errors -------------------------------------------------------------------------------

@@ -88,6 +88,16 @@ def download(urls: str | Sequence[str], dest, checksum: str, *,
     URLs work (tests use them); ``opener(url, timeout=...)`` replaces
     ``urllib.request.urlopen``.
 
+    Example:
+      >>> import hashlib, pathlib, tempfile
+      >>> from jaxcnn.data import download
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     src = pathlib.Path(d, "src.txt")
+      ...     _ = src.write_bytes(b"data")
+      ...     sha = "sha256:" + hashlib.sha256(b"data").hexdigest()
+      ...     download(["file:///missing", src.as_uri()], pathlib.Path(d, "c", "f"), sha).read_bytes()
+      b'data'
+
     Raises:
       OSError: no mirror could be reached or none gave the right checksum; the message
         lists each mirror and what went wrong.
@@ -128,6 +138,15 @@ def fetch(dataset: str, files: dict[str, str], mirrors: Sequence[str], folder=No
     Raises:
       FileNotFoundError: files are missing and could not be downloaded; the message says
         which files to put where.
+
+    Example:
+      >>> import tempfile
+      >>> from jaxcnn.data import fetch
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     fetch("demo", {"a.bin": "md5:" + "0" * 32}, ["https://example.org/"], d,
+      ...           download_missing=False)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      FileNotFoundError: demo: a.bin not found in ... and downloading is switched off. Put ...
     """
     folder = Path(folder) if folder is not None else cache_dir(dataset)
     missing = [name for name in files if not (folder / name).is_file()]

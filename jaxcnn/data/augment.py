@@ -55,6 +55,13 @@ def random_crop(padding: int = 4, mode: str = "reflect"):
     (``"reflect"`` as ``numpy.pad``/PyTorch, ``"constant"`` zeros, ``"edge"`` repeats
     the border). The standard CIFAR augmentation is ``random_crop(4)``. Works in 1, 2
     and 3 spatial dimensions.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxcnn.data.augment import random_crop
+      >>> x = jnp.arange(8.0).reshape(2, 4, 1)  # two 1-d signals of length 4
+      >>> random_crop(1)(jax.random.key(0), x).shape
+      (2, 4, 1)
     """
     where = "random_crop"
     if not is_int(padding) or padding < 0:
@@ -95,7 +102,15 @@ def random_shift(max_shift: int = 2, mode: str = "edge"):
 
 def random_flip(p: float = 0.5, axis: str = "horizontal"):
     """Mirrors each example with probability ``p``: ``"horizontal"`` reverses the last
-    spatial axis (width), ``"vertical"`` the one before (height)."""
+    spatial axis (width), ``"vertical"`` the one before (height).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxcnn.data.augment import random_flip
+      >>> x = jnp.arange(3.0).reshape(1, 1, 3, 1)
+      >>> random_flip(p=1.0)(jax.random.key(0), x)[0, 0, :, 0]
+      Array([2., 1., 0.], dtype=float32)
+    """
     where = "random_flip"
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         fail(where, "p", "a probability in [0, 1]", p)
@@ -166,6 +181,12 @@ def random_affine(degrees: float = 0.0, translate: float = 0.0, scale=(1.0, 1.0)
     pixels per axis and scale in ``[scale[0], scale[1]]``, one draw per example, applied
     with :func:`affine` (bilinear, 2-d images). The MNIST augmentation in the experiment
     is ``random_affine(10, 2)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxcnn.data.augment import random_affine
+      >>> random_affine(10, 2)(jax.random.key(0), jnp.ones((4, 28, 28, 1))).shape
+      (4, 28, 28, 1)
     """
     where = "random_affine"
     for name, v in (("degrees", degrees), ("translate", translate)):

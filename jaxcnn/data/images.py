@@ -104,6 +104,10 @@ def load_mnist(data_dir=None, *, download: bool = True) -> Dataset:
     and ``t10k-labels-idx1-ubyte`` (each gzipped or not) from ``data_dir``; files that are
     missing are downloaded there (default folder: ``cache_dir("mnist")``) and verified.
     Fashion-MNIST, which uses the same file names, loads the same way from its folder.
+
+    .. code-block:: python
+
+       ds = load_mnist("../shared/data/mnist")  # ds.x_train: (60000, 28, 28, 1) uint8
     """
     folder = Path(data_dir) if data_dir is not None else cache_dir("mnist")
     paths = {name: _find(folder, name) for name in MNIST_FILES}
@@ -195,6 +199,10 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
     archive (extracted beside it). When none is there the archive is downloaded
     (default folder: ``cache_dir("cifar10")``) and its md5 verified. Python batches are
     unpickled with a loader that accepts numpy arrays only.
+
+    .. code-block:: python
+
+       ds = load_cifar10("/tmp/cifar10")  # ds.x_train: (50000, 32, 32, 3) uint8
     """
     root = Path(data_dir) if data_dir is not None else cache_dir("cifar10")
     kind, folder = _cifar_layout(root)
@@ -261,6 +269,19 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
     sorted folder names of the training set. Grayscale images give ``C = 1``, colour
     (and mixed) ones ``C = 3``; ``size=(H, W)`` resizes (bilinear), otherwise all images
     must have the same size.
+
+    Example:
+      >>> import pathlib, tempfile, numpy as np
+      >>> from PIL import Image
+      >>> from jaxcnn.data import load_image_folder
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     for i in range(10):
+      ...         folder = pathlib.Path(d, "cat" if i % 2 else "dog")
+      ...         folder.mkdir(exist_ok=True)
+      ...         Image.fromarray(np.full((5, 6, 3), i, np.uint8)).save(folder / f"{i}.png")
+      ...     ds = load_image_folder(d)
+      >>> ds.x_train.shape, ds.x_test.shape, ds.class_names
+      ((8, 5, 6, 3), (2, 5, 6, 3), ('cat', 'dog'))
     """
     root = Path(root)
     if not root.is_dir():
@@ -301,6 +322,18 @@ def load_npz(path, *, spatial_rank: int = 2) -> Dataset:
 
     This is the MedMNIST layout (labels ``(N, 1)`` are flattened; a ``val`` split, if
     present, is left out). Images without a channel axis get one.
+
+    Example:
+      >>> import pathlib, tempfile, numpy as np
+      >>> from jaxcnn.data import load_npz
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     p = pathlib.Path(d, "tiny.npz")
+      ...     np.savez(p, train_images=np.zeros((4, 28, 28), np.uint8),
+      ...              train_labels=np.zeros((4, 1)), test_images=np.zeros((2, 28, 28), np.uint8),
+      ...              test_labels=np.ones((2, 1)))
+      ...     ds = load_npz(p)
+      >>> ds.x_train.shape, ds.y_test.tolist(), ds.class_names
+      ((4, 28, 28, 1), [1, 1], ('0', '1'))
     """
     where = "load_npz"
     check_choice(spatial_rank, (1, 2, 3), where, "spatial_rank")
@@ -359,7 +392,13 @@ LOADERS = {"digits": load_digits, "mnist": load_mnist, "cifar10": load_cifar10,
 
 def load_image_dataset(name: str, path=None, **kwargs) -> Dataset:
     """Loads a dataset by name: ``"digits"``, ``"mnist"``, ``"cifar10"`` (``path`` = data
-    folder, optional), ``"folder"`` (``path`` = image folder) or ``"npz"`` (``path`` = file)."""
+    folder, optional), ``"folder"`` (``path`` = image folder) or ``"npz"`` (``path`` = file).
+
+    Example:
+      >>> from jaxcnn.data import load_image_dataset
+      >>> load_image_dataset("digits").x_test.shape
+      (360, 8, 8, 1)
+    """
     check_choice(name, tuple(LOADERS), "load_image_dataset", "name")
     if name == "digits":
         return load_digits(**kwargs)

@@ -69,6 +69,12 @@ def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
 
     Two stages of two 3x3 ``same`` convolutions with ReLU and a 2x2 max pool, then
     dense ``hidden`` - dropout ``rate`` - dense ``num_classes``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import digits_cnn
+      >>> digits_cnn().init(jax.random.key(0), (8, 8, 1))[0]
+      (10,)
     """
     where = "digits_cnn"
     _check_classes(where, num_classes)
@@ -81,14 +87,28 @@ def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
 
 
 def conv_bn_relu(out_channels, kernel_size=3, stride=1):
-    """``conv`` (``same`` padding, no bias) - ``batch_norm`` - ``relu``."""
+    """``conv`` (``same`` padding, no bias) - ``batch_norm`` - ``relu``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import conv_bn_relu
+      >>> conv_bn_relu(8, stride=2).init(jax.random.key(0), (6, 6, 3))[0]
+      (3, 3, 8)
+    """
     return serial(conv(out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
                        use_bias=False), batch_norm(), relu())
 
 
 def small_cnn(num_classes=10, widths=(32, 64, 128), rate=0.0):
     """A modern small CNN: per stage two ``conv_bn_relu`` then a 2x2 max pool (the last
-    stage ends in global average pooling instead), dropout ``rate``, one dense layer."""
+    stage ends in global average pooling instead), dropout ``rate``, one dense layer.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import small_cnn
+      >>> small_cnn(5, widths=(8, 16)).init(jax.random.key(0), (28, 28, 1))[0]
+      (5,)
+    """
     where = "small_cnn"
     _check_classes(where, num_classes)
     widths = _check_widths(where, "widths", widths)
@@ -112,7 +132,14 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
     """VGG (Simonyan & Zisserman 2015) in its CIFAR form: 5 stages of 3x3 convolutions
     (``width``, 2, 4, 8, 8 times ``width`` channels; ``depth`` 11, 13, 16 or 19) each ending
     in a 2x2 max pool (``ceil_mode``, so 28x28 inputs work too), then one dense layer.
-    ``batch_norm=False`` gives the original convolutions with bias and no norm."""
+    ``batch_norm=False`` gives the original convolutions with bias and no norm.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import vgg
+      >>> vgg(11, width=4).init(jax.random.key(0), (28, 28, 1))[0]
+      (10,)
+    """
     where = "vgg"
     check_choice(depth, tuple(VGG_CONFIGS), where, "depth")
     _check_classes(where, num_classes)
@@ -129,7 +156,15 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
 
 def pad_shortcut(out_channels, stride=2):
     """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad the channels up
-    to ``out_channels`` (no parameters)."""
+    to ``out_channels`` (no parameters).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn.models import pad_shortcut
+      >>> y, _ = pad_shortcut(8).apply({}, {}, jnp.ones((1, 4, 4, 4)), train=False)
+      >>> y.shape, y[0, 0, 0].tolist()
+      ((1, 2, 2, 8), [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    """
 
     def shortcut(x):
         extra = out_channels - x.shape[-1]
@@ -144,6 +179,12 @@ def basic_block(out_channels, stride=1, shortcut="identity"):
 
     ``shortcut``: ``"identity"``, ``"A"`` (:func:`pad_shortcut`) or ``"B"`` (1x1 conv and
     batch norm projection).
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn.models import basic_block
+      >>> basic_block(32, stride=2, shortcut="B").init(jax.random.key(0), (8, 8, 16))[0]
+      (4, 4, 32)
     """
     check_choice(shortcut, ("identity", "A", "B"), "basic_block", "shortcut")
     body = serial(conv(out_channels, 3, stride=stride, padding=1, use_bias=False), batch_norm(),
@@ -210,7 +251,12 @@ def resnet56(num_classes=10, shortcut="A"):
 def resnet18(num_classes=10, small_input=True):
     """ResNet-18 (He et al. 2016): basic blocks ``[2, 2, 2, 2]`` with 64-512 channels and
     projection shortcuts. ``small_input=True`` (CIFAR) uses a 3x3 stride-1 stem without max
-    pooling; ``False`` the ImageNet stem (7x7 stride 2, 3x3 max pool stride 2)."""
+    pooling; ``False`` the ImageNet stem (7x7 stride 2, 3x3 max pool stride 2).
+
+    .. code-block:: python
+
+       model = resnet18(10)  # 11,173,962 parameters; resnet18(1000, small_input=False): 11,689,512
+    """
     where = "resnet18"
     _check_classes(where, num_classes)
     if small_input:

@@ -133,8 +133,9 @@ def _interp_axis(x, axis, idx, w):
         col = idx[:, 0]
         if np.array_equal(col, np.arange(in_size)):
             return x
-        if out_size % in_size == 0 and np.array_equal(col, np.arange(out_size) // (out_size // in_size)):
-            return jnp.repeat(x, out_size // in_size, axis=axis)  # a broadcast, no gather
+        k = out_size // in_size
+        if out_size % in_size == 0 and np.array_equal(col, np.arange(out_size) // k):
+            return jnp.repeat(x, k, axis=axis)  # a broadcast, no gather
         return jnp.take(x, col, axis=axis, mode="clip")
     bshape = [1] * x.ndim
     bshape[axis] = out_size
@@ -246,7 +247,8 @@ def pixel_shuffle(x, upscale_factor):
     c = c_in // math.prod(r)
     y = x.reshape((x.shape[0],) + spatial + (c,) + r)
     perm = (0,) + sum(((1 + i, 2 + n + i) for i in range(n)), ()) + (1 + n,)
-    return y.transpose(perm).reshape((x.shape[0],) + tuple(s * f for s, f in zip(spatial, r)) + (c,))
+    big = tuple(s * f for s, f in zip(spatial, r))
+    return y.transpose(perm).reshape((x.shape[0],) + big + (c,))
 
 
 def pixel_unshuffle(x, downscale_factor):
