@@ -72,8 +72,9 @@ def main(argv=None):
             times.append(time.perf_counter() - t0)
         results[name] = 1e3 * statistics.median(times) / args.steps
     device = jax.devices()[0]
-    print(f"jax {jax.__version__}, {jax.default_backend()} ({getattr(device, 'device_kind', device)}),"
-          f" batch {args.batch_size}, {args.steps} steps")
+    kind = getattr(device, "device_kind", device)
+    print(f"jax {jax.__version__}, {jax.default_backend()} ({kind}), batch {args.batch_size}, "
+          f"{args.steps} steps")
     print(f"python loop: {results['python']:.2f} ms/step")
     print(f"lax.scan:    {results['scan']:.2f} ms/step")
     print(f"scan/loop:   {results['scan'] / results['python']:.2f}x")

@@ -65,7 +65,8 @@ def plot_filters(kernel, path, title="first-layer filters"):
     in colour when ``C_in == 3``, else the mean over input channels (gray)."""
     k = np.asarray(kernel)
     if k.ndim != 4:
-        raise ValueError(f"plot_filters: kernel must have rank 4 (kh, kw, C_in, C_out), got {k.shape}")
+        raise ValueError("plot_filters: kernel must have rank 4 (kh, kw, C_in, C_out), "
+                         f"got {k.shape}")
     n = k.shape[-1]
     rows, cols = _grid(n)
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)

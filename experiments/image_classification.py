@@ -52,7 +52,7 @@ class Config:
 
     dataset: Literal["digits", "mnist", "cifar10", "folder", "npz"] = "digits"
     data_dir: Optional[str] = None  # mnist / cifar10 / folder: where the files are (or go)
-    data: Optional[str] = None  # npz: the file
+    data: Optional[str] = None  # npz: the file (--data and --data-dir are interchangeable)
     model: Optional[str] = None  # a name from jaxcnn.models.list_models()
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
@@ -97,7 +97,7 @@ def resolve(cfg: Config) -> Config:
 
 def load(cfg: Config):
     """Train/test arrays as float32 standardised per channel, plus class names and stats."""
-    path = cfg.data if cfg.dataset == "npz" else cfg.data_dir
+    path = cfg.data or cfg.data_dir
     kw = {}
     if cfg.dataset in ("digits", "folder"):
         kw = dict(test_fraction=cfg.test_fraction, seed=cfg.split_seed)

@@ -314,7 +314,7 @@ def test_npz_errors(tmp_path):
              test_images=np.zeros((1, 4)), test_labels=np.zeros(1))
     with pytest.raises(ValueError, match="images' rank must be 3"):
         load_npz(p)
-    with pytest.raises(ValueError, match="path must be the npz"):
+    with pytest.raises(ValueError, match="path must be the .npz file to read"):
         load_image_dataset("npz")
 
 

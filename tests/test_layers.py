@@ -117,7 +117,7 @@ def test_conv_layers_pass_their_arguments_to_the_ops():
     l = jc.separable_conv(3, 3, stride=2, padding=1, depth_multiplier=2, padding_mode="reflect")
     np.testing.assert_array_equal(l.apply(p, s, x, train=False)[0], ref)
 
-    l = jc.depthwise_conv(3, 2, stride=2, padding="SAME", padding_mode="replicate", **F)
+    l = jc.depthwise_conv(3, 2, depth_multiplier=2, padding="SAME", padding_mode="replicate", **F)
     _, p, s = l.init(KEY, (7, 6, 4))
     ref = ops.conv(x, p["kernel"], p["bias"], stride=2, padding="SAME", groups=4,
                    padding_mode="replicate")
@@ -400,3 +400,8 @@ def test_conv_apply_with_wrong_channels():
     with pytest.raises(ValueError, match=r"conv: kernel.shape\[-2\] \(input channels of the "
                        r"kernel\) must be 5 for an input with 5 channels and groups=1, got 3"):
         l.apply(p, s, jnp.ones((1, 8, 8, 5)), train=False)
+
+
+def test_dense_rejects_several_inputs():
+    with pytest.raises(ValueError, match=r"dense: in_shape must be one shape \(a single input\)"):
+        jc.dense(3).init(KEY, ((2,), (3,)))

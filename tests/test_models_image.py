@@ -102,10 +102,10 @@ def abstract_init(model, in_shape):
 
 
 def test_shapes_any_input_size():
-    for model, shape, classes in [(vgg(11, width=8), (28, 28, 1), 10),
-                                  (vgg(16, width=8), (32, 32, 3), 10), (resnet18(7), (16, 16, 3), 7),
-                                  (small_cnn(5), (9, 9, 2), 5),
-                                  (get_model("digits_cnn"), (8, 8, 1), 10)]:
+    cases = [(vgg(11, width=8), (28, 28, 1), 10), (vgg(16, width=8), (32, 32, 3), 10),
+             (resnet18(7), (16, 16, 3), 7), (small_cnn(5), (9, 9, 2), 5),
+             (get_model("digits_cnn"), (8, 8, 1), 10)]
+    for model, shape, classes in cases:
         out, params, state = abstract_init(model, shape)
         assert out == (classes,)
         y = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, train=True,

@@ -18,8 +18,13 @@ def abstract_init(model, in_shape):
     return jax.eval_shape(lambda k: model.init(k, in_shape)[1:], jax.random.key(0))
 
 
+def init(model, in_shape):
+    """``(params, state)``; the initialisers compiled as one program (cheaper than eager)."""
+    return jax.jit(lambda k: model.init(k, in_shape)[1:])(jax.random.key(0))
+
+
 def run(model, x, train=False, key=None):
-    _, params, state = model.init(jax.random.key(0), x.shape[1:])
+    params, state = init(model, x.shape[1:])
     return model.apply(params, state, x, train=train, key=key)[0], params, state
 
 
@@ -78,7 +83,7 @@ def test_tcn_is_causal_by_gradient(norm, train):
     # k = 3, dilations (1, 2): receptive field 1 + 2 * (3 - 1) * (1 + 2) = 13 steps.
     model = tcn(None, channels=4, kernel_size=3, dilations=(1, 2), rate=0.0, norm=norm)
     length = 20
-    _, params, state = model.init(jax.random.key(0), (length, 2))
+    params, state = init(model, (length, 2))
     x = jax.random.normal(jax.random.key(1), (3, length, 2))
 
     def out_at(x, t):
@@ -119,7 +124,7 @@ def test_tcn_last_step_head():
 def test_train_mode_updates_batch_norm_state_and_needs_key_for_dropout():
     model = mnist1d_cnn(10, channels=(4, 8), rate=0.5)
     x = jax.random.normal(jax.random.key(4), (4, 40, 1))
-    _, params, state = model.init(jax.random.key(0), (40, 1))
+    params, state = init(model, (40, 1))
     _, new = model.apply(params, state, x, train=True, key=jax.random.key(5))
     changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), state, new)
     assert all(jax.tree_util.tree_leaves(changed))

@@ -13,6 +13,19 @@ def count(tree):
     return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
 
 
+def shapes_of(model, in_shape):
+    """``(out_shape, params, state)`` from shapes alone (no initialiser is compiled)."""
+    out = []
+
+    def init(key):
+        o, p, s = model.init(key, in_shape)
+        out.append(o)
+        return p, s
+
+    params, state = jax.eval_shape(init, jax.random.key(0))
+    return out[0], params, state
+
+
 def conv_params(k, c_in, c_out, bias=True):
     return k ** 3 * c_in * c_out + (c_out if bias else 0)
 
@@ -23,8 +36,7 @@ def test_voxnet_counts(grid, k):
     side = ((grid - 5) // 2 + 1 - 2) // 2
     expected = (conv_params(5, 1, 32) + conv_params(3, 32, 32)
                 + side ** 3 * 32 * 128 + 128 + 128 * k + k)
-    out, params, state = jax.eval_shape(lambda key: voxnet(k).init(key, (grid,) * 3 + (1,)),
-                                        jax.random.key(0))
+    out, params, state = shapes_of(voxnet(k), (grid,) * 3 + (1,))
     assert out == (k,) and count(params) == expected and count(state) == 0
     if grid == 32:
         assert expected == 4032 + 27680 + 884864 + 1290 == 917866  # Maturana & Scherer's ~0.9M
@@ -42,11 +54,12 @@ def test_resnet3d_small_counts():
                 + conv_params(1, w1, w2, False) + bn(w2)                     # block 2, projection
                 + w2 * k + k)
     model = resnet3d_small(k, widths=(w1, w2), blocks=(1, 1))
-    out, params, state = model.init(jax.random.key(0), (8, 8, 8, 1))
+    out, params, state = shapes_of(model, (8, 8, 8, 1))
     assert out == (k,) and count(params) == expected
     assert count(state) == 2 * (w1 + w1 + w1 + w2 + w2 + w2)  # mean and var of each norm
+    params, state = jax.tree.map(lambda a: jnp.full(a.shape, 0.1, a.dtype), (params, state))
     x = jnp.asarray(np.random.default_rng(0).random((2, 8, 8, 8, 1)), jnp.float32)
-    y, new_state = model.apply(params, state, x, train=True, key=jax.random.key(1))
+    y, new_state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=True))(params, state, x)
     assert y.shape == (2, k) and bool(jnp.isfinite(y).all())
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
 
@@ -58,18 +71,16 @@ def test_small_cnn3d_counts_and_forward():
                 + conv_params(3, w1, w2, False) + bn(w2) + conv_params(3, w2, w2, False) + bn(w2)
                 + w2 * k + k)
     model = small_cnn3d(k, widths=(w1, w2), rate=0.1)
-    out, params, state = model.init(jax.random.key(0), (8, 8, 8, 1))
+    out, params, state = shapes_of(model, (8, 8, 8, 1))
     assert out == (k,) and count(params) == expected
-    x = jnp.ones((2, 8, 8, 8, 1), jnp.float32)
-    y, _ = model.apply(params, state, x, train=False)
-    assert y.shape == (2, k)
+    y = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, train=True, key=jax.random.key(0)),
+                       params, state, jax.ShapeDtypeStruct((2, 8, 8, 8, 1), jnp.float32))
+    assert y[0].shape == (2, k)
 
 
 def test_registry():
     for name in ("voxnet", "resnet3d_small", "small_cnn3d"):
-        out = jax.eval_shape(lambda key, n=name: get_model(n, num_classes=5).init(
-            key, (16, 16, 16, 1))[0], jax.random.key(0))
-        assert out == (5,)
+        assert shapes_of(get_model(name, num_classes=5), (16, 16, 16, 1))[0] == (5,)
 
 
 @pytest.mark.parametrize("build, match", [

@@ -88,7 +88,7 @@ def test_receptive_field_matches_gradient_probe(seed):
     for _ in range(rng.integers(2, 5)):
         k, s, d = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
         if rng.random() < 0.3:
-            layers.append(jc.avg_pool(k, stride=s) if hasattr(jc, "avg_pool") else jc.conv(1, k, s))
+            layers.append(jc.avg_pool(k, stride=s))
         else:
             layers.append(jc.conv(1, k, stride=s, dilation=d, padding=int(rng.integers(0, 2)),
                                   kernel_init=initializers.ones))

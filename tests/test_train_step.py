@@ -97,7 +97,8 @@ def test_sgd_update_matches_manual_gradient():
         return -jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1).mean()
 
     gw, gb = jax.grad(loss, argnums=(0, 1))(w, b)
-    new, metrics = make_train_step(net, optax.sgd(0.5))(ts, {"x": x, "y": y}, jax.random.key(1))
+    step = jax.jit(make_train_step(net, optax.sgd(0.5)))
+    new, metrics = step(ts, {"x": x, "y": y}, jax.random.key(1))
     np.testing.assert_allclose(new.params["dense_1"]["kernel"], w - 0.5 * gw, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(metrics["loss"], loss(w, b), rtol=1e-6)
     np.testing.assert_allclose(metrics["grad_norm"], np.sqrt((gw ** 2).sum() + (gb ** 2).sum()),
@@ -115,8 +116,8 @@ def test_mixed_precision_bfloat16_keeps_float32_params_and_loss():
                     jc.dense(2))
     x, y = tiny_task(16)
     ts = create_train_state(net, OPT, jax.random.key(0), (6, 6, 1))
-    step32 = make_train_step(net, OPT)
-    step16 = make_train_step(net, OPT, compute_dtype="bfloat16")
+    step32 = jax.jit(make_train_step(net, OPT))
+    step16 = jax.jit(make_train_step(net, OPT, compute_dtype="bfloat16"))
     _, m32 = step32(ts, {"x": x, "y": y}, jax.random.key(1))
     new, m16 = step16(ts, {"x": x, "y": y}, jax.random.key(1))
     assert seen[-1] == jnp.bfloat16
@@ -129,7 +130,7 @@ def test_batch_mask_removes_padded_examples_from_the_loss():
     x, y = tiny_task(8)
     net = jc.serial(jc.flatten(), jc.dense(2))
     ts = create_train_state(net, optax.sgd(0.1), jax.random.key(0), (6, 6, 1))
-    step = make_train_step(net, optax.sgd(0.1))
+    step = jax.jit(make_train_step(net, optax.sgd(0.1)))
     _, real = step(ts, {"x": x[:5], "y": y[:5]}, jax.random.key(0))
     xp = np.concatenate([x[:5], 100 * x[5:]])
     _, padded = step(ts, {"x": xp, "y": y, "mask": np.array([1.0] * 5 + [0.0] * 3, np.float32)},

@@ -71,7 +71,8 @@ def file_checksum(path, algorithm: str = "sha256") -> str:
 
 
 def verify_checksum(path, checksum: str) -> None:
-    """Raises ``ValueError`` unless the file's digest is ``checksum`` (``"md5:..."``/``"sha256:..."``)."""
+    """Raises ``ValueError`` unless the file's digest is ``checksum`` (``"md5:<hex>"`` or
+    ``"sha256:<hex>"``)."""
     algo, digest = _parse_checksum(checksum)
     got = file_checksum(path, algo)
     if got != digest:
@@ -95,7 +96,8 @@ def download(urls: str | Sequence[str], dest, checksum: str, *,
       ...     src = pathlib.Path(d, "src.txt")
       ...     _ = src.write_bytes(b"data")
       ...     sha = "sha256:" + hashlib.sha256(b"data").hexdigest()
-      ...     download(["file:///missing", src.as_uri()], pathlib.Path(d, "c", "f"), sha).read_bytes()
+      ...     out = download(["file:///missing", src.as_uri()], pathlib.Path(d, "f"), sha)
+      ...     out.read_bytes()
       b'data'
 
     Raises:

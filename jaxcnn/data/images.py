@@ -77,7 +77,8 @@ def read_idx(path) -> np.ndarray:
              raw[:4].hex(), "This is not an IDX file (e.g. MNIST's train-images-idx3-ubyte)")
     ndim, header = raw[3], 4 + 4 * raw[3]
     if len(raw) < header:
-        fail("read_idx", f"the header of {path}", f"{header} bytes", len(raw), "The file is truncated")
+        fail("read_idx", f"the header of {path}", f"{header} bytes", len(raw),
+             "The file is truncated")
     dims = struct.unpack(">" + "I" * ndim, raw[4:header])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = header + math.prod(dims) * dtype.itemsize
@@ -130,8 +131,9 @@ def load_mnist(data_dir=None, *, download: bool = True) -> Dataset:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles only numpy arrays, lists and dicts: a CIFAR batch can run no code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "dtype"),
+               ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -295,7 +297,8 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
     if split:
         extra = sorted({p.name for p in (root / "test").iterdir() if p.is_dir()} - set(classes))
         if extra:
-            fail("load_image_folder", "the test classes", f"among the train classes {classes}", extra)
+            fail("load_image_folder", "the test classes", f"among the train classes {classes}",
+                 extra)
         x_train, y_train = _read_split(root / "train", classes, size)
         x_test, y_test = _read_split(root / "test", classes, size)
     else:
@@ -403,6 +406,7 @@ def load_image_dataset(name: str, path=None, **kwargs) -> Dataset:
     if name == "digits":
         return load_digits(**kwargs)
     if name in ("folder", "npz") and path is None:
-        fail("load_image_dataset", "path", f"the {name} to read for dataset {name!r}", None,
-             "Pass --data PATH")
+        what = "the image folder" if name == "folder" else "the .npz file"
+        fail("load_image_dataset", "path", f"{what} to read for dataset {name!r}", None,
+             "Pass it as path= (in the experiments: --data-dir or --data)")
     return LOADERS[name](path, **kwargs)

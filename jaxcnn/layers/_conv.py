@@ -159,7 +159,7 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
     return layer(where, init_params, forward)
 
 
-def depthwise_conv(kernel_size, depth_multiplier=1, stride=1, padding=0, dilation=1,
+def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplier=1,
                    padding_mode="zeros", use_bias=True, kernel_init=None, bias_init=None):
     """Depthwise convolution: each input channel convolved with its own
     ``depth_multiplier`` filters (``conv`` with ``groups = C_in``).

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
 from jaxcnn._checks import check_rate, fail, is_int
-from jaxcnn.layers._base import layer, stateless
+from jaxcnn.layers._base import is_multi, layer, stateless
 
 
 def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
@@ -31,6 +31,9 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
     bias_init = bias_init or inits.zeros
 
     def init_params(key, in_shape):
+        if is_multi(in_shape):
+            fail(where, "in_shape", "one shape (a single input)", in_shape,
+                 "Merge branches first, e.g. with fan_in_concat()")
         k_key, b_key = jax.random.split(key)
         params = {"kernel": kernel_init(k_key, (in_shape[-1], out_features))}
         if use_bias:

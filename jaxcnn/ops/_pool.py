@@ -400,8 +400,8 @@ def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size
     batch, channels = x.shape[0], x.shape[-1]
     flat_x = x.reshape(batch, -1, channels)
     flat_i = indices.reshape(batch, -1, channels)
-    b = jnp.arange(batch).reshape(batch, 1, 1)
-    c = jnp.arange(channels).reshape(1, 1, channels)
+    b = np.arange(batch).reshape(batch, 1, 1)
+    c = np.arange(channels).reshape(1, 1, channels)
     out = jnp.zeros((batch, math.prod(size), channels), x.dtype)
     out = out.at[b, flat_i, c].set(flat_x, mode="drop", wrap_negative_indices=False)
     return out.reshape((batch,) + tuple(size) + (channels,))

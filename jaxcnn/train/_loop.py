@@ -9,7 +9,6 @@ bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,7 +20,7 @@ from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
 from jaxcnn.train._logging import StepLog, nonfinite_params
-from jaxcnn.train._run import append_jsonl, prepare_workdir, to_jsonable, truncate_jsonl, write_json
+from jaxcnn.train._run import prepare_workdir, to_jsonable, truncate_jsonl, write_json
 from jaxcnn.train._state import check_model, check_optimizer, create_train_state
 from jaxcnn.train._step import make_train_step
 

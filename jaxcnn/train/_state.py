@@ -36,7 +36,8 @@ def check_model(model, where: str) -> Layer:
 
 
 def check_optimizer(optimizer, where: str):
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    if not (callable(getattr(optimizer, "init", None))
+            and callable(getattr(optimizer, "update", None))):
         fail(where, "optimizer", "an optax.GradientTransformation (with init and update)",
              type(optimizer).__name__, "e.g. optax.sgd(0.1, momentum=0.9)", exc=TypeError)
     return optimizer

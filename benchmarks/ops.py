@@ -1,0 +1,167 @@
+"""Micro-benchmarks of the alternative lowerings of ``jaxcnn.ops`` (forward + backward).
+
+Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--json out.json]``
+
+For each case (the layers of the four benchmark models of ``benchmarks/train_step.py``)
+every candidate lowering is jitted as ``value_and_grad`` of ``sum(y * ct)`` with respect
+to the kernel (first layers, whose input is data) or to input and kernel, and the
+candidates are timed in alternation, round by round, in one process, so that machine
+load affects them alike. Prints milliseconds per call (median of ``--rounds``) and each
+lowering's speed-up over ``lax``, and marks the one ``auto`` picks (the rule table of
+``jaxcnn/ops/_lowering.py``). The measured tables are in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn.ops import _fast_pool, _lowering
+from jaxcnn.ops._fast_conv import ConvPlan, planned_conv
+from jaxcnn.ops._pool import _reduce
+
+B = 128
+# (name, x shape, kernel size, C_out, stride, padding, grad wrt x?)
+CONV_CASES = [
+    ("lenet conv1 1->6 5x5", (B, 28, 28, 1), (5, 5), 6, 1, 2, False),
+    ("lenet conv2 6->16 5x5", (B, 14, 14, 6), (5, 5), 16, 1, 0, True),
+    ("resnet 3->16 3x3", (B, 32, 32, 3), (3, 3), 16, 1, 1, False),
+    ("resnet 16->16 3x3", (B, 32, 32, 16), (3, 3), 16, 1, 1, True),
+    ("resnet 16->32 3x3 s2", (B, 32, 32, 16), (3, 3), 32, 2, 1, True),
+    ("resnet 32->32 3x3", (B, 16, 16, 32), (3, 3), 32, 1, 1, True),
+    ("resnet 32->64 3x3 s2", (B, 16, 16, 32), (3, 3), 64, 2, 1, True),
+    ("resnet 64->64 3x3", (B, 8, 8, 64), (3, 3), 64, 1, 1, True),
+    ("1d 1->32 k7", (B, 1024, 1), (7,), 32, 1, 3, False),
+    ("1d 32->64 k5", (B, 512, 32), (5,), 64, 1, 2, True),
+    ("1d 64->64 k3", (B, 256, 64), (3,), 64, 1, 1, True),
+    ("voxnet 1->32 5^3 s2 (B=32)", (32, 32, 32, 32, 1), (5, 5, 5), 32, 2, 0, False),
+    ("voxnet 32->32 3^3 (B=32)", (32, 14, 14, 14, 32), (3, 3, 3), 32, 1, 0, True),
+]
+CONV_PLANS = {
+    "lax": ConvPlan(),
+    "patches": ConvPlan("patches", "interior", "patches"),
+    "fwd patches": ConvPlan("patches", "lax", "lax"),
+    "dW patches": ConvPlan("lax", "lax", "patches"),
+    "dX interior": ConvPlan("lax", "interior", "lax"),
+}
+# (name, x shape, window)
+POOL_CASES = [
+    ("lenet pool1", (B, 28, 28, 6), (2, 2)),
+    ("lenet pool2", (B, 10, 10, 16), (2, 2)),
+    ("cnn pool 32x32x64", (B, 32, 32, 64), (2, 2)),
+    ("1d pool", (B, 1024, 32), (2,)),
+    ("voxnet pool (B=32)", (32, 12, 12, 12, 32), (2, 2, 2)),
+]
+
+
+def time_alternating(fns, args, rounds, min_time=0.2):
+    """Median, min and max seconds per call of each of ``fns``, timed round-robin."""
+    for f in fns.values():
+        jax.block_until_ready(f(*args))
+    number = {}
+    for name, f in fns.items():
+        t0, k = time.perf_counter(), 0
+        while time.perf_counter() - t0 < min_time / 4 or k < 1:
+            jax.block_until_ready(f(*args))
+            k += 1
+        number[name] = max(1, int(k * min_time / (4 * (time.perf_counter() - t0)) + 0.5))
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number[name]):
+                out = f(*args)
+            jax.block_until_ready(out)
+            times[name].append((time.perf_counter() - t0) / number[name])
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+
+
+def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
+    n = len(ksize)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), dtype)
+    w = jnp.asarray(rng.normal(size=ksize + (shape[-1], c_out)) * 0.1, dtype)
+    st, dl, pads = (stride,) * n, (1,) * n, ((padding, padding),) * n
+    argnums = (0, 1) if grad_x else 1
+    fns = {}
+    for name, plan in CONV_PLANS.items():
+        if stride == 1 and plan.input_grad == "interior" and plan.forward == "lax":
+            continue
+        if not grad_x and plan.input_grad == "interior" and plan.forward == "lax":
+            continue
+
+        def loss(x, w, plan=plan):
+            y = planned_conv(x, w, plan, st, pads, dl)
+            return jnp.sum(y * y)
+
+        fns[name] = jax.jit(jax.value_and_grad(loss, argnums))
+    auto = _lowering.conv_plan(x.shape, w.shape, st, pads, dl, 1, dtype)
+    return fns, (x, w), auto
+
+
+def pool_fns(shape, window, dtype):
+    n = len(window)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=shape), dtype)
+    pads, ones = ((0, 0),) * n, (1,) * n
+    lax_max = lambda x: _reduce(x, -np.inf, jax.lax.max, window, window, pads, ones)
+    fast_max = lambda x: _fast_pool.reshape_max(x, window, window, pads, ones)
+    fns = {name: jax.jit(jax.value_and_grad(lambda x, f=f: jnp.sum(f(x) ** 2)))
+           for name, f in (("lax", lax_max), ("reshape", fast_max))}
+    auto = _lowering.pool_lowering("max", x.shape, window, window, pads, ones, dtype)
+    return fns, (x,), "lax" if auto is None else "reshape"
+
+
+def plan_name(plan):
+    for name, p in CONV_PLANS.items():
+        if p == plan:
+            return name
+    return str(tuple(plan))
+
+
+def report(case, res, auto):
+    base = res["lax"][0]
+    cells = "  ".join(f"{k} {v[0] * 1e3:8.2f} ms ({base / v[0]:4.2f}x)" for k, v in res.items())
+    print(f"{case:28s} {cells}  auto={auto}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", choices=("conv", "pool"), default=None)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--match", default="", help="only cases whose name contains this")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    dtype = jnp.dtype(args.dtype)
+    results = []
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, dtype {dtype.name}, "
+          f"ms per value_and_grad call (median of {args.rounds} alternating rounds)")
+    if args.only in (None, "pool"):
+        for case, shape, window in POOL_CASES:
+            if args.match in case:
+                fns, fargs, auto = pool_fns(shape, window, dtype)
+                res = time_alternating(fns, fargs, args.rounds)
+                report(case, res, auto)
+                results.append({"op": "max_pool", "case": case, "auto": auto, "times": res})
+    if args.only in (None, "conv"):
+        for case, *spec in CONV_CASES:
+            if args.match in case:
+                fns, fargs, auto = conv_fns(*spec, dtype)
+                res = time_alternating(fns, fargs, args.rounds)
+                report(case, res, plan_name(auto))
+                results.append({"op": "conv", "case": case, "auto": plan_name(auto),
+                                "times": res})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"jax": jax.__version__, "dtype": dtype.name, "results": results}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Convolution lowerings that beat ``lax.conv_general_dilated``'s on some CPU shapes.
+
+A plan names one lowering per pass of an ungrouped convolution
+``y = conv(x, w; stride, pads, dilation)``:
+
+* forward: ``"lax"`` or ``"patches"`` (the ``prod(kernel_size)`` shifted, strided slices of
+  the padded input stacked into ``(M, K * C_in)`` patches, then one matmul with the kernel
+  reshaped to ``(K * C_in, C_out)``; fast when ``C_in`` is small, e.g. a first layer);
+* input gradient: ``"lax"`` (JAX's transpose rule, a convolution with ``lhs_dilation``) or
+  ``"interior"`` (``dY`` dilated by explicit interior padding, then a stride-1
+  convolution with the flipped kernel; much faster for strided convolutions on CPU);
+* kernel gradient: ``"lax"`` or ``"patches"`` (``patches^T @ dY``).
+
+All lowerings compute the same sums in a different order, so results agree to float
+rounding. When ``x`` is not differentiated (a first layer) the input gradient is dead code
+and XLA removes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
+                      3: ("NDHWC", "DHWIO", "NDHWC")}
+
+
+class ConvPlan(NamedTuple):
+    """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches"},
+    ``input_grad`` in {"lax", "interior"}."""
+    forward: str = "lax"
+    input_grad: str = "lax"
+    kernel_grad: str = "lax"
+
+
+LAX_PLAN = ConvPlan()
+
+
+def _acc_dtype(dtype):
+    """Accumulate low-precision floats in float32."""
+    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+
+
+def _lax_conv(x, w, stride, pads, dilation):
+    n = x.ndim - 2
+    return lax.conv_general_dilated(x, w, stride, pads, rhs_dilation=dilation,
+                                    dimension_numbers=_DIMENSION_NUMBERS[n])
+
+
+def out_sizes(spatial, ksize, stride, pads, dilation):
+    return tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
+                 for size, k, s, (lo, hi), d in zip(spatial, ksize, stride, pads, dilation))
+
+
+def patches(x, ksize, stride, pads, dilation):
+    """``(N, *out, K * C)``: the kernel windows of the zero-padded ``x``, offsets in row-major
+    order, then channels (the order of ``kernel.reshape(K * C, C_out)``)."""
+    n = x.ndim - 2
+    out = out_sizes(x.shape[1:-1], ksize, stride, pads, dilation)
+    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
+                 + ((0, 0, 0),))
+    parts = []
+    for offset in itertools.product(*(range(k) for k in ksize)):
+        start = (0,) + tuple(j * d for j, d in zip(offset, dilation)) + (0,)
+        limit = ((x.shape[0],) + tuple(b + s * (o - 1) + 1 for b, s, o in zip(start[1:], stride, out))
+                 + (x.shape[-1],))
+        parts.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
+    p = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=n + 1)
+    return p.reshape((x.shape[0],) + out + (math.prod(ksize) * x.shape[-1],))
+
+
+def _matmul(a, b, dtype):
+    acc = _acc_dtype(dtype)
+    y = lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())), preferred_element_type=acc)
+    return y.astype(dtype)
+
+
+def patches_conv(x, w, stride, pads, dilation):
+    """The convolution as patches @ kernel."""
+    ksize = w.shape[:-2]
+    p = patches(x, ksize, stride, pads, dilation)
+    return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype)
+
+
+def _patches_kernel_grad(x, w, g, stride, pads, dilation):
+    p = patches(x, w.shape[:-2], stride, pads, dilation)
+    p = p.reshape(-1, p.shape[-1])
+    dw = lax.dot_general(p, g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
+                         preferred_element_type=_acc_dtype(w.dtype))
+    return dw.astype(w.dtype).reshape(w.shape)
+
+
+def _interior_input_grad(x_shape, w, g, stride, pads, dilation):
+    """``dx``: ``g`` dilated by ``stride - 1`` zeros (interior padding), padded, then a
+    stride-1 convolution with the spatially flipped, in/out-swapped kernel."""
+    n = len(x_shape) - 2
+    ksize = w.shape[:n]
+    config = [(0, 0, 0)]
+    for size, k, s, (lo, _), d, o in zip(x_shape[1:-1], ksize, stride, pads, dilation,
+                                         g.shape[1:-1]):
+        eff = d * (k - 1) + 1
+        config.append((eff - 1 - lo, size + lo - 1 - (o - 1) * s, s - 1))
+    config.append((0, 0, 0))
+    gp = lax.pad(g, np.array(0, g.dtype), config)
+    wt = jnp.flip(jnp.swapaxes(w, -1, -2), axis=tuple(range(n)))
+    return _lax_conv(gp, wt, (1,) * n, ((0, 0),) * n, dilation)
+
+
+def _forward(x, w, plan, stride, pads, dilation):
+    if plan.forward == "patches":
+        return patches_conv(x, w, stride, pads, dilation)
+    return _lax_conv(x, w, stride, pads, dilation)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv(x, w, plan, stride, pads, dilation):
+    return _forward(x, w, plan, stride, pads, dilation)
+
+
+def _conv_fwd(x, w, plan, stride, pads, dilation):
+    return _forward(x, w, plan, stride, pads, dilation), (x, w)
+
+
+def _conv_bwd(plan, stride, pads, dilation, res, g):
+    x, w = res
+    if plan.input_grad == "interior":
+        dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation)
+    else:
+        dx = jax.vjp(lambda x_: _lax_conv(x_, w, stride, pads, dilation), x)[1](g)[0]
+    if plan.kernel_grad == "patches":
+        dw = _patches_kernel_grad(x, w, g, stride, pads, dilation)
+    else:
+        dw = jax.vjp(lambda w_: _lax_conv(x, w_, stride, pads, dilation), w)[1](g)[0]
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def planned_conv(x, w, plan, stride, pads, dilation):
+    """Ungrouped convolution of ``x`` with ``w`` (already ``x.dtype``) lowered by ``plan``."""
+    stride, dilation = tuple(stride), tuple(dilation)
+    pads = tuple(tuple(p) for p in pads)
+    if plan == LAX_PLAN:
+        return _lax_conv(x, w, stride, pads, dilation)
+    return _conv(x, w, ConvPlan(*plan), stride, pads, dilation)
+
+
+__all__ = ["ConvPlan", "LAX_PLAN", "patches", "patches_conv", "planned_conv", "out_sizes"]

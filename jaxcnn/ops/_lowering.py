@@ -1,0 +1,175 @@
+"""Which lowering an op uses: a rule table per (decision, shapes, dtype, backend).
+
+``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several
+ways (see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the
+shapes and the backend. A decision (``"conv.forward"``, ``"conv.input_grad"``,
+``"conv.kernel_grad"``, ``"pool.max"``, ``"pool.min"``, ``"pool.sum"``) is taken at trace
+time from static facts only, so it is deterministic, by the first :class:`Rule` of
+:data:`RULES` for that decision whose ``applies`` (can this lowering compute it at all)
+and ``prefer`` (is it faster here, from the measurements in ``benchmarks/README.md``)
+both hold on the op's features; no rule means ``"lax"``.
+
+The mode, from :func:`lowering` (innermost wins), else the environment variable
+``JAXCNN_LOWERING``, else ``"auto"``:
+
+* ``"auto"``: the rule table, on the backends each rule names;
+* ``"lax"``: always the plain ``lax`` lowering (the reference);
+* ``"fast"``: every applicable alternative, whatever the shape or backend (for tests and
+  debugging).
+
+The choice is made when a function is traced: a function jitted under one mode keeps
+that mode's lowering until it is traced again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn._checks import check_choice
+from jaxcnn.ops import _fast_pool
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan
+
+MODES = ("auto", "lax", "fast")
+ENV_VAR = "JAXCNN_LOWERING"
+
+
+class Rule(NamedTuple):
+    """Use lowering ``choice`` for ``decision`` when ``applies(f)`` and ``prefer(f)`` hold
+    on the features ``f`` (a dict) and the backend is one of ``backends``."""
+    decision: str
+    choice: str
+    applies: Callable
+    prefer: Callable
+    backends: tuple = ("cpu",)
+
+
+_PATCH_BYTES = 1 << 29  # patches larger than this are never preferred (memory)
+
+
+def _small_c_in(f):
+    return f["c_in"] <= 4 and f["patch_bytes"] <= _PATCH_BYTES
+
+
+def _always(f):
+    del f
+    return True
+
+
+# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2; see benchmarks/README.md.
+RULES = (
+    Rule("conv.forward", "patches", lambda f: f["float"], _small_c_in),
+    Rule("conv.kernel_grad", "patches", lambda f: f["float"], _small_c_in),
+    Rule("conv.input_grad", "interior", lambda f: f["float"], lambda f: f["max_stride"] > 1),
+    Rule("pool.max", "reshape", lambda f: f["non_overlapping"], _always),
+    Rule("pool.min", "reshape", lambda f: f["non_overlapping"], _always),
+    Rule("pool.sum", "reshape", lambda f: f["non_overlapping"], _always),
+)
+
+_forced: list = []
+_rules_override: list = []
+
+
+def mode():
+    """The active mode: the innermost :func:`lowering`, else ``$JAXCNN_LOWERING``, else
+    ``"auto"``."""
+    if _forced:
+        return _forced[-1]
+    value = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
+    check_choice(value, MODES, "jaxcnn lowering", f"${ENV_VAR}")
+    return value
+
+
+@contextlib.contextmanager
+def lowering(mode_name="auto", rules=None):
+    """Context manager forcing the lowering mode (and optionally a rule table) for ops
+    traced inside it.
+
+    Args:
+      mode_name: ``"auto"`` (the rule table), ``"lax"`` (reference lowerings only) or
+        ``"fast"`` (every applicable alternative lowering).
+      rules: optional sequence of :class:`Rule` replacing :data:`RULES`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import ops
+      >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+      >>> with ops.lowering("lax"):
+      ...     y = ops.max_pool(x, 2)
+      >>> y[0, :, :, 0]
+      Array([[ 5.,  7.],
+             [13., 15.]], dtype=float32)
+    """
+    check_choice(mode_name, MODES, "lowering", "mode")
+    _forced.append(mode_name)
+    if rules is not None:
+        _rules_override.append(tuple(rules))
+    try:
+        yield
+    finally:
+        _forced.pop()
+        if rules is not None:
+            _rules_override.pop()
+
+
+def choose(decision, features, backend=None, rules=None, mode_name=None):
+    """The lowering for ``decision`` given ``features``: ``"lax"`` or a rule's choice."""
+    mode_name = mode() if mode_name is None else mode_name
+    if mode_name == "lax":
+        return "lax"
+    if rules is None:
+        rules = _rules_override[-1] if _rules_override else RULES
+    backend = jax.default_backend() if backend is None else backend
+    for rule in rules:
+        if rule.decision != decision or not rule.applies(features):
+            continue
+        if mode_name == "fast" or (backend in rule.backends and rule.prefer(features)):
+            return rule.choice
+    return "lax"
+
+
+def conv_features(x_shape, w_shape, stride, pads, dilation, dtype):
+    n = len(x_shape) - 2
+    out = [(s + lo + hi - d * (k - 1) - 1) // st + 1 for s, (lo, hi), k, st, d
+           in zip(x_shape[1:-1], pads, w_shape[:n], stride, dilation)]
+    k = math.prod(w_shape[:n])
+    return {"n": n, "c_in": x_shape[-1], "c_out": w_shape[-1], "kernel_volume": k,
+            "max_stride": max(stride), "max_dilation": max(dilation),
+            "patch_bytes": x_shape[0] * math.prod(out) * k * x_shape[-1]
+            * jnp.dtype(dtype).itemsize,
+            "dtype": jnp.dtype(dtype).name, "float": jnp.issubdtype(dtype, jnp.floating)}
+
+
+def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision=None,
+              backend=None, rules=None):
+    """The :class:`ConvPlan` for a convolution (``LAX_PLAN`` for grouped convolutions or an
+    explicit ``precision``, which only ``lax`` honours)."""
+    if groups != 1 or precision is not None:
+        return LAX_PLAN
+    f = conv_features(x_shape, w_shape, stride, pads, dilation, dtype)
+    pick = lambda d: choose(d, f, backend, rules)  # noqa: E731
+    return ConvPlan(pick("conv.forward"), pick("conv.input_grad"), pick("conv.kernel_grad"))
+
+
+_POOL = {"max": _fast_pool.reshape_max, "min": _fast_pool.reshape_min,
+         "sum": _fast_pool.reshape_sum}
+
+
+def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend=None,
+                  rules=None):
+    """``None`` (use ``lax``) or an alternative ``(x, window, strides, pads, dilation) -> y``
+    for the window reduction ``kind`` in {"max", "min", "sum"}."""
+    f = {"n": len(x_shape) - 2, "non_overlapping": _fast_pool.non_overlapping(
+        window, strides, dilation), "dtype": jnp.dtype(dtype).name, "x_shape": tuple(x_shape)}
+    if choose("pool." + kind, f, backend, rules) == "reshape":
+        return _POOL[kind]
+    return None
+
+
+__all__ = ["MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose", "conv_plan",
+           "pool_lowering"]

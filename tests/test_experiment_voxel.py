@@ -1,0 +1,54 @@
+"""The voxel experiment end to end on tiny grids: the run-folder contract and the binary path
+(AUC), on data the test writes."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "voxel_classification.py"
+
+
+def _experiment():
+    spec = importlib.util.spec_from_file_location("voxel_classification", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shapes_run_folder(tmp_path):
+    exp = _experiment()
+    workdir = tmp_path / "run"
+    summary = exp.main(["--grid", "12", "--train_per_class", "2", "--val_per_class", "1",
+                        "--test_per_class", "1", "--epochs", "1", "--batch_size", "8",
+                        "--workdir", str(workdir)])
+    for name in ("config.json", "metrics.jsonl", "result.json", "run.json", "voxels.png",
+                 "filters.png", "curves.png"):
+        assert (workdir / name).is_file(), name
+    assert (workdir / "checkpoints").is_dir()
+    result = json.loads((workdir / "result.json").read_text())
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["test_size"] == 8
+    assert result == summary and "test_auc" not in result
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["grid"] == 12 and config["augment"] == "vertical"
+
+
+def test_binary_npz_reports_auc(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 16), ("test", 8)):
+        y = np.arange(n) % 2
+        x = np.zeros((n, 8, 8, 8), np.uint8)
+        x[y == 1, 2:6, 2:6, 2:6] = 255  # class 1: a cube; class 0: noise
+        x[y == 0] = (rng.random((int((y == 0).sum()), 8, 8, 8)) > 0.9) * 255
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
+    np.savez(tmp_path / "pair.npz", **arrays)
+    exp = _experiment()
+    summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "pair.npz"), "--grid", "8",
+                        "--epochs", "2", "--batch_size", "8", "--no-plots", "--max_shift", "0",
+                        "--workdir", str(tmp_path / "bin")])
+    assert 0.0 <= summary["test_auc"] <= 1.0 and summary["num_params"] > 0
+    assert summary["classes"] == ["0", "1"]
