@@ -167,6 +167,9 @@ def write_plots(workdir: Path, model, params, state, history, test, class_names,
 
 def main(argv=None) -> dict:
     cfg = resolve(parse_config(Config, argv))
+    if cfg.resume and cfg.workdir is None:
+        raise ValueError("image_classification: --resume needs --workdir, the run folder to "
+                         "continue")
     t0 = time.time()
     train, test, class_names, stats = load(cfg)
     val = None

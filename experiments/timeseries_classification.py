@@ -87,7 +87,9 @@ def copies_per_epoch(cfg: Config, n: int) -> int:
     """How many shuffled copies of a training set of ``n`` series make one epoch: UCR sets
     are so small (GunPoint: 10 steps per pass) that checkpointing and logging after every
     pass would cost more than the training, so an epoch holds ``epoch_steps`` steps."""
-    return 1 if cfg.dataset == "mnist1d" else max(1, math.ceil(cfg.epoch_steps * cfg.batch_size / n))
+    if cfg.dataset == "mnist1d":
+        return 1
+    return max(1, math.ceil(cfg.epoch_steps * cfg.batch_size / n))
 
 
 def resolve(cfg: Config, data: TimeSeriesData) -> Config:
@@ -121,7 +123,7 @@ def first_kernel(params):
     return np.asarray(kernels[0])
 
 
-def class_activation(model_name, cfg, params, state, x):
+def class_activation(model_name, params, state, x):
     """CAM of every class along time ``(L', K)`` for one series ``x`` ``(L, C)``:
     the features before global average pooling times the head's kernel."""
     features = get_model(model_name, num_classes=None)
@@ -139,16 +141,19 @@ def save_plots(cfg: Config, data: TimeSeriesData, params, state, history, workdi
 
     if cfg.ensemble > 1:  # plot the first member
         params, state = jax.tree_util.tree_map(lambda a: a[0], (params, state))
-    colors = plt.get_cmap("tab10")
-    classes = range(min(len(data.class_names), 10))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for k in classes:
-        for j, i in enumerate(np.flatnonzero(data.y_train == k)[:3]):
-            ax.plot(data.x_train[i, :, 0], color=colors(k), lw=1,
-                    label=f"class {data.class_names[k]}" if j == 0 else None)
-    ax.set(title=f"{cfg.name if cfg.dataset == 'ucr' else 'MNIST-1D'}: training series "
-           "(channel 0)", xlabel="time")
-    ax.legend(fontsize=7, ncol=2)
+    classes = list(range(min(len(data.class_names), 10)))
+    cols = min(len(classes), 5)
+    rows = math.ceil(len(classes) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax in axes.flat[len(classes):]:
+        ax.set_axis_off()
+    for k, ax in zip(classes, axes.flat):
+        for i in np.flatnonzero(data.y_train == k)[:3]:
+            ax.plot(data.x_train[i, :, 0], lw=1)
+        ax.set_title(f"class {data.class_names[k]}", fontsize=9)
+    fig.suptitle(f"{cfg.name if cfg.dataset == 'ucr' else 'MNIST-1D'}: three training series "
+                 "per class (channel 0)")
     fig.savefig(workdir / "series.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
@@ -166,7 +171,7 @@ def save_plots(cfg: Config, data: TimeSeriesData, params, state, history, workdi
     plt.close(fig)
 
     x = data.x_test[0]
-    cam = class_activation(cfg.model, cfg, params, state, x)
+    cam = class_activation(cfg.model, params, state, x)
     pred = int((cam.mean(0) + np.asarray(params["head_2"]["bias"])).argmax())
     t = np.linspace(0, len(x) - 1, len(cam))
     weight = np.interp(np.arange(len(x)), t, cam[:, pred])

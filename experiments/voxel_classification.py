@@ -8,7 +8,7 @@ Commands (``--seed`` 0, 1, 2 for the numbers below):
         --data ../shared/data/voxels/modelnet10_chair_monitor_32.npz             # ModelNet10 pair
     python experiments/voxel_classification.py --dataset npz \\
         --data ../shared/data/voxels/adrenalmnist3d_64.npz                       # AdrenalMNIST3D
-    python experiments/voxel_classification.py --dataset off --data ModelNet10  # <class>/{train,test}/*.off
+    python experiments/voxel_classification.py --dataset off --data ModelNet10   # .off meshes
 
 Measured (2-core CPU shared with other jobs, so wall times are upper bounds; jax 0.10):
 

@@ -140,7 +140,7 @@ def test_load_ucr_errors(tmp_path):
         load_ucr("nope", tmp_path)
     write(tmp_path, "a_TRAIN.tsv", "1\t1\t2\n2\t2\t1\n")
     write(tmp_path, "a_TEST.tsv", "3\t1\t2\n")
-    with pytest.raises(ValueError, match=r"test labels must be classes seen in TRAIN 1, 2, got \['3'\]"):
+    with pytest.raises(ValueError, match=r"labels must be classes seen in TRAIN 1, 2, got \['3'\]"):
         load_ucr("a", tmp_path)
     write(tmp_path, "b_TRAIN.ts", "@classLabel true a\n@data\n1,2:a\n")
     write(tmp_path, "b_TEST.ts", "@classLabel true a\n@data\n1,2:3,4:a\n")

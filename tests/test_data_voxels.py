@@ -193,7 +193,7 @@ def test_load_off_folder(tmp_path):
             d.mkdir(parents=True)
             if text is None:
                 v, t = TETRA
-                text = f"OFF\n4 4 0\n" + "".join(f"{a} {b} {c}\n" for a, b, c in v) + "".join(
+                text = "OFF\n4 4 0\n" + "".join(f"{a} {b} {c}\n" for a, b, c in v) + "".join(
                     f"3 {a} {b} {c}\n" for a, b, c in t)
             (d / f"{cls}_0001.off").write_text(text)
     data = load_off_folder(tmp_path, 8)

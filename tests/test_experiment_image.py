@@ -45,3 +45,5 @@ def test_presets_and_options(experiment):
     assert (cfg.model, cfg.epochs, cfg.batch_size) == ("small_cnn", 2, 128)
     with pytest.raises(SystemExit):
         experiment.parse_config(experiment.Config, ["--dataset", "imagenet"])
+    with pytest.raises(ValueError, match="--resume needs --workdir"):
+        experiment.main(["--resume"])

@@ -44,12 +44,12 @@ def test_resolve_defaults(exp):
     assert (m.model, m.batch_size, m.epochs, m.lr) == ("mnist1d_cnn", 128, 30, 3e-3)
 
 
-def test_ucr_run_folder_and_plots(exp, tmp_path):
+def test_ucr_run_folder_ensemble_and_plots(exp, tmp_path):
     write_ucr(tmp_path, "toy")
     workdir = tmp_path / "run"
     summary = exp.main(["--dataset", "ucr", "--name", "toy", "--data-dir", str(tmp_path),
                         "--model", "fcn", "--epochs", "1", "--batch-size", "4",
-                        "--epoch-steps", "3", "--workdir", str(workdir)])
+                        "--epoch-steps", "3", "--ensemble", "2", "--workdir", str(workdir)])
     for f in ("config.json", "metrics.jsonl", "result.json", "series.png", "filters.png",
               "cam.png", "curves.png"):
         assert (workdir / f).exists(), f
@@ -58,7 +58,8 @@ def test_ucr_run_folder_and_plots(exp, tmp_path):
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result == summary
     assert result["step"] == 3 and result["train_size"] == 12 and result["wall_time_s"] > 0
     config = json.loads((workdir / "config.json").read_text())
-    assert config["model"] == "fcn" and config["batch_size"] == 4 and config["znorm"] is True
+    assert config["model"] == "fcn" and config["batch_size"] == 4 and config["ensemble"] == 2
+    assert len(result["test_member_accuracy"]) == 2
 
 
 def test_mnist1d_run_without_plots(exp, tmp_path):

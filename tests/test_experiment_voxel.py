@@ -41,13 +41,13 @@ def test_binary_npz_reports_auc(tmp_path):
     arrays = {}
     for split, n in (("train", 16), ("test", 8)):
         y = np.arange(n) % 2
-        x = np.zeros((n, 8, 8, 8), np.uint8)
-        x[y == 1, 2:6, 2:6, 2:6] = 255  # class 1: a cube; class 0: noise
-        x[y == 0] = (rng.random((int((y == 0).sum()), 8, 8, 8)) > 0.9) * 255
+        x = np.zeros((n, 12, 12, 12), np.uint8)
+        x[y == 1, 3:9, 3:9, 3:9] = 255  # class 1: a cube; class 0: noise
+        x[y == 0] = (rng.random((int((y == 0).sum()), 12, 12, 12)) > 0.9) * 255
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
     np.savez(tmp_path / "pair.npz", **arrays)
     exp = _experiment()
-    summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "pair.npz"), "--grid", "8",
+    summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "pair.npz"),
                         "--epochs", "2", "--batch_size", "8", "--no-plots", "--max_shift", "0",
                         "--workdir", str(tmp_path / "bin")])
     assert 0.0 <= summary["test_auc"] <= 1.0 and summary["num_params"] > 0

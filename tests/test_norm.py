@@ -187,7 +187,7 @@ def test_batch_norm_layer_vmap_ensemble_equals_loop(rng):
 
 
 @pytest.mark.parametrize("shape,groups", [((2, 6), 3), ((2, 5, 4), 2), ((1, 3, 4, 6), 3),
-                                          ((2, 2, 2, 3, 4), 1), ((2, 3, 3, 4), 4)])
+                                          ((2, 2, 2, 3, 4), 1)])
 def test_group_norm_vs_numpy_and_flax(shape, groups, rng):
     x = _data(rng, shape)
     c = shape[-1]
@@ -199,7 +199,7 @@ def test_group_norm_vs_numpy_and_flax(shape, groups, rng):
     np.testing.assert_allclose(y, y_flax, **F32_LOOSE)
 
 
-@pytest.mark.parametrize("shape,axes", [((3, 5), -1), ((2, 3, 4), -1), ((2, 3, 4), (-2, -1)),
+@pytest.mark.parametrize("shape,axes", [((3, 5), -1), ((2, 3, 4), (-2, -1)),
                                         ((2, 3, 2, 4), (1, 2, 3)), ((2, 3, 2, 4), (1, 3)),
                                         ((2, 3, 4), None)])
 def test_layer_norm_vs_numpy_and_flax(shape, axes, rng):

@@ -181,6 +181,24 @@ def test_ties_pick_the_first_index_and_padding_is_never_chosen():
     np.testing.assert_array_equal(idx[0, :, 0], [0, 0, 1])
 
 
+def test_nan_propagates_and_its_last_index_wins():
+    # As torch.nn.functional.max_pool1d: values [nan, nan], indices [3, 3].
+    x = jnp.array([1.0, jnp.nan, 3.0, jnp.nan, 2.0]).reshape(1, 5, 1)
+    y, idx = ops.max_pool(x, 4, 1, return_indices=True)
+    assert np.isnan(y).all()
+    np.testing.assert_array_equal(idx[0, :, 0], [3, 3])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_low_precision_dtypes_are_kept(dtype):
+    x = jnp.arange(16.0, dtype=dtype).reshape(1, 4, 4, 1)
+    for y in (ops.max_pool(x, 2), ops.avg_pool(x, 3, 2, 1, ceil_mode=True), ops.lp_pool(x, 2, 2),
+              ops.adaptive_avg_pool(x, 3), ops.global_avg_pool(x)):
+        assert y.dtype == dtype
+    np.testing.assert_array_equal(ops.avg_pool(x, 2)[0, ..., 0].astype(np.float32),
+                                  [[2.5, 4.5], [10.5, 12.5]])
+
+
 def test_integer_inputs_for_max_and_min():
     x = np.random.default_rng(3).integers(-50, 50, (2, 5, 4, 3)).astype(np.int32)
     y, idx = ops.max_pool(jnp.asarray(x), 3, 2, 1, return_indices=True)
@@ -250,9 +268,10 @@ def test_max_unpool_inverts_max_pool(shape, k, s, p):
     y, idx = ops.max_pool(jnp.asarray(x), k, s, p, return_indices=True)
     u = ops.max_unpool(y, idx, k, s, p, output_size=shape[1:-1])
     flat_x = x.reshape(shape[0], -1, shape[-1])
+    flat_idx = np.asarray(idx).reshape(shape[0], -1, shape[-1])
     ref = np.zeros_like(flat_x)
-    for b, i, c in np.ndindex(idx.shape[0], math.prod(idx.shape[1:-1]), idx.shape[-1]):
-        j = np.asarray(idx).reshape(shape[0], -1, shape[-1])[b, i, c]
+    for b, i, c in np.ndindex(flat_idx.shape):
+        j = flat_idx[b, i, c]
         ref[b, j, c] = flat_x[b, j, c]
     np.testing.assert_array_equal(u, ref.reshape(shape))
     np.testing.assert_array_equal(ops.max_unpool(y, idx, output_size=shape), u)
@@ -322,7 +341,8 @@ LAYERS = [
     (jaxcnn.max_pool(2), (8, 8, 3)), (jaxcnn.max_pool(3, 2, 1, ceil_mode=True), (9, 4)),
     (jaxcnn.max_pool((2, 1, 3), dilation=(1, 2, 1)), (5, 6, 7, 2)),
     (jaxcnn.max_pool(3, padding="SAME", stride=2), (7, 5, 1)),
-    (jaxcnn.min_pool(2, 1, 1), (6, 2)), (jaxcnn.sum_pool((2, 2), padding=((1, 0), (0, 1))), (5, 5, 2)),
+    (jaxcnn.min_pool(2, 1, 1), (6, 2)),
+    (jaxcnn.sum_pool((2, 2), padding=((1, 0), (0, 1))), (5, 5, 2)),
     (jaxcnn.avg_pool(3, 2, 1, ceil_mode=True, count_include_pad=False), (6, 6, 6, 1)),
     (jaxcnn.avg_pool(2, divisor_override=2), (6, 3)), (jaxcnn.lp_pool(2, 3, 2), (7, 7, 2)),
     (jaxcnn.global_avg_pool(), (4, 5, 6)), (jaxcnn.global_max_pool(), (4, 3, 2, 6)),
@@ -358,17 +378,20 @@ OP_ERRORS = [
     (lambda: ops.max_pool(X2 > 0, 2), TypeError, "x dtype must be a floating or integer dtype"),
     (lambda: ops.global_avg_pool(X2.astype(jnp.int32)), TypeError, "global_avg_pool: x dtype"),
     (lambda: ops.max_pool(X2, 0), ValueError, r"max_pool: kernel_size must be >= 1, got 0"),
-    (lambda: ops.max_pool(X2, (2, 2, 2)), ValueError, "kernel_size must be an int or a sequence of 2"),
+    (lambda: ops.max_pool(X2, (2, 2, 2)), ValueError,
+     "kernel_size must be an int or a sequence of 2"),
     (lambda: ops.min_pool(X2, 2, stride=0), ValueError, "min_pool: stride must be >= 1"),
     (lambda: ops.sum_pool(X2, 2, dilation=0), ValueError, "sum_pool: dilation must be >= 1"),
     (lambda: ops.max_pool(X2, 2, padding=2), ValueError,
      r"max_pool: padding along spatial axis 0 must be at most half the kernel size \(1\)"),
     (lambda: ops.avg_pool(X2, 3, padding=((1, 1), (0, 2))), ValueError,
-     r"avg_pool: padding along spatial axis 1 must be at most half the kernel size \(1\), got \(0, 2\)"),
+     r"avg_pool: padding along spatial axis 1 must be at most half the kernel size \(1\)"
+     r", got \(0, 2\)"),
     (lambda: ops.max_pool(X2, 2, padding=-1), ValueError, "padding must be non-negative"),
     (lambda: ops.max_pool(X2, 2, padding="FULL"), ValueError, "padding must be an int, a tuple"),
     (lambda: ops.max_pool(X2, 5), ValueError,
-     "max_pool: padded input size along spatial axis 0 must be >= the dilated kernel size 5, got 4"),
+     "max_pool: padded input size along spatial axis 0 must be >= the dilated kernel size 5"
+     ", got 4"),
     (lambda: ops.max_pool(X2, 3, dilation=3, padding=1), ValueError,
      "padded input size along spatial axis 0 must be >= the dilated kernel size 7, got 6"),
     (lambda: ops.max_pool(X2, 6, 2, ceil_mode=True), ValueError,
@@ -380,7 +403,8 @@ OP_ERRORS = [
      "avg_pool: divisor_override must be None or a positive int, got 0"),
     (lambda: ops.lp_pool(X2, 0, 2), ValueError, "lp_pool: norm_type must be a positive finite"),
     (lambda: ops.lp_pool(X2, float("inf"), 2), ValueError, "norm_type must be a positive finite"),
-    (lambda: ops.max_unpool(X2[:, :2, :2], I2[:, :1]), ValueError, "max_unpool: indices shape must be"),
+    (lambda: ops.max_unpool(X2[:, :2, :2], I2[:, :1]), ValueError,
+     "max_unpool: indices shape must be"),
     (lambda: ops.max_unpool(X2[:, :2, :2], I2.astype(jnp.float32), 2), TypeError,
      "indices dtype must be an integer dtype"),
     (lambda: ops.max_unpool(X2[:, :2, :2], I2), ValueError,
@@ -395,22 +419,26 @@ OP_ERRORS = [
      "adaptive_avg_pool: output_size must be an int or a sequence of 2 ints or None"),
     (lambda: ops.adaptive_max_pool(X2, 0), ValueError,
      r"adaptive_max_pool: output_size must be positive \(or None to keep a size\)"),
-    (lambda: ops.adaptive_max_pool(X2, "big"), TypeError, "output_size must be an int or a sequence"),
+    (lambda: ops.adaptive_max_pool(X2, "big"), TypeError,
+     "output_size must be an int or a sequence"),
 ]
 
 LAYER_ERRORS = [
     (lambda: jaxcnn.max_pool(0), ValueError, "max_pool: kernel_size must be >= 1"),
     (lambda: jaxcnn.max_pool((2, 2), stride=(1, 1, 1)), ValueError,
-     "max_pool: kernel_size, stride, dilation and output_size must be of one length"),
+     "max_pool: kernel_size, stride, padding and dilation must be of one length"),
     (lambda: jaxcnn.min_pool((2, 2, 2, 2)), ValueError,
      "min_pool: kernel_size must be an int or a tuple of 1, 2 or 3 ints"),
     (lambda: jaxcnn.sum_pool(2, padding=2), ValueError, "sum_pool: padding along spatial axis 0"),
-    (lambda: jaxcnn.max_pool(2, padding=((0, 0), (0, 2))), ValueError, "spatial axis 1 must be at most"),
+    (lambda: jaxcnn.max_pool(2, padding=((0, 0), (0, 2))), ValueError,
+     "spatial axis 1 must be at most"),
     (lambda: jaxcnn.max_pool(2, ceil_mode="no"), TypeError, "max_pool: ceil_mode must be a bool"),
-    (lambda: jaxcnn.avg_pool(2, count_include_pad=0), TypeError, "count_include_pad must be a bool"),
+    (lambda: jaxcnn.avg_pool(2, count_include_pad=0), TypeError,
+     "count_include_pad must be a bool"),
     (lambda: jaxcnn.avg_pool(2, divisor_override=-1), ValueError, "divisor_override must be None"),
     (lambda: jaxcnn.lp_pool(-1, 2), ValueError, "lp_pool: norm_type must be a positive finite"),
-    (lambda: jaxcnn.adaptive_avg_pool(0), ValueError, "adaptive_avg_pool: output_size must be positive"),
+    (lambda: jaxcnn.adaptive_avg_pool(0), ValueError,
+     "adaptive_avg_pool: output_size must be positive"),
     (lambda: jaxcnn.adaptive_max_pool((1, 2, 3, 4)), ValueError,
      "adaptive_max_pool: output_size must be an int or a tuple of 1, 2 or 3 ints or None"),
     (lambda: jaxcnn.max_pool((2, 2)).init(jax.random.key(0), (8, 3)), ValueError,

@@ -36,6 +36,11 @@ def _single_grad(net, params, state, x, y, key=None):
     return jax.grad(loss)(params)
 
 
+# jitted once each: eager ops would compile one by one
+_aggregate = jax.jit(dp_aggregate, static_argnames=("l2_norm_clip", "noise_multiplier"))
+_clip = jax.jit(clip_per_example, static_argnums=1)
+
+
 @functools.cache
 def _grads():
     params, state, batch = _setup()
@@ -63,12 +68,13 @@ def test_per_example_grads_equal_a_loop_of_single_example_grads():
 
 
 def test_per_example_grads_with_dropout_keys_and_mask():
-    net = serial(flatten(), dropout(0.5), dense(3))
+    net = serial(conv(4, 3), relu(), flatten(), dropout(0.5), dense(3))
     _, params, state = net.init(jax.random.key(1), IN_SHAPE)
     _, _, batch = _setup()
     batch = dict(batch, mask=jnp.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0]))
     key = jax.random.key(3)
-    grads, losses = per_example_grads(net, params, state, batch, key=key)
+    grads, losses = jax.jit(lambda p, b, k: per_example_grads(net, p, state, b, key=k))(
+        params, batch, key)
     keys = jax.random.split(key, B)
     for i in range(B):
         ref = _single_grad(net, params, state, batch["x"][i], batch["y"][i], keys[i])
@@ -84,7 +90,7 @@ def test_clip_per_example_bounds_each_norm_and_keeps_directions():
              "b": {"c": jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)}}
     grads["a"] = grads["a"].at[1].multiply(0.01)  # one example below the bound
     clip = 1.5
-    clipped, norms = clip_per_example(grads, clip)
+    clipped, norms = _clip(grads, clip)
     ref_norms = np.array([_tree_norm(jax.tree.map(lambda g: g[i], grads)) for i in range(5)])
     np.testing.assert_allclose(norms, ref_norms, rtol=1e-5)
     np.testing.assert_allclose(per_example_norms(grads), ref_norms, rtol=1e-5)
@@ -102,18 +108,18 @@ def test_clip_per_example_bounds_each_norm_and_keeps_directions():
 def test_dp_aggregate_without_noise_matches_optax_contrib():
     params, _, _ = _setup()
     grads, _ = _grads()
-    ours, _ = dp_aggregate(grads, jax.random.key(0), l2_norm_clip=0.05, noise_multiplier=0.0)
+    ours, _ = _aggregate(grads, jax.random.key(0), l2_norm_clip=0.05, noise_multiplier=0.0)
     agg = optax.contrib.differentially_private_aggregate(0.05, 0.0, key=jax.random.key(0))
     with jax.numpy_dtype_promotion("standard"):
-        ref, _ = agg.update(grads, agg.init(params))
+        ref = jax.jit(lambda g: agg.update(g, agg.init(params))[0])(grads)
     for a, r in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, r, **TOL)
 
 
 def test_dp_aggregate_masks_rows_and_divides_by_all_rows():
     g = {"w": jnp.array([[3.0, 4.0], [30.0, 40.0], [0.3, 0.4]])}
-    out, norms = dp_aggregate(g, jax.random.key(0), l2_norm_clip=1.0, noise_multiplier=0.0,
-                              mask=jnp.array([1.0, 0.0, 1.0]))
+    out, norms = _aggregate(g, jax.random.key(0), l2_norm_clip=1.0, noise_multiplier=0.0,
+                            mask=jnp.array([1.0, 0.0, 1.0]))
     np.testing.assert_allclose(out["w"], (np.array([0.6, 0.8]) + [0.3, 0.4]) / 3, rtol=1e-6)
     np.testing.assert_allclose(norms, [5.0, 50.0, 0.5], rtol=1e-6)
 
@@ -124,8 +130,8 @@ def test_dp_noise_std_is_noise_multiplier_times_clip_over_batch():
     grads = {"a": jnp.asarray(rng.normal(size=(rows, 100, 50)), jnp.float32),
              "b": jnp.asarray(rng.normal(size=(rows, 10_000)), jnp.float32)}
     key = jax.random.key(11)
-    noisy, _ = dp_aggregate(grads, key, l2_norm_clip=clip, noise_multiplier=sigma)
-    clean, _ = dp_aggregate(grads, key, l2_norm_clip=clip, noise_multiplier=0.0)
+    noisy, _ = _aggregate(grads, key, l2_norm_clip=clip, noise_multiplier=sigma)
+    clean, _ = _aggregate(grads, key, l2_norm_clip=clip, noise_multiplier=0.0)
     noise = np.concatenate([np.ravel(np.asarray(n, np.float64) - np.asarray(c))
                             for n, c in zip(jax.tree.leaves(noisy), jax.tree.leaves(clean))])
     expected = sigma * clip / rows

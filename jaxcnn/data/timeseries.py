@@ -108,8 +108,8 @@ def read_ts(path):
                      "Convert the file to plain values first")
             fields = line.split(":")
             if len(fields) < 2:
-                fail(where, f"line {lineno}", "one or more ':'-separated dimensions and a class label",
-                     line[:60])
+                fail(where, f"line {lineno}",
+                     "one or more ':'-separated dimensions and a class label", line[:60])
             label = fields[-1].strip()
             if class_names and label not in class_names:
                 fail(where, f"the label on line {lineno}", "one of " + ", ".join(class_names),
@@ -277,7 +277,8 @@ def _find_split(data_dir: Path, name: str, split: str) -> Path:
                 return p
     fail("load_ucr", f"the {split} file of {name!r}",
          f"{data_dir}/[{name}/]{name}_{split}.ts or .tsv", "no such file",
-         "Pass --data-dir pointing at the folder that holds the archive's files", exc=FileNotFoundError)
+         "Pass --data-dir pointing at the folder that holds the archive's files",
+         exc=FileNotFoundError)
 
 
 def load_ucr(name: str, data_dir, *, znorm: bool = True, variable_length: str = "resample",

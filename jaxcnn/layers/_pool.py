@@ -18,7 +18,7 @@ from jaxcnn.ops._pool import check_bool, check_norm_type, window_args
 def _rank_hint(where, *args):
     ranks = {len(a) for a in args if isinstance(a, (tuple, list))}
     if len(ranks) > 1:
-        fail(where, "kernel_size, stride, dilation and output_size",
+        fail(where, "kernel_size, stride, padding and dilation",
              "of one length (one entry per spatial dimension)", args)
     n = ranks.pop() if ranks else 1
     if n not in (1, 2, 3):
@@ -26,11 +26,10 @@ def _rank_hint(where, *args):
     return n
 
 
-def _check_window(where, kernel_size, stride, padding, dilation=1, ceil_mode=False,
-                  strings=("SAME", "VALID")):
-    pad_rank = padding if isinstance(padding, (tuple, list)) else None
-    n = _rank_hint(where, kernel_size, stride, dilation, *([pad_rank] if pad_rank else []))
-    window_args(where, n, kernel_size, stride, padding, dilation, strings=strings)
+def _check_window(where, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    n = _rank_hint(where, kernel_size, stride, None if isinstance(padding, str) else padding,
+                   dilation)
+    window_args(where, n, kernel_size, stride, padding, dilation)
     check_bool(where, "ceil_mode", ceil_mode)
 
 
@@ -50,7 +49,14 @@ def max_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
 
 
 def min_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """N-d min pooling layer; see :func:`jaxcnn.ops.min_pool`."""
+    """N-d min pooling layer; see :func:`jaxcnn.ops.min_pool`.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import min_pool
+      >>> min_pool(3, 1, padding=1).init(jax.random.key(0), (10, 4))[0]
+      (10, 4)
+    """
     _check_window("min_pool", kernel_size, stride, padding, dilation, ceil_mode)
     return stateless("min_pool", functools.partial(
         ops.min_pool, kernel_size=kernel_size, stride=stride, padding=padding,
@@ -58,7 +64,14 @@ def min_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
 
 
 def sum_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """N-d sum pooling layer; see :func:`jaxcnn.ops.sum_pool`."""
+    """N-d sum pooling layer; see :func:`jaxcnn.ops.sum_pool`.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import sum_pool
+      >>> sum_pool(2).init(jax.random.key(0), (8, 8, 8, 2))[0]
+      (4, 4, 4, 2)
+    """
     _check_window("sum_pool", kernel_size, stride, padding, dilation, ceil_mode)
     return stateless("sum_pool", functools.partial(
         ops.sum_pool, kernel_size=kernel_size, stride=stride, padding=padding,
@@ -87,7 +100,14 @@ def avg_pool(kernel_size, stride=None, padding=0, ceil_mode=False, count_include
 
 
 def lp_pool(norm_type, kernel_size, stride=None, ceil_mode=False):
-    """N-d power-average pooling layer; see :func:`jaxcnn.ops.lp_pool`."""
+    """N-d power-average pooling layer; see :func:`jaxcnn.ops.lp_pool`.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import lp_pool
+      >>> lp_pool(2, 3, 2, ceil_mode=True).init(jax.random.key(0), (8, 8, 3))[0]
+      (4, 4, 3)
+    """
     where = "lp_pool"
     _check_window(where, kernel_size, stride, 0, 1, ceil_mode)
     check_norm_type(where, norm_type)
@@ -109,7 +129,14 @@ def global_avg_pool():
 
 
 def global_max_pool():
-    """Max over the spatial axes: ``(*spatial, C) -> (C,)``."""
+    """Max over the spatial axes: ``(*spatial, C) -> (C,)``.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import global_max_pool
+      >>> global_max_pool().init(jax.random.key(0), (100, 32))[0]
+      (32,)
+    """
     return stateless("global_max_pool", ops.global_max_pool)
 
 
@@ -135,7 +162,14 @@ def adaptive_avg_pool(output_size):
 
 
 def adaptive_max_pool(output_size):
-    """Max pooling to a fixed spatial size; see :func:`jaxcnn.ops.adaptive_max_pool`."""
+    """Max pooling to a fixed spatial size; see :func:`jaxcnn.ops.adaptive_max_pool`.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import adaptive_max_pool
+      >>> adaptive_max_pool(1).init(jax.random.key(0), (9, 9, 9, 4))[0]
+      (1, 1, 1, 4)
+    """
     _check_output_size("adaptive_max_pool", output_size)
     return stateless("adaptive_max_pool",
                      functools.partial(ops.adaptive_max_pool, output_size=output_size))

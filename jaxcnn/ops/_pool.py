@@ -119,11 +119,12 @@ def check_norm_type(where, norm_type):
         fail(where, "norm_type", "a positive finite number (the p of the p-norm)", norm_type)
 
 
-def window_args(where, n, kernel_size, stride=None, padding=0, dilation=1, strings=("SAME", "VALID")):
+def window_args(where, n, kernel_size, stride=None, padding=0, dilation=1,
+                strings=("SAME", "VALID")):
     """Checked ``(kernel_size, stride, padding, dilation)`` for an ``n``-d window.
 
     ``stride=None`` means the kernel size. Numeric padding is at most half the kernel on
-    each side (as PyTorch requires, so no window lies in the padding alone).
+    each side, as PyTorch requires.
     """
     ks = to_tuple(kernel_size, n, where, "kernel_size")
     st = ks if stride is None else to_tuple(stride, n, where, "stride")

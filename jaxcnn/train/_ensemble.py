@@ -177,8 +177,8 @@ def hyperparam_sweep(optimizer_factory, **hyperparams):
       >>> import optax
       >>> from jaxcnn.train import hyperparam_sweep
       >>> opt, per_member = hyperparam_sweep(optax.adam, learning_rate=[1e-3, 1e-2], b1=0.8)
-      >>> per_member["learning_rate"].tolist()
-      [0.0010000000474974513, 0.009999999776482582]
+      >>> per_member
+      {'learning_rate': array([0.001, 0.01 ], dtype=float32)}
     """
     where = "hyperparam_sweep"
     if not callable(optimizer_factory):
