@@ -1,17 +1,19 @@
 """K models trained in one compiled ensemble step vs the same K models trained one by one.
 
-Command (the numbers in ``jaxcnn/train/_ensemble.py`` came from it)::
+Commands (the numbers in ``jaxcnn/train/_ensemble.py`` came from them)::
 
-    python benchmarks/ensemble_vs_sequential.py --members 4 --steps 20 --repeats 5
+    python benchmarks/ensemble_vs_sequential.py               # small conv net
+    python benchmarks/ensemble_vs_sequential.py --model mlp   # dense layers only
 
-Each repeat times, after compilation, (a) K sequential runs of ``--steps`` steps, each with
-the jitted single-model step of :func:`jaxcnn.train.make_train_step`, and (b) one run of
-``--steps`` ensemble steps of :func:`jaxcnn.train.make_ensemble_train_step` for each
-strategy (``vmap``, ``unroll``). The modes are interleaved within a repeat, so load from
-other processes hits them alike; the table gives medians over repeats and the ratio
-sequential / ensemble (> 1: the ensemble is faster). ``--model mlp`` runs a net of dense
-layers only, where ``vmap`` becomes batched matrix products.
-"""
+Each repeat times, after compilation and excluding initialisation, (a) K sequential runs
+of ``--steps`` steps, each with the jitted single-model step of
+:func:`jaxcnn.train.make_train_step`, and (b) one run of ``--steps`` ensemble steps of
+:func:`jaxcnn.train.make_ensemble_train_step` for each strategy (``vmap``, ``unroll``).
+All runs see the same batches, already on the device. The modes are interleaved within a
+repeat, so load from other processes hits them alike; the table gives the median and the
+minimum over repeats and the ratio sequential / ensemble of the medians (> 1: the
+ensemble is faster). ``--model mlp`` runs a net of dense layers only, where ``vmap``
+turns K matrix products into one batched product."""
 
 from __future__ import annotations
 
@@ -47,8 +49,8 @@ def timed(fn):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--size", type=int, default=16, help="input height and width")
     ap.add_argument("--model", choices=("cnn", "mlp"), default="cnn")
@@ -68,29 +70,32 @@ def main(argv=None):
     ens_steps = {s: jit_train_step(make_ensemble_train_step(model, opt, strategy=s))
                  for s in ("vmap", "unroll")}
 
-    def sequential():
+    def sequential(states):
         out = []
-        for i in range(k):
-            ts = create_train_state(model, opt, init_keys[i], in_shape)
+        for i, ts in enumerate(states):
             for batch in batches:
                 ts, metrics = single(ts, batch, member_keys[i])
             out.append(metrics["loss"])
         return out
 
-    def ensemble(step):
-        ens = create_ensemble_state(model, opt, init_keys, in_shape)
+    def ensemble(step, ens):
         for batch in batches:
             ens, metrics = step(ens, batch, run_key)
         return metrics["loss"]
 
-    modes = {"sequential": sequential}
-    modes.update({f"ensemble ({s})": (lambda st=st: ensemble(st)) for s, st in ens_steps.items()})
-    for fn in modes.values():  # compile (and warm up) everything first
-        fn()
+    # fresh initial states for every run (the steps donate them), made outside the timing
+    new_states = lambda: [create_train_state(model, opt, key, in_shape) for key in init_keys]  # noqa
+    new_ens = lambda: create_ensemble_state(model, opt, init_keys, in_shape)  # noqa
+    modes = {"sequential": (sequential, new_states)}
+    modes.update({f"ensemble ({s})": (lambda ens, st=st: ensemble(st, ens), new_ens)
+                  for s, st in ens_steps.items()})
+    for fn, init in modes.values():  # compile (and warm up) everything first
+        jax.block_until_ready(fn(init()))
     times = {name: [] for name in modes}
     for _ in range(args.repeats):
-        for name, fn in modes.items():
-            times[name].append(timed(fn))
+        for name, (fn, init) in modes.items():
+            states = jax.block_until_ready(init())
+            times[name].append(timed(lambda: fn(states)))
     seq = np.median(times["sequential"])
     print(f"jax {jax.__version__}, {jax.default_backend()} ({platform.processor() or 'cpu'}), "
           f"{jax.device_count()} device(s); model {args.model}, K={k}, batch {args.batch_size}, "

@@ -153,7 +153,8 @@ def save_plots(cfg: Config, data: TimeSeriesData, params, state, history, workdi
             ax.plot(data.x_train[i, :, 0], lw=1)
         ax.set_title(f"class {data.class_names[k]}", fontsize=9)
     fig.suptitle(f"{cfg.name if cfg.dataset == 'ucr' else 'MNIST-1D'}: three training series "
-                 "per class (channel 0)")
+                 "per class (channel 0)", fontsize=10)
+    fig.tight_layout()
     fig.savefig(workdir / "series.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -110,10 +110,8 @@ def test_affine_matches_naive_bilinear(rng):
                                    atol=1e-5)
 
 
-def test_random_affine_identity_and_jit(rng):
+def test_random_affine_jit_and_purity(rng):
     x = jnp.asarray(rng.normal(size=(4, 8, 8, 1)).astype(np.float32))
-    ident = jax.jit(augment.random_affine())
-    np.testing.assert_allclose(ident(jax.random.key(0), x), x, atol=1e-6)
     f = jax.jit(augment.compose(augment.random_rotation(15), augment.random_shift(1)))
     a, b = f(jax.random.key(5), x), f(jax.random.key(5), x)
     np.testing.assert_array_equal(a, b)  # pure: same key, same batch

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn.models import (get_model, lenet5, list_models, pad_shortcut, resnet18, resnet20,
-                           resnet_cifar, small_cnn, vgg)
+from jaxcnn import serial
+from jaxcnn.models import (basic_block, conv_bn_relu, get_model, lenet5, list_models,
+                           pad_shortcut, resnet18, resnet20, resnet_cifar, small_cnn, vgg)
 
 
 def conv_p(k, cin, cout, bias=False):
@@ -145,14 +146,15 @@ def test_pad_shortcut_matches_numpy(rng):
     np.testing.assert_array_equal(y, expected)
 
 
-def test_resnet20_trains_batch_norm_state(rng):
-    model = resnet_cifar(8, 3)  # n = 1: the smallest, same code path as ResNet-20
-    _, params, state = model.init(jax.random.key(0), (8, 8, 3))
-    x = jnp.asarray(rng.normal(size=(4, 8, 8, 3)), jnp.float32)
+def test_resnet_block_runs_and_updates_batch_norm(rng):
+    # the stem and an option-A downsampling block: the code path of every CIFAR ResNet
+    model = serial(conv_bn_relu(4), basic_block(8, stride=2, shortcut="A"))
+    _, params, state = model.init(jax.random.key(0), (6, 6, 3))
+    x = jnp.asarray(rng.normal(size=(4, 6, 6, 3)), jnp.float32)
     y, new_state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=True))(params, state, x)
-    assert y.shape == (4, 3) and np.all(np.isfinite(y))
+    assert y.shape == (4, 3, 3, 8) and np.all(np.isfinite(y)) and np.all(y >= 0)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new_state)
-    assert all(jax.tree.leaves(changed))  # every batch norm updated its running statistics
+    assert len(jax.tree.leaves(changed)) == 6 and all(jax.tree.leaves(changed))
 
 
 def test_registry_and_errors():

@@ -166,7 +166,8 @@ def _configs(seed=0, count=27):
 def test_upsample_matches_reference(mode, in_sizes, kw, align):
     rng = np.random.default_rng(len(in_sizes))
     x = rng.normal(size=(2,) + in_sizes + (2,))
-    y = ops.upsample(jnp.asarray(x, jnp.float32), mode=mode, align_corners=align, **kw)
+    y = jax.jit(lambda a: ops.upsample(a, mode=mode, align_corners=align, **kw))(
+        jnp.asarray(x, jnp.float32))
     if "size" in kw:
         out, scales = kw["size"], None
     else:
@@ -204,9 +205,10 @@ def test_pixel_shuffle_matches_reference_and_round_trips():
     rng = np.random.default_rng(2)
     for shape, r in [((2, 3, 8), 2), ((1, 2, 3, 18), 3), ((1, 2, 1, 2, 16), 2), ((2, 2, 2, 4), 2)]:
         x = rng.normal(size=shape).astype(np.float32)
-        y = ops.pixel_shuffle(jnp.asarray(x), r)
+        y = jax.jit(lambda a: ops.pixel_shuffle(a, r))(x)  # noqa: B023
         np.testing.assert_array_equal(y, ref_pixel_shuffle(x, r))
-        np.testing.assert_array_equal(ops.pixel_unshuffle(y, r), x)
+        back = jax.jit(lambda a: ops.pixel_unshuffle(a, r))(y)  # noqa: B023
+        np.testing.assert_array_equal(back, x)
     # Per-axis factors: (2, 1) shuffles rows only.
     x = jnp.arange(12.0).reshape(1, 1, 3, 4)
     y = ops.pixel_shuffle(x, (2, 1))
@@ -235,9 +237,10 @@ def test_jit_equals_eager_and_vmap_equals_loop():
     x = jnp.asarray(rng.normal(size=(3, 2, 4, 5, 2)), jnp.float32)  # (members, N, H, W, C)
     f = lambda a: ops.upsample(a, size=(7, 3), mode="cubic", align_corners=True)  # noqa: E731
     np.testing.assert_allclose(jax.jit(f)(x[0]), f(x[0]), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(jax.vmap(f)(x), jnp.stack([f(a) for a in x]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.vmap(f))(x), jnp.stack([f(a) for a in x]), rtol=1e-6,
+                               atol=1e-6)
     g = lambda a: ops.pixel_unshuffle(a, (2, 1))  # noqa: E731
-    np.testing.assert_array_equal(jax.vmap(g)(x), jnp.stack([g(a) for a in x]))
+    np.testing.assert_array_equal(jax.jit(jax.vmap(g))(x), jnp.stack([g(a) for a in x]))
 
 
 def test_layers():

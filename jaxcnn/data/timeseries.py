@@ -294,7 +294,8 @@ def load_ucr(name: str, data_dir, *, znorm: bool = True, variable_length: str = 
       znorm: z-normalise each series and channel (:func:`znormalize`), as the archive's
         papers do. Applied to the real values, before resampling or padding.
       variable_length: ``"resample"`` (default) or ``"pad"`` for unequal lengths.
-      length: the common length; default the longest training series.
+      length: the common length; default the longest training series when resampling,
+        the longest series of either split when padding (so nothing is cut).
 
     Example:
       >>> import tempfile, pathlib

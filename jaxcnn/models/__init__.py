@@ -54,9 +54,9 @@ def get_model(name: str, **kwargs):
     """The model registered as ``name``, built with ``kwargs`` (e.g. ``num_classes``).
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import get_model
-      >>> get_model("lenet5", num_classes=10).init(jax.random.key(0), (28, 28, 1))[0]
+      >>> summary(get_model("lenet5", num_classes=10), (28, 28, 1)).out_shape
       (10,)
     """
     if name not in MODELS:

@@ -49,10 +49,11 @@ def lenet5(num_classes=10, variant="28", activation="relu"):
     (61,706 parameters either way for one input channel and 10 classes).
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import lenet5
-      >>> lenet5().init(jax.random.key(0), (28, 28, 1))[0]
-      (10,)
+      >>> s = summary(lenet5(), (28, 28, 1))
+      >>> s.out_shape, s.total_params
+      ((10,), 61706)
     """
     where = "lenet5"
     _check_classes(where, num_classes)
@@ -71,10 +72,11 @@ def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
     dense ``hidden`` - dropout ``rate`` - dense ``num_classes``.
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import digits_cnn
-      >>> digits_cnn().init(jax.random.key(0), (8, 8, 1))[0]
-      (10,)
+      >>> s = summary(digits_cnn(), (8, 8, 1))
+      >>> s.out_shape, s.total_params
+      ((10,), 99178)
     """
     where = "digits_cnn"
     _check_classes(where, num_classes)
@@ -90,10 +92,11 @@ def conv_bn_relu(out_channels, kernel_size=3, stride=1):
     """``conv`` (``same`` padding, no bias) - ``batch_norm`` - ``relu``.
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import conv_bn_relu
-      >>> conv_bn_relu(8, stride=2).init(jax.random.key(0), (6, 6, 3))[0]
-      (3, 3, 8)
+      >>> s = summary(conv_bn_relu(8, stride=2), (6, 6, 3))
+      >>> s.out_shape, s.total_params  # 3*3*3*8 kernel + 8 scales + 8 biases
+      ((3, 3, 8), 232)
     """
     return serial(conv(out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
                        use_bias=False), batch_norm(), relu())
@@ -104,10 +107,11 @@ def small_cnn(num_classes=10, widths=(32, 64, 128), rate=0.0):
     stage ends in global average pooling instead), dropout ``rate``, one dense layer.
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import small_cnn
-      >>> small_cnn(5, widths=(8, 16)).init(jax.random.key(0), (28, 28, 1))[0]
-      (5,)
+      >>> s = summary(small_cnn(), (32, 32, 3))
+      >>> s.out_shape, s.total_params
+      ((10,), 288746)
     """
     where = "small_cnn"
     _check_classes(where, num_classes)
@@ -135,9 +139,11 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
     ``batch_norm=False`` gives the original convolutions with bias and no norm.
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import vgg
-      >>> vgg(11, width=4).init(jax.random.key(0), (28, 28, 1))[0]
+      >>> summary(vgg(11), (32, 32, 3)).total_params
+      9228362
+      >>> summary(vgg(11, width=4), (28, 28, 1)).out_shape  # ceil_mode pools: 28 -> 1
       (10,)
     """
     where = "vgg"
@@ -181,9 +187,9 @@ def basic_block(out_channels, stride=1, shortcut="identity"):
     batch norm projection).
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import basic_block
-      >>> basic_block(32, stride=2, shortcut="B").init(jax.random.key(0), (8, 8, 16))[0]
+      >>> summary(basic_block(32, stride=2, shortcut="B"), (8, 8, 16)).out_shape
       (4, 4, 32)
     """
     check_choice(shortcut, ("identity", "A", "B"), "basic_block", "shortcut")
@@ -230,10 +236,11 @@ def resnet20(num_classes=10, shortcut="A"):
     """ResNet-20 for CIFAR (0.27M parameters), see :func:`resnet_cifar`.
 
     Example:
-      >>> import jax
+      >>> from jaxcnn import summary
       >>> from jaxcnn.models import resnet20
-      >>> resnet20().init(jax.random.key(0), (32, 32, 3))[0]
-      (10,)
+      >>> s = summary(resnet20(), (32, 32, 3))
+      >>> s.out_shape, s.total_params
+      ((10,), 269722)
     """
     return resnet_cifar(20, num_classes, shortcut)
 
@@ -253,9 +260,13 @@ def resnet18(num_classes=10, small_input=True):
     projection shortcuts. ``small_input=True`` (CIFAR) uses a 3x3 stride-1 stem without max
     pooling; ``False`` the ImageNet stem (7x7 stride 2, 3x3 max pool stride 2).
 
-    .. code-block:: python
-
-       model = resnet18(10)  # 11,173,962 parameters; resnet18(1000, small_input=False): 11,689,512
+    Example:
+      >>> from jaxcnn import summary
+      >>> from jaxcnn.models import resnet18
+      >>> summary(resnet18(), (32, 32, 3)).total_params
+      11173962
+      >>> summary(resnet18(1000, small_input=False), (224, 224, 3)).total_params  # torchvision's
+      11689512
     """
     where = "resnet18"
     _check_classes(where, num_classes)

@@ -62,7 +62,8 @@ def resnet3d_small(num_classes=10, widths=(16, 32, 64), blocks=(1, 1, 1), stem_s
     Example:
       >>> import jax
       >>> from jaxcnn.models import resnet3d_small
-      >>> resnet3d_small(4).init(jax.random.key(0), (16, 16, 16, 1))[0]
+      >>> model = resnet3d_small(4, widths=(8, 16), blocks=(1, 1))
+      >>> model.init(jax.random.key(0), (16, 16, 16, 1))[0]
       (4,)
     """
     where = "resnet3d_small"
@@ -93,7 +94,7 @@ def small_cnn3d(num_classes=10, widths=(16, 32, 64), rate=0.0, stem_stride=2):
     Example:
       >>> import jax
       >>> from jaxcnn.models import small_cnn3d
-      >>> small_cnn3d(8).init(jax.random.key(0), (16, 16, 16, 1))[0]
+      >>> small_cnn3d(8, widths=(8, 16)).init(jax.random.key(0), (16, 16, 16, 1))[0]
       (8,)
     """
     where = "small_cnn3d"

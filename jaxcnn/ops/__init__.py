@@ -8,3 +8,4 @@ from jaxcnn.ops._resize import pixel_shuffle, pixel_unshuffle, upsample
 from jaxcnn.ops._pool import avg_pool, lp_pool, max_pool, max_unpool, min_pool, sum_pool
 from jaxcnn.ops._adaptive_pool import (adaptive_avg_pool, adaptive_max_pool, global_avg_pool,
                                        global_max_pool)
+from jaxcnn.ops._lowering import lowering

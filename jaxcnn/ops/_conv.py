@@ -10,6 +10,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn.ops._fast_conv import LAX_PLAN, planned_conv
+from jaxcnn.ops._lowering import conv_plan
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
 
@@ -110,6 +112,10 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         x = _pad_pairs(x, pads, padding_mode, where=where)
         pads = ((0, 0),) * n
     check_window_fits(where, x.shape[1:-1], pads, kernel_size, dilation)
+    plan = conv_plan(x.shape, kernel.shape, stride, pads, dilation, groups, x.dtype, precision)
+    if plan != LAX_PLAN:  # a faster lowering of the same sum (jaxcnn/ops/_lowering.py)
+        return _add_bias(where, planned_conv(x, kernel.astype(x.dtype), plan, stride, pads,
+                                             dilation), bias)
     y = lax.conv_general_dilated(
         x, kernel.astype(x.dtype), window_strides=stride, padding=pads, rhs_dilation=dilation,
         dimension_numbers=dimension_numbers(n), feature_group_count=groups, precision=precision)

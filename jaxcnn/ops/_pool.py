@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from jaxcnn._checks import fail, is_int, spatial_rank, to_tuple
+from jaxcnn.ops._lowering import pool_lowering
 from jaxcnn.ops._padding import normalize_padding, resolve_padding
 
 
@@ -48,18 +49,27 @@ def _reduce_sliced(x, init, op, window, strides, pads, dilation):
 
 def _reduce_max(x, window, strides, pads, dilation):
     """Max over windows; padding counts as ``-inf`` (the dtype's minimum for ints)."""
+    fast = pool_lowering("max", x.shape, window, strides, pads, dilation, x.dtype)
+    if fast is not None:
+        return fast(x, window, strides, pads, dilation)
     reduce = _reduce_sliced if max(dilation) > 1 else _reduce
     return reduce(x, _lowest(x.dtype), lax.max, window, strides, pads, dilation)
 
 
 def _reduce_min(x, window, strides, pads, dilation):
     """Min over windows; padding counts as ``+inf`` (the dtype's maximum for ints)."""
+    fast = pool_lowering("min", x.shape, window, strides, pads, dilation, x.dtype)
+    if fast is not None:
+        return fast(x, window, strides, pads, dilation)
     reduce = _reduce_sliced if max(dilation) > 1 else _reduce
     return reduce(x, _highest(x.dtype), lax.min, window, strides, pads, dilation)
 
 
 def _reduce_sum(x, window, strides, pads, dilation):
     """Sum over windows; padding counts as zero."""
+    fast = pool_lowering("sum", x.shape, window, strides, pads, dilation, x.dtype)
+    if fast is not None:
+        return fast(x, window, strides, pads, dilation)
     return _reduce(x, 0, lax.add, window, strides, pads, dilation)
 
 
