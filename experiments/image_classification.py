@@ -17,9 +17,16 @@ the dataset's preset in ``PRESETS``. The run folder (``--workdir``, default
 ``feature_maps.png``, ``confusion.png``. ``--resume`` continues a run from its folder;
 ``--ensemble K`` trains K members in one vmapped step and reports their mean prediction.
 
-Measured results (2-core CPU shared with other jobs, so wall times are upper bounds):
-see ``README.md``; the default digits run is the one the issue asks for: at least 99.0%
-test accuracy on the stratified 80/20 split (``SVC(gamma=0.001)``: 98.89%).
+Measured (2-core CPU shared with other jobs at load average 15-17, so wall times are upper
+bounds; CPU time = user + sys of the whole process, imports included):
+
+* default (digits, ``digits_cnn``, 30 epochs, AdamW, random affine 8 deg / 1 px), seeds
+  0, 1, 2: test accuracy 100.00%, 100.00%, 100.00% (mean 100.00 +- 0.00%, 360 test
+  images, stratified 80/20 split on which ``SVC(gamma=0.001)`` scores 98.89%); CPU time
+  47.5 / 49.4 / 50.1 s, wall 281 / 323 / 205 s under that load.
+* CIFAR-10 ``resnet20`` (SGD, crop + flip), timing only: 7.7 images/s in the second epoch
+  of a 5,000-image run (``--train-limit 5000 --epochs 2``), i.e. about 108 minutes per
+  50,000-image epoch under that load; the 91.25% of He et al. needs ~100+ epochs and a GPU.
 """
 
 from __future__ import annotations

@@ -12,5 +12,6 @@ from jaxcnn.layers import Layer, layer, stateless
 from jaxcnn.summary import Summary, receptive_field, summary
 
 from jaxcnn import train  # noqa: E402  (the training engine; needs the layers above)
+from jaxcnn import data, models  # noqa: E402  (datasets, augmentation, the model zoo)
 
 __version__ = "0.1.0"

@@ -204,13 +204,13 @@ def make_dp_train_step(model, optimizer, loss=None, *, l2_norm_clip, noise_multi
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
-      >>> from jaxcnn import serial, conv, relu, flatten, dense
+      >>> from jaxcnn import serial, flatten, dense
       >>> from jaxcnn.train import create_train_state, make_dp_train_step, jit_train_step
-      >>> net, opt = serial(conv(4, 3), relu(), flatten(), dense(3)), optax.sgd(0.1)
-      >>> ts = create_train_state(net, opt, jax.random.key(0), (6, 6, 1))
+      >>> net, opt = serial(flatten(), dense(3)), optax.sgd(0.1)
+      >>> ts = create_train_state(net, opt, jax.random.key(0), (4,))
       >>> step = jit_train_step(make_dp_train_step(net, opt, l2_norm_clip=1.0,
       ...                                          noise_multiplier=1.1))
-      >>> batch = {"x": jnp.ones((8, 6, 6, 1)), "y": jnp.zeros((8,), jnp.int32)}
+      >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros((5,), jnp.int32)}
       >>> ts, metrics = step(ts, batch, jax.random.key(1))
       >>> int(ts.step), sorted(metrics)
       (1, ['accuracy', 'clipped_fraction', 'grad_norm', 'loss', 'mean_example_norm'])

@@ -1,0 +1,205 @@
+"""Alternative lowerings (jaxcnn/ops/_fast_*.py) equal the lax reference, forward and
+gradient; the selection logic (jaxcnn/ops/_lowering.py) follows its rule table and mode."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcnn import ops
+from jaxcnn.ops import _lowering
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, planned_conv
+from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
+
+TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
+
+
+def _value_and_grads(f, args, seed=1):
+    """f(*args) and the gradient of sum(f * ct) with respect to every arg (one vjp)."""
+    y, vjp = jax.vjp(f, *args)
+    ct = jnp.asarray(np.random.default_rng(seed).normal(size=y.shape), y.dtype)
+    return (y,) + tuple(vjp(ct))
+
+
+def _close(got, want, dtype):
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        scale = max(1.0, float(jnp.max(jnp.abs(w.astype(jnp.float32)))))
+        tol = TOL[jnp.dtype(dtype).name]
+        np.testing.assert_allclose(np.asarray(g, np.float32) / scale,
+                                   np.asarray(w, np.float32) / scale, **tol)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+POOL_CASES = [  # (x shape, kernel_size, padding, ceil_mode)
+    ((2, 8, 3), 2, 0, False),
+    ((2, 9, 3), 2, 0, False),  # the unused tail is cut
+    ((2, 9, 3), 2, 1, False),
+    ((1, 7, 2), 3, 1, True),
+    ((2, 6, 6, 3), 2, 0, False),
+    ((2, 7, 5, 2), (2, 3), 0, True),
+    ((1, 7, 7, 2), 3, 1, False),
+    ((1, 5, 6, 4, 2), 2, 0, False),
+    ((1, 5, 5, 5, 1), (2, 1, 2), (1, 0, 0), True),
+]
+
+
+@pytest.mark.parametrize("shape, kernel, padding, ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("op", ["max_pool", "min_pool", "sum_pool", "avg_pool"])
+def test_reshape_pool_equals_lax(op, shape, kernel, padding, ceil_mode):
+    # Small integers: many ties inside windows, which must route the gradient alike.
+    x = jnp.asarray(np.random.default_rng(0).integers(-2, 3, size=shape), jnp.float32)
+    f = lambda x: getattr(ops, op)(x, kernel, padding=padding, ceil_mode=ceil_mode)  # noqa
+    with lowering("lax"):
+        want = _value_and_grads(f, (x,))
+    with lowering("fast"):
+        assert pool_lowering(op[:3], shape, (2,), (2,), ((0, 0),), (1,), jnp.float32) or op == "avg_pool"
+        got = _value_and_grads(f, (x,))
+    # Same sums, same order within a window: exactly equal, ties included.
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.int32])
+def test_reshape_pool_dtypes(dtype):
+    x = jnp.asarray(np.random.default_rng(1).integers(-5, 6, size=(2, 6, 4, 3)), dtype)
+    with lowering("lax"):
+        want = ops.max_pool(x, 2), ops.min_pool(x, (3, 2), padding=(1, 0))
+    with lowering("fast"):
+        got = ops.max_pool(x, 2), ops.min_pool(x, (3, 2), padding=(1, 0))
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(np.asarray(g, np.float32), np.asarray(w, np.float32))
+
+
+def test_overlapping_pool_keeps_lax():
+    shape = (1, 8, 8, 1)
+    assert pool_lowering("max", shape, (3, 3), (2, 2), ((0, 0),) * 2, (1, 1), jnp.float32,
+                         backend="cpu") is None
+    assert pool_lowering("max", shape, (2, 2), (2, 2), ((0, 0),) * 2, (2, 2), jnp.float32,
+                         backend="cpu") is None
+    assert pool_lowering("max", shape, (2, 2), (2, 2), ((0, 0),) * 2, (1, 1), jnp.float32,
+                         backend="cpu") is not None
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def _conv_cases():
+    """A seeded grid: rank, channels, kernel, stride, padding, dilation, dtype."""
+    rng = np.random.default_rng(42)
+    cases = []
+    for i in range(24):
+        n = (1, 2, 3)[i % 3]
+        size = tuple(int(s) for s in rng.integers(5, 9 if n < 3 else 7, size=n))
+        k = tuple(int(v) for v in rng.integers(1, 4, size=n))
+        stride = tuple(int(v) for v in rng.integers(1, 4, size=n))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, size=n)) if i % 4 == 1 else (1,) * n
+        pads = tuple((int(a), int(b)) for a, b in rng.integers(0, 3, size=(n, 2)))
+        c_in = int(rng.choice([1, 2, 3, 5]))
+        dtype = "bfloat16" if i % 8 == 5 else "float32"
+        cases.append(((2,) + size + (c_in,), k + (c_in, 3), stride, pads, dilation, dtype))
+    return cases
+
+
+PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
+         ConvPlan("patches", "patches", "lax")]
+PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches")]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pads, dilation, dtype", _conv_cases())
+def test_conv_plans_equal_lax(x_shape, w_shape, stride, pads, dilation, dtype):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=x_shape), dtype)
+    w = jnp.asarray(rng.normal(size=w_shape), dtype)
+    run = lambda plan: _value_and_grads(  # noqa: E731
+        lambda x, w: planned_conv(x, w, plan, stride, pads, dilation), (x, w))
+    want = run(LAX_PLAN)
+    for plan in PLANS + (PLANS_3D if len(x_shape) == 5 else []):
+        _close(run(plan), want, dtype)
+
+
+def test_conv_op_fast_equals_lax_and_first_layer():
+    """Through ops.conv (bias, string padding, padding_mode), and the kernel gradient alone
+    (the first-layer case, where the input gradient is dead code)."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(3, 9, 7, 7, 1)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 3, 1, 4)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    for kw in (dict(stride=2, padding="SAME"), dict(padding=1, padding_mode="reflect"),
+               dict(stride=(2, 1, 2), padding="VALID")):
+        f = lambda w, b: ops.conv(x, w, b, **kw)  # noqa: E731
+        with lowering("lax"):
+            want = _value_and_grads(f, (w, b))
+        with lowering("fast"):
+            got = _value_and_grads(jax.jit(f), (w, b))
+        _close(got, want, jnp.float32)
+
+
+# ----------------------------------------------------------------------------- selection
+
+FAKE = (Rule("conv.forward", "patches", lambda f: f["float"], lambda f: f["c_in"] == 1),
+        Rule("conv.forward", "fold", lambda f: f["n"] == 3, lambda f: True, ("gpu",)),
+        Rule("conv.input_grad", "interior", lambda f: True, lambda f: f["max_stride"] > 1),
+        Rule("pool.max", "reshape", lambda f: f["non_overlapping"], lambda f: False))
+
+
+def test_choose_follows_rule_table_mode_and_backend():
+    f = {"float": True, "c_in": 1, "n": 3, "max_stride": 1, "non_overlapping": True}
+    assert choose("conv.forward", f, "cpu", FAKE, "auto") == "patches"
+    assert choose("conv.forward", dict(f, c_in=2), "cpu", FAKE, "auto") == "lax"
+    assert choose("conv.forward", dict(f, c_in=2), "gpu", FAKE, "auto") == "fold"
+    # "fast" ignores preferences and backends, not applicability; the first rule wins.
+    assert choose("conv.forward", dict(f, c_in=2), "cpu", FAKE, "fast") == "patches"
+    assert choose("conv.forward", dict(f, float=False, c_in=2), "cpu", FAKE, "fast") == "fold"
+    assert choose("conv.forward", dict(f, float=False, n=2), "cpu", FAKE, "fast") == "lax"
+    assert choose("pool.max", f, "cpu", FAKE, "auto") == "lax"
+    assert choose("pool.max", f, "cpu", FAKE, "fast") == "reshape"
+    assert choose("conv.forward", f, "cpu", FAKE, "lax") == "lax"
+    assert choose("conv.kernel_grad", f, "cpu", FAKE, "fast") == "lax"
+
+
+def test_conv_plan_and_pool_lowering_use_given_rules():
+    args = ((8, 16, 16, 1), (3, 3, 1, 4), (2, 2), ((1, 1),) * 2, (1, 1))
+    with lowering("auto", rules=FAKE):
+        assert conv_plan(*args, 1, jnp.float32, backend="cpu") == ("patches", "interior", "lax")
+        assert conv_plan(*args, 1, jnp.float32, backend="tpu") == ("lax", "interior", "lax")
+        assert pool_lowering("max", (1, 4, 4, 1), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
+                             jnp.float32) is None
+    with lowering("fast", rules=FAKE):
+        assert pool_lowering("max", (1, 4, 4, 1), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
+                             jnp.float32) is not None
+    # Grouped convolutions and explicit precision always use lax.
+    assert conv_plan(*args, 2, jnp.float32) == LAX_PLAN
+    assert conv_plan(*args, 1, jnp.float32, precision="highest") == LAX_PLAN
+
+
+def test_default_rules_pick_measured_fast_paths_on_cpu():
+    with lowering("auto"):
+        voxnet_first = conv_plan((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3,
+                                 ((0, 0),) * 3, (1,) * 3, 1, jnp.float32, backend="cpu")
+        assert voxnet_first.forward == "patches" and voxnet_first.kernel_grad == "patches"
+        assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
+                         jnp.float32, backend="gpu") == LAX_PLAN
+
+
+def test_mode_from_context_and_environment(monkeypatch):
+    monkeypatch.setenv(_lowering.ENV_VAR, "LAX")
+    assert _lowering.mode() == "lax"
+    with lowering("fast"):
+        assert _lowering.mode() == "fast"
+        with lowering("auto"):
+            assert _lowering.mode() == "auto"
+        assert _lowering.mode() == "fast"
+    assert _lowering.mode() == "lax"
+    monkeypatch.delenv(_lowering.ENV_VAR)
+    assert _lowering.mode() == "auto"
+
+
+def test_mode_errors(monkeypatch):
+    with pytest.raises(ValueError, match="lowering: mode must be one of 'auto', 'lax', 'fast'"):
+        with lowering("fastest"):
+            pass
+    monkeypatch.setenv(_lowering.ENV_VAR, "xla")
+    with pytest.raises(ValueError, match=r"\$JAXCNN_LOWERING must be one of"):
+        ops.max_pool(jnp.ones((1, 4, 4, 1)), 2)
