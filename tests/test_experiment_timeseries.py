@@ -62,8 +62,10 @@ def test_ucr_run_folder_ensemble_and_plots(exp, tmp_path):
     assert len(result["test_member_accuracy"]) == 2
 
 
-def test_mnist1d_run_without_plots(exp, tmp_path):
-    summary = exp.main(["--num-samples", "100", "--epochs", "1", "--batch-size", "40",
-                        "--no-plots", "--workdir", str(tmp_path / "m")])
-    assert summary["dataset"] == "mnist1d" and summary["series_length"] == 40
-    assert summary["step"] == 2 and summary["test_count"] == 20
+def test_mnist1d_data_and_defaults(exp):
+    # The training path is the one the UCR test runs; here only what differs for MNIST-1D.
+    data = exp.load_data(exp.Config(num_samples=100))
+    assert data.name == "mnist1d" and data.x_train.shape == (80, 40, 1)
+    cfg = exp.resolve(exp.Config(num_samples=100), data)
+    assert cfg.workdir == "runs/timeseries/mnist1d_mnist1d_cnn_seed0"
+    assert exp.copies_per_epoch(cfg, 80) == 1

@@ -174,10 +174,18 @@ def test_create_ensemble_state_errors():
         create_ensemble_state(NET, opt, [1, 2], IN_SHAPE)
     with pytest.raises(TypeError, match=r"hyperparams must be None or a dict"):
         create_ensemble_state(NET, opt, INIT_KEYS, IN_SHAPE, hyperparams=[0.1])
-    with pytest.raises(ValueError, match=r"exactly one injected hyperparameter .*learning_rate"):
+    with pytest.raises(ValueError, match=r"hyperparams key must be one of the injected "
+                       r"hyperparameters \['b1', .*'learning_rate'\], got 'lr'"):
         create_ensemble_state(NET, opt, INIT_KEYS, IN_SHAPE, hyperparams={"lr": [1, 2, 3]})
-    with pytest.raises(ValueError, match=r"inject_hyperparams"):
+    with pytest.raises(ValueError, match=r"hyperparameters \[\], got 'learning_rate'. Build "
+                       r"the optimizer with optax.inject_hyperparams"):
         create_ensemble_state(NET, optax.adam(0.1), INIT_KEYS, IN_SHAPE,
+                              hyperparams={"learning_rate": [1, 2, 3]})
+    twice = optax.chain(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+                        optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
+    with pytest.raises(ValueError, match=r"must be held by one inject_hyperparams state, "
+                       r"got '2 states'"):
+        create_ensemble_state(NET, twice, INIT_KEYS, IN_SHAPE,
                               hyperparams={"learning_rate": [1, 2, 3]})
     with pytest.raises(ValueError, match=r"a scalar or 3 values \(one per member\), got \(2,\)"):
         create_ensemble_state(NET, opt, INIT_KEYS, IN_SHAPE,

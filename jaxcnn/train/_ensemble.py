@@ -100,18 +100,18 @@ def _check_values(name, values, k, dtype, where):
 def set_hyperparams(opt_state, hyperparams, k, where="set_hyperparams"):
     """``opt_state`` (stacked over ``k`` members) with the named hyperparameters of its
     ``optax.inject_hyperparams`` state set to one value per member."""
-    states = []
-    jax.tree.map(states.append, opt_state, is_leaf=lambda s: isinstance(s, _INJECT_STATES))
-    states = [s for s in states if isinstance(s, _INJECT_STATES)]
+    is_inject = lambda s: isinstance(s, _INJECT_STATES)  # noqa: E731
+    states = [s for s in jax.tree.leaves(opt_state, is_leaf=is_inject) if is_inject(s)]
+    known = sorted(n for s in states for n in s.hyperparams)
     for name in hyperparams:
-        holders = [s for s in states if name in s.hyperparams]
-        if len(holders) != 1:
-            known = sorted(n for s in states for n in s.hyperparams)
-            fail(where, f"hyperparams[{name!r}]",
-                 "the name of exactly one injected hyperparameter " + f"(known: {known})",
-                 f"{len(holders)} optimizer states holding it",
-                 "Build the optimizer with optax.inject_hyperparams(optax.adam)(learning_rate=...)"
-                 " or hyperparam_sweep")
+        holders = sum(name in s.hyperparams for s in states)
+        if holders == 0:
+            fail(where, "hyperparams key", f"one of the injected hyperparameters {known}", name,
+                 "Build the optimizer with optax.inject_hyperparams(optax.adam)(learning_rate="
+                 "...) or with hyperparam_sweep")
+        if holders > 1:
+            fail(where, f"hyperparams[{name!r}]", "held by one inject_hyperparams state",
+                 f"{holders} states", "Set it in the opt_state by hand")
 
     def update(s):
         if not isinstance(s, _INJECT_STATES):
@@ -122,7 +122,7 @@ def set_hyperparams(opt_state, hyperparams, k, where="set_hyperparams"):
                 new[name] = _check_values(name, values, k, new[name].dtype, where)
         return s._replace(hyperparams=new)
 
-    return jax.tree.map(update, opt_state, is_leaf=lambda s: isinstance(s, _INJECT_STATES))
+    return jax.tree.map(update, opt_state, is_leaf=is_inject)
 
 
 def create_ensemble_state(model, optimizer, keys, in_shape, hyperparams=None) -> TrainState:
