@@ -34,6 +34,7 @@ import numpy as np
 
 from jaxcnn.layers._base import check_shape, is_multi
 from jaxcnn.layers._scope import capture, trace_paths
+from jaxcnn.ops._lowering import lowering
 
 _ELEMENTWISE_FLOP = {"add", "sub", "mul", "div", "max", "min", "neg", "abs", "sign", "select_n",
                      "exp", "log", "tanh", "logistic", "sqrt", "rsqrt", "pow", "integer_pow",
@@ -323,7 +324,7 @@ def summary(model, in_shape, dtype=jnp.float32) -> Summary:
       >>> import jaxcnn as jc
       >>> s = jc.summary(jc.serial(*[jc.conv(8, 3, padding=1) for _ in range(3)]), (32, 32, 3))
       >>> s.receptive_field, s.total_params
-      ((7, 7), 1400)
+      ((7, 7), 1392)
     """
     in_shape = check_shape(in_shape, "summary")
     box = {}
@@ -342,7 +343,9 @@ def summary(model, in_shape, dtype=jnp.float32) -> Summary:
                        for k, v in acts.items()}
         return y
 
-    with trace_paths() as order:
+    # The reference (lax) lowerings describe the arithmetic; fast paths compute the same
+    # function with primitives (patches, reshapes) that would blur the geometry.
+    with trace_paths() as order, lowering("lax"):
         closed = jax.make_jaxpr(forward)(params, state, x)
     jaxpr = closed.jaxpr
     n_spatial = len(in_shape) - 1 if not is_multi(in_shape) else 0
