@@ -48,6 +48,15 @@ def _check_in_channels(where, in_shape, groups):
         fail(where, "input channels (in_shape[-1])", f"divisible by groups={groups}", in_shape[-1])
 
 
+def _kernel_and_bias(key, kernel_shape, use_bias, kernel_init, bias_init):
+    """``({"kernel", "bias"}, {})`` for a kernel of ``kernel_shape`` (bias: its last axis)."""
+    k_key, b_key = jax.random.split(key)
+    params = {"kernel": kernel_init(k_key, kernel_shape)}
+    if use_bias:
+        params["bias"] = bias_init(b_key, kernel_shape[-1:])
+    return params, {}
+
+
 def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
          padding_mode="zeros", use_bias=True, kernel_init=None, bias_init=None):
     """N-d convolution layer; see :func:`jaxcnn.ops.conv` for the arithmetic.
@@ -74,11 +83,8 @@ def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
         n = check_spatial_shape(in_shape, where)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
-        k_key, b_key = jax.random.split(key)
-        params = {"kernel": kernel_init(k_key, ks + (in_shape[-1] // groups, out_channels))}
-        if use_bias:
-            params["bias"] = bias_init(b_key, (out_channels,))
-        return params, {}
+        return _kernel_and_bias(key, ks + (in_shape[-1] // groups, out_channels), use_bias,
+                                kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
         return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
@@ -109,11 +115,11 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
         n = check_spatial_shape(in_shape, where)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
-        k_key, b_key = jax.random.split(key)
-        params = {"kernel": kernel_init(k_key, ks + (in_shape[-1], out_channels // groups))}
-        if use_bias:
-            params["bias"] = bias_init(b_key, (out_channels,))
-        return params, {}
+        params, state = _kernel_and_bias(key, ks + (in_shape[-1], out_channels // groups), False,
+                                         kernel_init, bias_init)
+        if use_bias:  # the bias has all out_channels, the kernel's last axis one group's
+            params["bias"] = bias_init(jax.random.split(key)[1], (out_channels,))
+        return params, state
 
     def forward(params, state, x, train, key):
         return ops.conv_transpose(x, params["kernel"], params.get("bias"), stride=stride,
@@ -178,11 +184,7 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
         n = check_spatial_shape(in_shape, where)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         c_out = in_shape[-1] * depth_multiplier
-        k_key, b_key = jax.random.split(key)
-        params = {"kernel": kernel_init(k_key, ks + (1, c_out))}
-        if use_bias:
-            params["bias"] = bias_init(b_key, (c_out,))
-        return params, {}
+        return _kernel_and_bias(key, ks + (1, c_out), use_bias, kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
         return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
