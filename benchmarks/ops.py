@@ -49,6 +49,8 @@ CONV_PLANS = {
     "fwd patches": ConvPlan("patches", "lax", "lax"),
     "dW patches": ConvPlan("lax", "lax", "patches"),
     "dX interior": ConvPlan("lax", "interior", "lax"),
+    "patches+dX ip": ConvPlan("patches", "interior_patches", "patches"),
+    "patches+dX ad": ConvPlan("patches", "patches", "patches"),
     "fold": ConvPlan("fold", "fold", "fold"),
     "fold+patches dW": ConvPlan("fold", "fold", "patches"),
 }
@@ -96,6 +98,8 @@ def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
         if stride == 1 and plan.input_grad == "interior" and plan.forward == "lax":
             continue
         if "fold" in plan and n != 3:
+            continue
+        if not grad_x and plan.input_grad != "lax" and plan != CONV_PLANS["patches"]:
             continue
         if not grad_x and plan.input_grad == "interior" and plan.forward == "lax":
             continue

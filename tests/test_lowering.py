@@ -46,18 +46,21 @@ POOL_CASES = [  # (x shape, kernel_size, padding, ceil_mode)
 
 
 @pytest.mark.parametrize("shape, kernel, padding, ceil_mode", POOL_CASES)
-@pytest.mark.parametrize("op", ["max_pool", "min_pool", "sum_pool", "avg_pool"])
-def test_reshape_pool_equals_lax(op, shape, kernel, padding, ceil_mode):
+def test_reshape_pool_equals_lax(shape, kernel, padding, ceil_mode):
     # Small integers: many ties inside windows, which must route the gradient alike.
     x = jnp.asarray(np.random.default_rng(0).integers(-2, 3, size=shape), jnp.float32)
-    f = lambda x: getattr(ops, op)(x, kernel, padding=padding, ceil_mode=ceil_mode)  # noqa
+
+    def run(x):  # traced anew under each mode
+        return [_value_and_grads(lambda x: getattr(ops, op)(x, kernel, padding=padding,
+                                                             ceil_mode=ceil_mode), (x,))
+                for op in ("max_pool", "min_pool", "sum_pool", "avg_pool")]
+
     with lowering("lax"):
-        want = _value_and_grads(f, (x,))
+        want = jax.jit(run)(x)
     with lowering("fast"):
-        assert pool_lowering(op[:3], shape, (2,), (2,), ((0, 0),), (1,), jnp.float32) or op == "avg_pool"
-        got = _value_and_grads(f, (x,))
-    # Same sums, same order within a window: exactly equal, ties included.
-    for g, w in zip(got, want):
+        got = jax.jit(run)(x)
+    # The same sums in the same order within a window: equal, ties included.
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
 
 
@@ -89,7 +92,7 @@ def _conv_cases():
     """A seeded grid: rank, channels, kernel, stride, padding, dilation, dtype."""
     rng = np.random.default_rng(42)
     cases = []
-    for i in range(20):
+    for i in range(16):
         n = (1, 2, 3, 1, 2)[i % 5]
         size = tuple(int(s) for s in rng.integers(5, 9 if n < 3 else 7, size=n))
         k = tuple(int(v) for v in rng.integers(1, 4, size=n))
@@ -103,7 +106,7 @@ def _conv_cases():
 
 
 PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
-         ConvPlan("patches", "patches", "lax")]
+         ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches")]
 PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches")]
 
 
@@ -128,11 +131,10 @@ def test_conv_op_fast_equals_lax_and_first_layer():
     """Through ops.conv (bias, string padding, padding_mode), and the kernel gradient alone
     (the first-layer case, where the input gradient is dead code)."""
     rng = np.random.default_rng(3)
-    x = jnp.asarray(rng.normal(size=(3, 9, 7, 7, 1)), jnp.float32)
-    w = jnp.asarray(rng.normal(size=(3, 3, 3, 1, 4)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(3, 9, 7, 1)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 1, 4)), jnp.float32)
     b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
-    for kw in (dict(stride=2, padding="SAME"), dict(padding=1, padding_mode="reflect"),
-               dict(stride=(2, 1, 2), padding="VALID")):
+    for kw in (dict(stride=2, padding="SAME"), dict(padding=1, padding_mode="reflect")):
         f = lambda w, b: ops.conv(x, w, b, **kw)  # noqa: E731
         with lowering("lax"):
             want = _value_and_grads(f, (w, b))

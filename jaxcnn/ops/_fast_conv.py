@@ -8,7 +8,8 @@ A plan names one lowering per pass of an ungrouped convolution
   reshaped to ``(K * C_in, C_out)``; fast when ``C_in`` is small, e.g. a first layer);
 * input gradient: ``"lax"`` (JAX's transpose rule, a convolution with ``lhs_dilation``) or
   ``"interior"`` (``dY`` dilated by explicit interior padding, then a stride-1
-  convolution with the flipped kernel; much faster for strided convolutions on CPU);
+  convolution with the flipped kernel; much faster for strided convolutions on CPU), or
+  ``"interior_patches"`` (the same, with that convolution done by patches and one matmul);
 * kernel gradient: ``"lax"`` or ``"patches"`` (``patches^T @ dY``);
 * for 3-d convolutions, any pass may also be ``"fold"``: the depth offsets stacked on the
   channel axis and the output depth folded into the batch, i.e. one 2-d convolution
@@ -37,7 +38,7 @@ _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
 
 class ConvPlan(NamedTuple):
     """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold"},
-    ``input_grad`` in {"lax", "interior", "fold"} (``"fold"``: 3-d only; a gradient named
+    ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold"} (``"fold"``: 3-d only; a gradient named
     after a forward lowering is that lowering's autodiff gradient)."""
     forward: str = "lax"
     input_grad: str = "lax"
@@ -101,7 +102,7 @@ def _patches_kernel_grad(x, w, g, stride, pads, dilation):
     return dw.astype(w.dtype).reshape(w.shape)
 
 
-def _interior_input_grad(x_shape, w, g, stride, pads, dilation):
+def _interior_input_grad(x_shape, w, g, stride, pads, dilation, conv=None):
     """``dx``: ``g`` dilated by ``stride - 1`` zeros (interior padding), padded, then a
     stride-1 convolution with the spatially flipped, in/out-swapped kernel."""
     n = len(x_shape) - 2
@@ -114,7 +115,7 @@ def _interior_input_grad(x_shape, w, g, stride, pads, dilation):
     config.append((0, 0, 0))
     gp = lax.pad(g, np.array(0, g.dtype), config)
     wt = jnp.flip(jnp.swapaxes(w, -1, -2), axis=tuple(range(n)))
-    return _lax_conv(gp, wt, (1,) * n, ((0, 0),) * n, dilation)
+    return (conv or _lax_conv)(gp, wt, (1,) * n, ((0, 0),) * n, dilation)
 
 
 def fold_conv(x, w, stride, pads, dilation):
@@ -153,6 +154,8 @@ def _conv_bwd(plan, stride, pads, dilation, res, g):
     x, w = res
     if plan.input_grad == "interior":
         dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation)
+    elif plan.input_grad == "interior_patches":
+        dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation, patches_conv)
     else:
         f = _FORWARD[plan.input_grad]
         dx = jax.vjp(lambda x_: f(x_, w, stride, pads, dilation), x)[1](g)[0]
