@@ -135,8 +135,8 @@ def plan_name(plan):
 def report(case, res, auto):
     base = res["lax"][0]
     best = res["lax"][1]
-    cells = "  ".join(f"{k} {v[0] * 1e3:.1f}/{v[1] * 1e3:.1f} ms ({base / v[0]:.2f}x/{best / v[1]:.2f}x)"
-                      for k, v in res.items())
+    cells = "  ".join(f"{k} {v[0] * 1e3:.1f}/{v[1] * 1e3:.1f} ms "
+                      f"({base / v[0]:.2f}x/{best / v[1]:.2f}x)" for k, v in res.items())
     print(f"{case:28s} {cells}  auto={auto}", flush=True)
 
 

@@ -38,7 +38,8 @@ _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
 
 class ConvPlan(NamedTuple):
     """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold"},
-    ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold"} (``"fold"``: 3-d only; a gradient named
+    ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold"}
+    (``"fold"``: 3-d only; a gradient named
     after a forward lowering is that lowering's autodiff gradient)."""
     forward: str = "lax"
     input_grad: str = "lax"
@@ -74,8 +75,8 @@ def patches(x, ksize, stride, pads, dilation):
     parts = []
     for offset in itertools.product(*(range(k) for k in ksize)):
         start = (0,) + tuple(j * d for j, d in zip(offset, dilation)) + (0,)
-        limit = ((x.shape[0],) + tuple(b + s * (o - 1) + 1 for b, s, o in zip(start[1:], stride, out))
-                 + (x.shape[-1],))
+        ends = tuple(b + s * (o - 1) + 1 for b, s, o in zip(start[1:], stride, out))
+        limit = (x.shape[0],) + ends + (x.shape[-1],)
         parts.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
     p = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=n + 1)
     return p.reshape((x.shape[0],) + out + (math.prod(ksize) * x.shape[-1],))
@@ -179,4 +180,5 @@ def planned_conv(x, w, plan, stride, pads, dilation):
     return _conv(x, w, ConvPlan(*plan), stride, pads, dilation)
 
 
-__all__ = ["ConvPlan", "LAX_PLAN", "patches", "patches_conv", "fold_conv", "planned_conv", "out_sizes"]
+__all__ = ["ConvPlan", "LAX_PLAN", "patches", "patches_conv", "fold_conv", "planned_conv",
+           "out_sizes"]
