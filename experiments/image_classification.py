@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -47,14 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-if __package__ in (None, ""):  # run as a script: make the sibling module importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from jaxcnn.data import augment as aug  # noqa: E402
-from jaxcnn.data import load_image_dataset, stratified_split  # noqa: E402
-from jaxcnn.interpret import activations  # noqa: E402
-from jaxcnn.models import get_model  # noqa: E402
-from jaxcnn.train import fit, num_params, parse_config  # noqa: E402
+from jaxcnn.data import augment as aug
+from jaxcnn.data import load_image_dataset, stratified_split
+from jaxcnn.interpret import activations
+from jaxcnn.models import get_model
+from jaxcnn.train import fit, num_params, parse_config
 
 
 @dataclasses.dataclass
@@ -156,9 +152,9 @@ def first_member(tree, ensemble):
 
 def write_plots(workdir: Path, model, params, state, history, test, class_names, confusion):
     """Curves, first-layer filters, feature maps of one test image, confusion matrix."""
-    import _plots
+    from jaxcnn import viz
 
-    _plots.plot_curves(history, workdir / "curves.png")
+    viz.plot_history(history, workdir / "curves.png", title="training curves")
     x0 = jnp.asarray(test[0][:1])
     acts = activations(model, params, state, x0)
     convs = [p for p in acts if p.rsplit("/", 1)[-1].startswith("conv_") and acts[p].ndim == 4]
@@ -166,14 +162,16 @@ def write_plots(workdir: Path, model, params, state, history, test, class_names,
         node = params
         for part in convs[0].split("/"):
             node = node[part]
-        _plots.plot_filters(np.asarray(node["kernel"]), workdir / "filters.png")
+        viz.plot_filters(np.asarray(node["kernel"]), workdir / "filters.png",
+                         title="first-layer filters")
     relus = [p for p in acts if p.rsplit("/", 1)[-1].startswith("relu_") and acts[p].ndim == 4]
     if len(relus) > 6:  # deep nets: six layers, evenly spaced, the last included
         relus = [relus[i] for i in np.linspace(0, len(relus) - 1, 6).round().astype(int)]
-    maps = [(p, np.asarray(acts[p][0])) for p in relus]
-    _plots.plot_feature_maps(np.asarray(test[0][0]), maps, workdir / "feature_maps.png",
-                             title=f"test image 0 ({class_names[int(test[1][0])]})")
-    _plots.plot_confusion(np.asarray(confusion), class_names, workdir / "confusion.png")
+    viz.plot_feature_maps({p: acts[p] for p in relus}, workdir / "feature_maps.png",
+                          image=np.asarray(test[0][0]),
+                          title=f"test image 0 ({class_names[int(test[1][0])]})")
+    viz.plot_confusion_matrix(np.asarray(confusion), class_names, workdir / "confusion.png",
+                              title="confusion matrix (test)")
 
 
 def main(argv=None) -> dict:

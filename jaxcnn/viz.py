@@ -89,16 +89,23 @@ def plot_filters(kernel, path=None, *, max_filters=32, title=None):
     return _finish(fig, path, title)
 
 
-def plot_feature_maps(acts, path=None, *, max_channels=8, title=None):
+def plot_feature_maps(acts, path=None, *, max_channels=8, title=None, image=None):
     """Feature maps of one input through the layers: ``acts`` maps a layer path to its
     output ``(1, *spatial, C)`` (see :func:`jaxcnn.interpret.activations`). One row per
-    layer; images for 2-d, channel curves along time for 1-d, depth max projections for 3-d."""
+    layer; images for 2-d, channel curves along time for 1-d, depth max projections for 3-d.
+    ``image`` (the input, ``(*spatial, C)``), when given, is drawn first in a row of its own."""
     items = [(p, np.asarray(a)[0]) for p, a in acts.items() if np.ndim(a) >= 3]
     if not items:
         fail("plot_feature_maps", "acts", "a dict of spatial activations (1, *spatial, C)",
              list(acts))
-    fig, axes = _figure(len(items), max_channels)
-    for r, (name, a) in enumerate(items):
+    first = 0 if image is None else 1
+    fig, axes = _figure(len(items) + first, max_channels)
+    if image is not None:
+        _show_input(axes[0, 0], image)
+        axes[0, 0].set_ylabel("input", fontsize=7)
+        for ax in axes[0, 1:]:
+            ax.axis("off")
+    for r, (name, a) in enumerate(items, start=first):
         for c in range(max_channels):
             ax = axes[r, c]
             if c >= a.shape[-1]:

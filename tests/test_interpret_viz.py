@@ -88,6 +88,7 @@ def test_plots_write_valid_pngs(tmp_path, model):
         "filters3d": lambda p: viz.plot_filters(np.ones((3, 3, 3, 1, 2)), p),
         "maps": lambda p: viz.plot_feature_maps(acts, p),
         "maps1d": lambda p: viz.plot_feature_maps({"a": np.ones((1, 20, 3))}, p),
+        "maps_input": lambda p: viz.plot_feature_maps(acts, p, image=x[0]),
         "hist": lambda p: viz.plot_activation_histograms(acts, p),
         "cam": lambda p: viz.plot_heatmap(x[0], cam[0], p),
         "voxels": lambda p: viz.plot_voxels(np.ones((2, 4, 4, 4)), ["a", "b"], p),
@@ -133,3 +134,14 @@ def test_classic_filters_experiment(tmp_path):
     path = tmp_path / "f.png"
     mod.plot(out, path)
     assert _png_size(path)[0] > 100
+
+
+def test_feature_maps_input_row(model):
+    params, state, x = model
+    acts = interpret.activations(NET, params, state, x[:1])
+    rows = sum(np.ndim(a) >= 3 for a in acts.values())
+    without = viz.plot_feature_maps(acts, max_channels=4)
+    with_input = viz.plot_feature_maps(acts, max_channels=4, image=x[0])
+    assert len(without.axes) == 4 * rows
+    assert len(with_input.axes) == 4 * (rows + 1)
+    assert len(with_input.axes[0].images) == 1  # the input is drawn in the first cell
