@@ -24,7 +24,7 @@ def test_shapes_run_folder(tmp_path):
     workdir = tmp_path / "run"
     summary = exp.main(["--grid", "12", "--train_per_class", "2", "--val_per_class", "1",
                         "--test_per_class", "1", "--epochs", "1", "--batch_size", "8",
-                        "--workdir", str(workdir)])
+                        "--model", "voxnet", "--workdir", str(workdir)])
     for name in ("config.json", "metrics.jsonl", "result.json", "run.json", "voxels.png",
                  "filters.png", "curves.png"):
         assert (workdir / name).is_file(), name
@@ -33,13 +33,27 @@ def test_shapes_run_folder(tmp_path):
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["test_size"] == 8
     assert result == summary and "test_auc" not in result
     config = json.loads((workdir / "config.json").read_text())
-    assert config["grid"] == 12 and config["augment"] == "vertical"
+    assert config["grid"] == 12 and config["augment"] == "quarter"
+    assert config["epochs"] == 1 and config["lr"] == exp.DEFAULTS["shapes"]["lr"]
+
+
+def test_defaults_resolve_per_dataset():
+    exp = _experiment()
+    data = exp.VoxelData(*(np.zeros((1, 8, 8, 8, 1), np.uint8), np.zeros(1, np.int32)) * 2,
+                         ("a", "b"))
+    for dataset in ("shapes", "npz"):
+        cfg = exp.resolve(exp.Config(dataset=dataset, data="x/pair.npz"), data)
+        assert {k: getattr(cfg, k) for k in ("epochs", "lr", "augment")} == {
+            k: v for k, v in exp.DEFAULTS[dataset].items() if k != "grid"}
+        assert cfg.grid == 8 and cfg.model == "small_cnn3d"
+    cfg = exp.resolve(exp.Config(epochs=3, lr=0.5, augment="none"), data)
+    assert (cfg.epochs, cfg.lr, cfg.augment) == (3, 0.5, "none")
 
 
 def test_binary_npz_reports_auc(tmp_path):
     rng = np.random.default_rng(0)
     arrays = {}
-    for split, n in (("train", 16), ("test", 8)):
+    for split, n in (("train", 16), ("val", 8), ("test", 8)):
         y = np.arange(n) % 2
         x = np.zeros((n, 12, 12, 12), np.uint8)
         x[y == 1, 3:9, 3:9, 3:9] = 255  # class 1: a cube; class 0: noise
@@ -49,6 +63,8 @@ def test_binary_npz_reports_auc(tmp_path):
     exp = _experiment()
     summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "pair.npz"),
                         "--epochs", "2", "--batch_size", "8", "--no-plots", "--max_shift", "0",
+                        "--model", "voxnet",
                         "--workdir", str(tmp_path / "bin")])
     assert 0.0 <= summary["test_auc"] <= 1.0 and summary["num_params"] > 0
     assert summary["classes"] == ["0", "1"]
+    assert summary["monitor"] == "val_auc" and summary["best_epoch"] in (1, 2)

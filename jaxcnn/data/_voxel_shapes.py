@@ -45,7 +45,7 @@ def _cube(rng, n):
 
 
 def _cylinder(rng, n):
-    r, h = rng.uniform((0.45, 0.55), (0.7, 0.85), (n, 2)).T
+    r, h = rng.uniform((0.38, 0.75), (0.5, 0.88), (n, 2)).T  # elongated: h / r >= 1.5
 
     def f(p, r, h):
         d0, d1 = _radial(p) - r, np.abs(p[..., 0]) - h
@@ -56,7 +56,7 @@ def _cylinder(rng, n):
 
 
 def _cone(rng, n):
-    r, h = rng.uniform((0.55, 0.6), (0.8, 0.85), (n, 2)).T
+    r, h = rng.uniform((0.6, 0.65), (0.8, 0.85), (n, 2)).T
 
     def f(p, r, h):
         side = (2 * h * _radial(p) + r * p[..., 0] - r * h) / np.sqrt(4 * h * h + r * r)
@@ -66,7 +66,7 @@ def _cone(rng, n):
 
 
 def _pyramid(rng, n):
-    b, h = rng.uniform((0.5, 0.6), (0.68, 0.85), (n, 2)).T
+    b, h = rng.uniform((0.55, 0.65), (0.68, 0.85), (n, 2)).T
 
     def f(p, b, h):
         norm = np.sqrt(4 * h * h + b * b)
@@ -87,7 +87,7 @@ def _torus(rng, n):
 
 
 def _ellipsoid(rng, n):
-    b, c = rng.uniform((0.35, 0.35), (0.7, 0.7), (n, 2)).T
+    b, c = rng.uniform((0.6, 0.3), (0.8, 0.42), (n, 2)).T  # three distinct radii
 
     def f(p, b, c):
         radii = np.stack([np.ones_like(b), b, c], -1)  # (m, 1, 3)
@@ -99,7 +99,7 @@ def _ellipsoid(rng, n):
 
 
 def _capsule(rng, n):
-    r, h = rng.uniform((0.3, 0.45), (0.42, 0.6), (n, 2)).T
+    r, h = rng.uniform((0.32, 0.5), (0.42, 0.6), (n, 2)).T
 
     def f(p, r, h):
         q0 = p[..., 0] - np.clip(p[..., 0], -h, h)
@@ -180,8 +180,8 @@ def _render(name, rng, n, grid, centres, scale, thickness, hollow, surface_noise
 
 
 def make_shapes(num_per_class: int, *, grid: int = 32, seed=0, classes=SHAPE_CLASSES,
-                scale=(0.5, 0.85), thickness=(1.5, 3.5), hollow: float = 0.5,
-                surface_noise: float = 0.4, noise: float = 0.004, rotation: str = "full"):
+                scale=(0.6, 0.9), thickness=(1.5, 3.5), hollow: float = 0.5,
+                surface_noise: float = 0.3, noise: float = 0.002, rotation: str = "full"):
     """Balanced, shuffled, labelled procedural shapes: ``(x, y)`` numpy arrays.
 
     Every class gets ``num_per_class`` samples with a random pose (``rotation``), scale,
