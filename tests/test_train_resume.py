@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import XLA_TEST_FLAGS
 
 SCRIPT = Path(__file__).with_name("_resume_script.py")
 
@@ -18,7 +19,7 @@ def _env(tmp_path):
                JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = XLA_TEST_FLAGS  # only the compile speed-up of conftest, no other flags
     return env
 
 

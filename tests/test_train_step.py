@@ -7,7 +7,8 @@ import optax
 import pytest
 
 import jaxcnn as jc
-from jaxcnn.train import create_train_state, jit_train_step, make_eval_step, make_train_step
+from jaxcnn.train import (TrainState, apply_gradients, create_train_state, jit_train_step,
+                          make_eval_step, make_train_step)
 
 
 def counter():
@@ -160,3 +161,26 @@ def test_train_step_errors():
     with pytest.raises(TypeError, match=r"train_step: batch must be a dict with keys 'x', 'y' "
                                         r"and optionally 'mask', got \['x'\]"):
         step(ts, {"x": jnp.ones((2, 6, 6, 1))}, jax.random.key(0))
+
+
+def test_apply_gradients_is_one_adam_update_and_threads_the_model_state():
+    # adam mixes its int32 count with float32 moments: needs the standard-promotion scope
+    params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5])}
+    grads = {"w": jnp.array([0.1, -0.4, 2.0]), "b": jnp.array([-1.0])}
+    opt = optax.adam(0.1, b1=0.9, b2=0.999, eps=1e-8)
+    ts = TrainState(jnp.zeros((), jnp.int32), params, {"n": jnp.zeros(())}, opt.init(params))
+    new = apply_gradients(ts, grads, opt)
+    newer = apply_gradients(new, grads, opt, state={"n": jnp.ones(())})
+    for name in params:  # adam by hand (numpy, float64), two steps with the same gradient
+        p, g = np.asarray(params[name], np.float64), np.asarray(grads[name], np.float64)
+        m = v = 0.0
+        for t, got in ((1, new), (2, newer)):
+            m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g ** 2
+            p = p - 0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+            np.testing.assert_allclose(got.params[name], p, rtol=1e-5, atol=1e-6)
+    assert int(new.step) == 1 and int(newer.step) == 2
+    assert float(new.state["n"]) == 0.0 and float(newer.state["n"]) == 1.0  # kept, replaced
+    with pytest.raises(TypeError, match=r"apply_gradients: optimizer must be an "
+                                        r"optax.GradientTransformation \(with init and update\), "
+                                        r"got 'str'"):
+        apply_gradients(ts, grads, "adam")

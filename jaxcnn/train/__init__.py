@@ -9,7 +9,7 @@ from jaxcnn.train._losses import binary_cross_entropy, mse, softmax_cross_entrop
 from jaxcnn.train._metrics import (accuracy, binary_scores, confusion_matrix, roc_auc,
                                    top_k_accuracy)
 from jaxcnn.train._state import TrainState, create_train_state, num_params
-from jaxcnn.train._step import jit_train_step, make_eval_step, make_train_step
+from jaxcnn.train._step import apply_gradients, jit_train_step, make_eval_step, make_train_step
 from jaxcnn.train._loop import FitResult, fit
 from jaxcnn.train._ensemble import (best_member, create_ensemble_state, ensemble_predict,
                                     evaluate_ensemble, hyperparam_sweep,

@@ -36,13 +36,12 @@ import numbers
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxcnn._checks import fail
 from jaxcnn.train._losses import resolve_loss
-from jaxcnn.train._state import TrainState, check_model, check_optimizer
-from jaxcnn.train._step import (_cast_input, _correct, _global_norm, _masked_mean, check_batch,
-                                check_compute_dtype)
+from jaxcnn.train._state import check_model, check_optimizer
+from jaxcnn.train._step import (apply_gradients, cast_input, check_batch, check_compute_dtype,
+                                global_norm, masked_accuracy, masked_mean)
 
 
 def _per_example(model, loss_fn, params, state, x, y, mask, keys, train):
@@ -232,21 +231,17 @@ def make_dp_train_step(model, optimizer, loss=None, *, l2_norm_clip, noise_multi
                  "use group_norm or layer_norm")
         step_key = jax.random.fold_in(key, train_state.step)
         model_key, noise_key = jax.random.split(step_key)
-        x = _cast_input(batch["x"], dtype)
+        x = cast_input(batch["x"], dtype)
         keys = jax.random.split(model_key, x.shape[0])
         losses, logits, grads = _per_example(model, loss_fn, train_state.params,
                                              train_state.state, x, batch["y"], mask, keys, True)
         grads, norms = dp_aggregate(grads, noise_key, l2_norm_clip=clip, noise_multiplier=sigma,
                                     mask=mask)
-        with jax.numpy_dtype_promotion("standard"):  # optax is not strict-promotion clean
-            updates, opt_state = optimizer.update(grads, train_state.opt_state,
-                                                  train_state.params)
-        params = optax.apply_updates(train_state.params, updates)
-        metrics = {"loss": _masked_mean(losses, mask), "grad_norm": _global_norm(grads),
-                   "mean_example_norm": _masked_mean(norms, mask),
-                   "clipped_fraction": _masked_mean((norms > clip).astype(jnp.float32), mask)}
+        metrics = {"loss": masked_mean(losses, mask), "grad_norm": global_norm(grads),
+                   "mean_example_norm": masked_mean(norms, mask),
+                   "clipped_fraction": masked_mean((norms > clip).astype(jnp.float32), mask)}
         if task != "regression":
-            metrics["accuracy"] = _masked_mean(_correct(logits, batch["y"], task), mask)
-        return TrainState(train_state.step + 1, params, train_state.state, opt_state), metrics
+            metrics["accuracy"] = masked_accuracy(logits, batch["y"], mask, task)
+        return apply_gradients(train_state, grads, optimizer), metrics
 
     return dp_step

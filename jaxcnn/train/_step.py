@@ -46,25 +46,65 @@ def check_batch(batch, where):
     return mask.astype(jnp.float32)
 
 
-def _cast_input(x, compute_dtype):
+def cast_input(x, compute_dtype):
     return x if compute_dtype is None else x.astype(compute_dtype)
 
 
-def _correct(logits, y, task):
+def correct(logits, y, task):
     if task == "regression":
         return jnp.zeros(y.shape[:1], jnp.float32)
     return (predictions(logits, task) == y.astype(jnp.int32)).astype(jnp.float32)
 
 
-def _global_norm(tree):
+def global_norm(tree):
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
     return jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in leaves))
 
 
-def _masked_mean(values, mask):
+def masked_mean(values, mask):
     return (values * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def masked_accuracy(logits, y, mask, task):
+    """The share of real (``mask == 1``) examples whose prediction equals the label."""
+    return masked_mean(correct(logits, y, task), mask)
+
+
+def apply_gradients(train_state, grads, optimizer, *, state=None):
+    """One optax update of a :class:`TrainState`: the step every training step ends with.
+
+    ``optimizer.update`` runs under standard dtype promotion (optax is not clean under
+    strict promotion), the updates are added with ``optax.apply_updates`` and the step
+    counter goes up by one. The model state becomes ``state`` (the batch-norm statistics
+    the forward pass returned), or stays as it was when ``state`` is ``None``.
+
+    Args:
+      train_state: the :class:`jaxcnn.train.TrainState` the gradient was taken at.
+      grads: a pytree like ``train_state.params``.
+      optimizer: the ``optax.GradientTransformation`` that made ``train_state.opt_state``.
+      state: the new model state, or ``None`` to keep ``train_state.state``.
+
+    Returns:
+      The next :class:`jaxcnn.train.TrainState`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from jaxcnn.train import TrainState, apply_gradients
+      >>> opt = optax.sgd(0.5)
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> ts = TrainState(jnp.zeros((), jnp.int32), params, {}, opt.init(params))
+      >>> ts = apply_gradients(ts, {"w": jnp.array([2.0, -2.0])}, opt)
+      >>> int(ts.step), ts.params["w"]
+      (1, Array([0., 3.], dtype=float32))
+    """
+    check_optimizer(optimizer, "apply_gradients")
+    with jax.numpy_dtype_promotion("standard"):  # optax is not strict-promotion clean
+        updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
+        params = optax.apply_updates(train_state.params, updates)
+    state = train_state.state if state is None else state
+    return TrainState(train_state.step + 1, params, state, opt_state)
 
 
 def make_train_step(model, optimizer, loss=None, *, task="multiclass", label_smoothing=0.0,
@@ -121,7 +161,7 @@ def make_train_step(model, optimizer, loss=None, *, task="multiclass", label_smo
         step_key = jax.random.fold_in(key, train_state.step)
         model_key, augment_key = jax.random.split(step_key)
         x = batch["x"] if augment is None else augment(augment_key, batch["x"])
-        x = _cast_input(x, dtype)
+        x = cast_input(x, dtype)
 
         def objective(params):
             logits, state = model.apply(params, train_state.state, x, train=True, key=model_key)
@@ -130,14 +170,10 @@ def make_train_step(model, optimizer, loss=None, *, task="multiclass", label_smo
 
         (value, (logits, state)), grads = jax.value_and_grad(objective, has_aux=True)(
             train_state.params)
-        with jax.numpy_dtype_promotion("standard"):  # optax is not strict-promotion clean
-            updates, opt_state = optimizer.update(grads, train_state.opt_state,
-                                                  train_state.params)
-        params = optax.apply_updates(train_state.params, updates)
-        metrics = {"loss": value, "grad_norm": _global_norm(grads)}
+        metrics = {"loss": value, "grad_norm": global_norm(grads)}
         if task != "regression":
-            metrics["accuracy"] = _masked_mean(_correct(logits, batch["y"], task), mask)
-        return TrainState(train_state.step + 1, params, state, opt_state), metrics
+            metrics["accuracy"] = masked_accuracy(logits, batch["y"], mask, task)
+        return apply_gradients(train_state, grads, optimizer, state=state), metrics
 
     return train_step
 
@@ -167,7 +203,7 @@ def make_eval_fn(model, loss=None, *, task="multiclass", top_k=(5,), compute_dty
 
     def eval_fn(params, state, batch):
         mask = check_batch(batch, "eval_step")
-        logits, _ = model.apply(params, state, _cast_input(batch["x"], dtype), train=False)
+        logits, _ = model.apply(params, state, cast_input(batch["x"], dtype), train=False)
         logits = logits.astype(jnp.float32)
         return sums_from_logits(logits, batch["y"], mask, task, eval_loss, top_k), logits
 
@@ -180,7 +216,7 @@ def sums_from_logits(logits, y, mask, task, eval_loss, top_k=()):
     sums = {"count": count, "loss": eval_loss(logits, y, mask) * count}
     if task == "regression":
         return sums
-    sums["correct"] = (_correct(logits, y, task) * mask).sum()
+    sums["correct"] = (correct(logits, y, task) * mask).sum()
     num_classes = 2 if task == "binary" else logits.shape[-1]
     if task == "multiclass":
         for k in top_k:
