@@ -1,5 +1,6 @@
 """experiments/timeseries_classification.py end to end on tiny data (the run-folder contract)."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -37,8 +38,9 @@ def test_resolve_defaults(exp):
                               np.zeros(5), ("a", "b"), None, None, "toy")
     cfg = exp.resolve(exp.Config(dataset="ucr", name="toy"), data)
     assert cfg.model == "fcn" and cfg.batch_size == 5  # min(16, 50 // 10)
-    assert exp.copies_per_epoch(cfg, 50) == 10  # 100 steps * 5 / 50 series
-    assert cfg.epochs == 20  # 2000 steps / 100 per epoch
+    assert cfg.epochs == 2000 and cfg.lr == 1e-3  # Ismail Fawaz et al.'s 2000 passes
+    assert exp.passes_per_epoch(cfg, 50) == 10  # 100 steps * 5 / 50 series
+    assert exp.passes_per_epoch(dataclasses.replace(cfg, epochs=3), 50) == 3
     assert cfg.workdir == "runs/timeseries/toy_fcn_seed0"
     m = exp.resolve(exp.Config(), data._replace(x_train=np.zeros((4000, 40, 1))))
     assert (m.model, m.batch_size, m.epochs, m.lr) == ("mnist1d_cnn", 128, 30, 3e-3)
@@ -60,6 +62,14 @@ def test_ucr_run_folder_ensemble_and_plots(exp, tmp_path):
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"] == "fcn" and config["batch_size"] == 4 and config["ensemble"] == 2
     assert len(result["test_member_accuracy"]) == 2
+    # The kept weights are those of the lowest training loss; the test with batch-norm
+    # statistics recomputed on the training set is recorded beside the headline.
+    assert result["monitor"] == "train_loss" and result["best_epoch"] == 1
+    assert result["cpu_time_s"] > 0 and result["passes"] == 1
+    assert 0.0 <= result["test_accuracy_recalibrated_bn"] <= 1.0
+    # Plots come from jaxcnn.viz, not the experiments' own matplotlib helpers.
+    source = (ROOT / "experiments" / "timeseries_classification.py").read_text()
+    assert "import _plots" not in source and "from _plots" not in source
 
 
 def test_mnist1d_data_and_defaults(exp):
@@ -68,4 +78,28 @@ def test_mnist1d_data_and_defaults(exp):
     assert data.name == "mnist1d" and data.x_train.shape == (80, 40, 1)
     cfg = exp.resolve(exp.Config(num_samples=100), data)
     assert cfg.workdir == "runs/timeseries/mnist1d_mnist1d_cnn_seed0"
-    assert exp.copies_per_epoch(cfg, 80) == 1
+    assert exp.passes_per_epoch(cfg, 80) == 1
+
+
+def test_recalibrate_bn_uses_the_whole_training_set(exp):
+    # The first batch norm's statistics, against a naive numpy convolution of the series:
+    # mean and unbiased variance over (series, time) of each channel.
+    import jax
+
+    from jaxcnn.models import fcn
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(10, 6, 1)).astype(np.float32)
+    _, params, state = fcn(2).init(jax.random.key(0), (6, 1))
+    cfg = exp.Config(dataset="ucr", model="fcn")
+    kernel = np.asarray(params["features_0"]["serial_0"]["conv_0"]["kernel"])[:, 0]  # (8, 128)
+    xp = np.pad(x[..., 0], ((0, 0), (3, 4)))  # "SAME" for a kernel of 8: 3 before, 4 after
+    conv = np.stack([xp[:, t:t + 8] @ kernel for t in range(6)], axis=1)  # (10, 6, 128)
+    want_mean = conv.mean(axis=(0, 1))
+    want_var = conv.reshape(-1, 128).var(axis=0, ddof=1)
+    first = lambda s: s["features_0"]["serial_0"]["batch_norm_1"]  # noqa: E731
+    whole = first(exp.recalibrate_bn(cfg, 2, params, state, x))
+    np.testing.assert_allclose(whole["mean"], want_mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(whole["var"], want_var, rtol=1e-4, atol=1e-5)
+    chunked = first(exp.recalibrate_bn(cfg, 2, params, state, x, chunk=4))  # 4 + 4 + 2
+    np.testing.assert_allclose(chunked["mean"], want_mean, rtol=1e-4, atol=1e-5)

@@ -150,3 +150,31 @@ def test_train_mode_updates_batch_norm_state_and_needs_key_for_dropout():
 def test_argument_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+
+@pytest.mark.parametrize("factory,pad", [
+    (lambda m: fcn(2, channels=(3,), kernel_sizes=(3,), bn_momentum=m), (1, 1)),
+    (lambda m: resnet1d(2, channels=(3,), kernel_sizes=(3,), bn_momentum=m), (1, 1)),
+    (lambda m: tcn(2, channels=3, dilations=(1,), norm="batch", rate=0.0, bn_momentum=m), (2, 0)),
+    (lambda m: mnist1d_cnn(2, channels=(3,), rate=0.0, bn_momentum=m), (1, 1)),
+])
+def test_bn_momentum_zero_keeps_the_batch_statistics(factory, pad):
+    # momentum 0: the first batch norm's running mean becomes the batch mean of the first
+    # convolution (naive numpy, "SAME" or causal padding), what the time-series experiment
+    # uses to recompute the statistics on a whole training set.
+    x = np.random.default_rng(0).normal(size=(4, 8, 1)).astype(np.float32)
+    model = factory(0.0)
+    params, state = init(model, (8, 1))
+    _, new = model.apply(params, state, jnp.asarray(x), train=True, key=jax.random.key(0))
+
+    def first(tree, name):
+        return np.asarray([v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+                           if getattr(p[-1], "key", None) == name][0])
+
+    kernel = first(params, "kernel")[:, 0]  # (3, 3); only the TCN's conv has a bias
+    bias = 0.0 if pad != (2, 0) else np.asarray(
+        params["features_0"]["serial_0"]["residual_0"]["block"]["conv_0"]["bias"])
+    xp = np.pad(x[..., 0], ((0, 0), pad))
+    conv = np.stack([xp[:, t:t + 3] @ kernel for t in range(8)], axis=1) + bias
+    np.testing.assert_allclose(first(new, "mean"), conv.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)

@@ -37,13 +37,13 @@ def _classifier(where, features, num_classes, pool=None):
                   named("head", dense(num_classes)))
 
 
-def conv_bn_relu(out_channels, kernel_size, dilation=1, padding="SAME"):
-    """``conv`` (no bias) -> ``batch_norm`` -> ``relu``: the unit of FCN and ResNet1D."""
+def conv_bn_relu(out_channels, kernel_size, dilation=1, padding="SAME", momentum=0.9):
+    """``conv`` (no bias) -> ``batch_norm(momentum)`` -> ``relu``: the unit of FCN and ResNet1D."""
     return serial(conv(out_channels, kernel_size, padding=padding, dilation=dilation,
-                       use_bias=False), batch_norm(), relu())
+                       use_bias=False), batch_norm(momentum), relu())
 
 
-def fcn(num_classes=None, channels=(128, 256, 128), kernel_sizes=(8, 5, 3)):
+def fcn(num_classes=None, channels=(128, 256, 128), kernel_sizes=(8, 5, 3), bn_momentum=0.9):
     """Fully convolutional network of Wang et al. (2017) for time-series classification.
 
     Three ``conv -> batch_norm -> relu`` blocks (128, 256, 128 filters of sizes 8, 5, 3,
@@ -53,6 +53,8 @@ def fcn(num_classes=None, channels=(128, 256, 128), kernel_sizes=(8, 5, 3)):
       num_classes: number of classes; ``None`` returns the convolutional part alone.
       channels: filters per block.
       kernel_sizes: kernel size per block (same length as ``channels``).
+      bn_momentum: batch-norm momentum, ``new = momentum * old + (1 - momentum) * batch``
+        (``0``: the statistics of the last batch, used to recompute them on a whole set).
 
     Example:
       >>> import jax
@@ -66,22 +68,24 @@ def fcn(num_classes=None, channels=(128, 256, 128), kernel_sizes=(8, 5, 3)):
     kernel_sizes = _check_ints(where, "kernel_sizes", kernel_sizes)
     if len(channels) != len(kernel_sizes):
         fail(where, "len(kernel_sizes)", f"len(channels) = {len(channels)}", len(kernel_sizes))
-    features = serial(*(conv_bn_relu(c, k) for c, k in zip(channels, kernel_sizes)))
+    features = serial(*(conv_bn_relu(c, k, momentum=bn_momentum)
+                        for c, k in zip(channels, kernel_sizes)))
     return _classifier(where, features, num_classes)
 
 
-def _resnet_block(in_channels, out_channels, kernel_sizes):
-    body = [conv_bn_relu(out_channels, k) for k in kernel_sizes[:-1]]
+def _resnet_block(in_channels, out_channels, kernel_sizes, momentum):
+    body = [conv_bn_relu(out_channels, k, momentum=momentum) for k in kernel_sizes[:-1]]
     body.append(serial(conv(out_channels, kernel_sizes[-1], padding="SAME", use_bias=False),
-                       batch_norm()))
+                       batch_norm(momentum)))
     if in_channels == out_channels:
-        shortcut = batch_norm()
+        shortcut = batch_norm(momentum)
     else:
-        shortcut = serial(conv(out_channels, 1, use_bias=False), batch_norm())
+        shortcut = serial(conv(out_channels, 1, use_bias=False), batch_norm(momentum))
     return serial(residual(serial(*body), shortcut), relu())
 
 
-def resnet1d(num_classes=None, channels=(64, 128, 128), kernel_sizes=(8, 5, 3)):
+def resnet1d(num_classes=None, channels=(64, 128, 128), kernel_sizes=(8, 5, 3),
+             bn_momentum=0.9):
     """Residual network for time series (Wang et al. 2017; Ismail Fawaz et al. 2019).
 
     Three residual blocks of ``channels`` filters, each three convolutions of sizes
@@ -94,6 +98,7 @@ def resnet1d(num_classes=None, channels=(64, 128, 128), kernel_sizes=(8, 5, 3)):
       num_classes: number of classes; ``None`` returns the residual blocks alone.
       channels: filters per residual block.
       kernel_sizes: the kernel sizes of the convolutions inside each block.
+      bn_momentum: batch-norm momentum (as :func:`fcn`).
 
     Example:
       >>> import jax
@@ -106,26 +111,28 @@ def resnet1d(num_classes=None, channels=(64, 128, 128), kernel_sizes=(8, 5, 3)):
     kernel_sizes = _check_ints(where, "kernel_sizes", kernel_sizes)
     blocks, c_in = [], None
     for c in channels:
-        blocks.append(_resnet_block(c_in, c, kernel_sizes))
+        blocks.append(_resnet_block(c_in, c, kernel_sizes, bn_momentum))
         c_in = c
     return _classifier(where, serial(*blocks), num_classes)
 
 
-def _tcn_norm(norm):
-    return {"batch": batch_norm, "layer": lambda: layer_norm(), "none": identity}[norm]()
+def _tcn_norm(norm, momentum):
+    if norm == "batch":
+        return batch_norm(momentum)
+    return layer_norm() if norm == "layer" else identity()
 
 
-def _tcn_block(in_channels, out_channels, kernel_size, dilation, rate, norm):
+def _tcn_block(in_channels, out_channels, kernel_size, dilation, rate, norm, momentum):
     def unit():
         return [conv(out_channels, kernel_size, padding="CAUSAL", dilation=dilation),
-                _tcn_norm(norm), relu()] + ([dropout(rate)] if rate else [])
+                _tcn_norm(norm, momentum), relu()] + ([dropout(rate)] if rate else [])
 
     shortcut = None if in_channels == out_channels else conv(out_channels, 1)
     return serial(residual(serial(*unit(), *unit()), shortcut), relu())
 
 
 def tcn(num_classes=None, channels=64, kernel_size=3, dilations=(1, 2, 4, 8, 16, 32),
-        rate=0.1, norm="layer", pool="avg"):
+        rate=0.1, norm="layer", pool="avg", bn_momentum=0.9):
     """Temporal convolutional network: stacks of dilated causal convolutions with
     residual connections (WaveNet, van den Oord et al. 2016; Bai et al. 2018).
 
@@ -151,6 +158,7 @@ def tcn(num_classes=None, channels=64, kernel_size=3, dilations=(1, 2, 4, 8, 16,
       norm: ``"layer"``, ``"batch"`` or ``"none"``.
       pool: ``"avg"`` (global average over time) or ``"last"`` (the last time step, the
         only one that has seen the whole series).
+      bn_momentum: batch-norm momentum where ``norm="batch"``.
 
     Example:
       >>> import jax
@@ -169,7 +177,7 @@ def tcn(num_classes=None, channels=64, kernel_size=3, dilations=(1, 2, 4, 8, 16,
     check_choice(pool, ("avg", "last"), where, "pool")
     blocks, c_in = [], None
     for d in dilations:
-        blocks.append(_tcn_block(c_in, channels, kernel_size, d, rate, norm))
+        blocks.append(_tcn_block(c_in, channels, kernel_size, d, rate, norm, bn_momentum))
         c_in = channels
     last = serial(_take_last(), flatten()) if pool == "last" else None
     return _classifier(where, serial(*blocks), num_classes, pool=last)
@@ -181,7 +189,7 @@ def _take_last():
     return stateless("last_step", lambda x: x[:, -1:, :])
 
 
-def mnist1d_cnn(num_classes=10, channels=(64, 128, 256), rate=0.1):
+def mnist1d_cnn(num_classes=10, channels=(64, 128, 256), rate=0.1, bn_momentum=0.9):
     """A small CNN for MNIST-1D (Greydanus 2020): length-40 series, ten classes.
 
     Stage ``i`` is two ``conv(channels[i], 3) -> batch_norm -> relu`` units; stages are
@@ -192,6 +200,7 @@ def mnist1d_cnn(num_classes=10, channels=(64, 128, 256), rate=0.1):
       num_classes: number of classes; ``None`` returns the convolutional part alone.
       channels: filters per stage.
       rate: dropout probability before the head.
+      bn_momentum: batch-norm momentum (batches of 128 here: 0.9 is enough).
 
     Example:
       >>> import jax
@@ -206,6 +215,7 @@ def mnist1d_cnn(num_classes=10, channels=(64, 128, 256), rate=0.1):
     for i, c in enumerate(channels):
         if i:
             layers.append(max_pool(2))
-        layers += [conv_bn_relu(c, 3), conv_bn_relu(c, 3)]
+        layers += [conv_bn_relu(c, 3, momentum=bn_momentum),
+                   conv_bn_relu(c, 3, momentum=bn_momentum)]
     pool = serial(global_avg_pool(), dropout(rate)) if rate else None
     return _classifier(where, serial(*layers), num_classes, pool=pool)
