@@ -1,14 +1,17 @@
 """Micro-benchmarks of the alternative lowerings of ``jaxcnn.ops`` (forward + backward).
 
-Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--json out.json]``
+Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--passes] [--json out.json]``
 
 For each case (the layers of the four benchmark models of ``benchmarks/train_step.py``)
 every candidate lowering is jitted as ``value_and_grad`` of ``sum(y * ct)`` with respect
 to the kernel (first layers, whose input is data) or to input and kernel, and the
 candidates are timed in alternation, round by round, in one process, so that machine
-load affects them alike. Prints milliseconds per call (median of ``--rounds``) and each
-lowering's speed-up over ``lax``, and marks the one ``auto`` picks (the rule table of
-``jaxcnn/ops/_lowering.py``). The measured tables are in ``benchmarks/README.md``.
+load affects them alike. ``--passes`` times each pass of a convolution alone instead
+(forward only, kernel gradient only, input gradient only; one row per pass and case), the
+data behind each decision of the rule table. Prints milliseconds per call (median of
+``--rounds``) and each lowering's speed-up over ``lax``, and marks the one ``auto`` picks
+(the rule table of ``jaxcnn/ops/_lowering.py``; in the fwd+bwd table its plan is also timed
+as ``auto`` when it is none of the named plans). The measured tables are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.ops import _fast_pool, _lowering
+from jaxcnn.ops import _fast_conv, _fast_pool, _lowering
 from jaxcnn.ops._fast_conv import ConvPlan, planned_conv
 from jaxcnn.ops._pool import _reduce
 
@@ -53,7 +56,12 @@ CONV_PLANS = {
     "patches+dX ad": ConvPlan("patches", "patches", "patches"),
     "fold": ConvPlan("fold", "fold", "fold"),
     "fold+patches dW": ConvPlan("fold", "fold", "patches"),
+    "lax+dX int+dW patches": ConvPlan("lax", "interior", "patches"),
+    "fold+dX int+dW patches": ConvPlan("fold", "interior", "patches"),
 }
+# The lowerings of each pass timed alone by --passes.
+PASSES = {"forward": ("lax", "patches", "fold"), "kernel_grad": ("lax", "patches", "fold"),
+          "input_grad": ("lax", "interior", "patches", "fold")}
 # (name, x shape, window)
 POOL_CASES = [
     ("lenet pool1", (B, 28, 28, 6), (2, 2)),
@@ -110,7 +118,43 @@ def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
 
         fns[name] = jax.jit(jax.value_and_grad(loss, argnums))
     auto = _lowering.conv_plan(x.shape, w.shape, st, pads, dl, 1, dtype)
+    if plan_name(auto) not in fns:  # the rule table's own plan is always timed
+
+        def loss(x, w, plan=auto):
+            return jnp.sum(planned_conv(x, w, plan, st, pads, dl) ** 2)
+
+        fns["auto"] = jax.jit(jax.value_and_grad(loss, argnums))
     return fns, (x, w), auto
+
+
+def pass_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
+    """{pass: {lowering: jitted f(x, w, g)}} timing each pass of one case alone."""
+    n = len(ksize)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), dtype)
+    w = jnp.asarray(rng.normal(size=ksize + (shape[-1], c_out)) * 0.1, dtype)
+    st, dl, pads = (stride,) * n, (1,) * n, ((padding, padding),) * n
+    y = planned_conv(x, w, ConvPlan(), st, pads, dl)
+    g = jnp.asarray(rng.normal(size=y.shape), dtype)
+    out = {}
+    for pass_, names in PASSES.items():
+        if pass_ == "input_grad" and not grad_x:
+            continue
+        fns = {}
+        for name in names:
+            if (name == "fold" and n != 3) or (name == "interior" and stride == 1):
+                continue
+            plan = ConvPlan(**{pass_: name}, inference=name)
+            if pass_ == "forward":
+                f = lambda x, w, g, plan=plan: planned_conv(x, w, plan, st, pads, dl)
+            else:
+                i = 0 if pass_ == "input_grad" else 1
+                f = lambda x, w, g, plan=plan, i=i: _fast_conv._conv_bwd(  # noqa: E731
+                    plan, st, pads, dl, (x, w, None), g)[i]
+            fns[name] = jax.jit(f)
+        out[pass_] = fns
+    auto = _lowering.conv_plan(x.shape, w.shape, st, pads, dl, 1, dtype)
+    return out, (x, w, g), auto
 
 
 def pool_fns(shape, window, dtype):
@@ -126,13 +170,15 @@ def pool_fns(shape, window, dtype):
 
 
 def plan_name(plan):
+    """The name of ``plan`` in CONV_PLANS (the inference lowering aside), else its tuple."""
     for name, p in CONV_PLANS.items():
-        if p == plan:
+        if p[:3] == plan[:3]:
             return name
     return str(tuple(plan))
 
 
 def report(case, res, auto):
+    """One line: median/min ms per lowering, speed-up over lax, the lowering auto picks."""
     base = res["lax"][0]
     best = res["lax"][1]
     cells = "  ".join(f"{k} {v[0] * 1e3:.1f}/{v[1] * 1e3:.1f} ms "
@@ -146,6 +192,8 @@ def main(argv=None):
     parser.add_argument("--only", choices=("conv", "pool"), default=None)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--match", default="", help="only cases whose name contains this")
+    parser.add_argument("--passes", action="store_true",
+                        help="time forward, kernel and input gradient of each conv alone")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     dtype = jnp.dtype(args.dtype)
@@ -162,7 +210,17 @@ def main(argv=None):
                 results.append({"op": "max_pool", "case": case, "auto": auto, "times": res})
     if args.only in (None, "conv"):
         for case, *spec in CONV_CASES:
-            if args.match in case:
+            if args.match in case and args.passes:
+                per_pass, fargs, auto = pass_fns(*spec, dtype)
+                for pass_, fns in per_pass.items():
+                    res = time_alternating(fns, fargs, args.rounds)
+                    infer = auto.inference or auto.forward
+                    pick = getattr(auto, pass_) + (f", inference={infer}"
+                                                   if pass_ == "forward" else "")
+                    report(f"{case} {pass_}", res, pick)
+                    results.append({"op": "conv." + pass_, "case": case, "auto": pick,
+                                    "times": res})
+            elif args.match in case:
                 fns, fargs, auto = conv_fns(*spec, dtype)
                 res = time_alternating(fns, fargs, args.rounds)
                 report(case, res, plan_name(auto))

@@ -1,7 +1,7 @@
 """Train-step and inference throughput: jaxcnn vs flax.linen vs PyTorch eager, side by side.
 
 Run: ``python benchmarks/train_step.py [--rounds 7] [--models lenet5,resnet20,cnn1d,cnn3d]
-[--with-lax] [--no-memory] [--out benchmarks/results]``
+[--with-lax] [--no-memory] [--device auto|cpu|gpu] [--out benchmarks/results]``
 
 The same four architectures are written in jaxcnn, flax.linen and PyTorch (the PyTorch
 column is skipped when torch is not installed):
@@ -24,7 +24,15 @@ ratios jaxcnn/torch and jaxcnn/flax of the medians, the time to the first step (
 compilation for JAX) and, unless ``--no-memory``, the peak resident memory of one process
 running a few steps of that column alone. ``--with-lax`` adds a jaxcnn column with every
 op forced to its plain ``lax`` lowering (``jaxcnn.ops.lowering("lax")``), the reference
-for the fast paths. Results go to ``<out>/train_step.json`` and ``<out>/train_step.md``.
+for the fast paths. Results go to ``<out>/train_step.json`` and ``<out>/train_step.md``
+(rewritten after each model, so an interrupted run keeps what it measured).
+
+``--device gpu`` (``auto``: the GPU when JAX has one) runs the JAX columns on JAX's GPU and
+PyTorch on CUDA (when ``torch.cuda.is_available()``; otherwise the torch column is
+skipped), with ``torch.backends.cudnn.benchmark`` on and channels-last tensors as PyTorch's
+performance guide recommends for convolutional networks; every timed loop ends with
+``jax.block_until_ready`` / ``torch.cuda.synchronize``. The peak-memory column is CPU RSS
+only (off on a GPU). ``benchmarks/gpu/run_bench.sh`` is the GPU run.
 """
 
 from __future__ import annotations
@@ -232,14 +240,24 @@ def torch_model(name):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
-def torch_runner(name, x, y):
+def torch_device(device):
+    """``"cuda"`` for ``device == "gpu"`` when torch has CUDA, ``"cpu"`` for ``"cpu"``,
+    ``None`` (skip the column) otherwise."""
+    if device == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def torch_runner(name, x, y, device="cpu"):
     torch.manual_seed(0)
-    model = torch_model(name)
-    xt = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy())
+    dev = torch_device(device)
+    model = torch_model(name).to(dev)
+    xt = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).to(dev)
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(xt.ndim)
     if fmt is not None:
         model, xt = model.to(memory_format=fmt), xt.contiguous(memory_format=fmt)
-    yt = torch.from_numpy(np.asarray(y).astype(np.int64))
+    yt = torch.from_numpy(np.asarray(y).astype(np.int64)).to(dev)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -250,12 +268,14 @@ def torch_runner(name, x, y):
             loss = loss_fn(model(xt), yt)
             loss.backward()
             opt.step()
+        sync()
 
     def predict(n):
         model.eval()
         with torch.inference_mode():
             for _ in range(n):
                 model(xt)
+        sync()
 
     return train, predict
 
@@ -263,10 +283,23 @@ def torch_runner(name, x, y):
 # ----------------------------------------------------------------------------- driver
 
 def make_data(name, batch):
+    """Random inputs and labels on JAX's default device."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch,) + SHAPES[name]).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int32)
     return jax.device_put(x), jax.device_put(y)
+
+
+def select_device(device):
+    """Make ``device`` (``"auto"``, ``"cpu"`` or ``"gpu"``) JAX's default device; returns
+    ``"cpu"`` or ``"gpu"``."""
+    if device == "auto":
+        device = "gpu" if jax.default_backend() == "gpu" else "cpu"
+    try:
+        jax.config.update("jax_default_device", jax.devices(device)[0])
+    except RuntimeError as err:
+        raise SystemExit(f"--device {device}: JAX has no such device ({err})") from None
+    return device
 
 
 def warm_up(libs):
@@ -281,7 +314,11 @@ def warm_up(libs):
         import flax.linen as nn
         nn.Dense(2).init(jax.random.key(0), x.reshape(2, -1))
     if "torch" in libs:
-        torch.nn.Conv2d(1, 2, 3)(torch.zeros(2, 1, 8, 8)).sum().backward()
+        dev = torch_device(DEVICE[0])
+        torch.nn.Conv2d(1, 2, 3).to(dev)(torch.zeros(2, 1, 8, 8, device=dev)).sum().backward()
+
+
+DEVICE = ["cpu"]  # set by main(): "cpu" or "gpu"
 
 
 def make_runner(lib, name, x, y):
@@ -291,7 +328,7 @@ def make_runner(lib, name, x, y):
         return jaxcnn_runner(name, x, y, lowering="lax")
     if lib == "flax":
         return flax_runner(name, x, y)
-    return torch_runner(name, x, y)
+    return torch_runner(name, x, y, DEVICE[0])
 
 
 def _vm(field):
@@ -316,6 +353,7 @@ def peak_memory(lib, name, batch):
     """Peak RSS growth (MB) of a fresh process that builds one column and runs 3 train
     steps, over its RSS after imports and data (Linux only)."""
     code = ("import sys; sys.argv=['x']; import benchmarks.train_step as b; "
+            "b.select_device('cpu'); "
             f"x, y = b.make_data({name!r}, {batch}); "
             f"print(b.peak_growth(lambda: b.make_runner({lib!r}, {name!r}, x, y)[0](3)))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -379,7 +417,9 @@ def ratio(res, kind, a, b):
 
 
 def markdown(results, meta):
-    lines = [f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores), jax "
+    where = (f"{meta['gpu']} (host {meta['cpu']})" if meta.get("gpu") else
+             f"{meta['cpu']} ({meta['cores']} cores)")
+    lines = [f"Measured {meta['date']} on {where}, jax "
              f"{meta['jax']}, torch {meta['torch']}, load average at start {meta['load_start']}"
              f", at end {meta['load_end']}; images/s, median [min-max] of {meta['rounds']} "
              "alternating rounds.", "",
@@ -411,16 +451,27 @@ def main(argv=None):
     parser.add_argument("--with-lax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
+    DEVICE[0] = select_device(args.device)
     libs = ["jaxcnn"] + (["jaxcnn[lax]"] if args.with_lax else []) + ["flax"]
-    if torch is not None and not args.no_torch:
+    if torch is not None and not args.no_torch and torch_device(DEVICE[0]) is not None:
         libs.append("torch")
+    if DEVICE[0] == "gpu":
+        args.memory = False  # the RSS column measures host memory only
+        if torch is not None:
+            torch.backends.cudnn.benchmark = True
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "jax": jax.__version__,
             "torch": getattr(torch, "__version__", None), "cpu": platform.processor() or
             platform.machine(), "cores": os.cpu_count(), "rounds": args.rounds,
             "load_start": os.getloadavg()[0], "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "lowering_env": os.environ.get("JAXCNN_LOWERING", "")}
+            "lowering_env": os.environ.get("JAXCNN_LOWERING", ""), "device": DEVICE[0],
+            "jax_device": str(jax.devices(DEVICE[0])[0].device_kind)}
+    if DEVICE[0] == "gpu":
+        meta["gpu"] = meta["jax_device"]
+        if "torch" in libs:
+            meta["torch_device"] = torch.cuda.get_device_name(0)
     try:
         with open("/proc/cpuinfo") as f:
             meta["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
@@ -431,15 +482,21 @@ def main(argv=None):
     results = {}
     for name in args.models.split(","):
         results[name] = bench_model(name, libs, args)
+        table = write_results(args.out, results, meta)
+    print(table)
+
+
+def write_results(out, results, meta):
+    """Write ``train_step.json`` and ``train_step.md`` under ``out``; returns the table."""
     meta["load_end"] = os.getloadavg()[0]
     meta["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "train_step.json"), "w") as f:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "train_step.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
     table = markdown(results, meta)
-    with open(os.path.join(args.out, "train_step.md"), "w") as f:
+    with open(os.path.join(out, "train_step.md"), "w") as f:
         f.write(table)
-    print(table)
+    return table
 
 
 if __name__ == "__main__":

@@ -76,6 +76,22 @@ def test_reshape_pool_dtypes(dtype):
         np.testing.assert_array_equal(np.asarray(g, np.float32), np.asarray(w, np.float32))
 
 
+def test_reshape_pool_reshapes_only_when_differentiated():
+    """Inference runs reduce_window; the gradient goes through the reshape's custom VJP
+    (no select_and_scatter), and both agree with lax."""
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 6, 6, 3)), jnp.float32)
+    with lowering("fast"):
+        primal = str(jax.make_jaxpr(lambda x: ops.max_pool(x, 2))(x))
+        grad = str(jax.make_jaxpr(jax.grad(lambda x: ops.max_pool(x, 2).sum()))(x))
+        got = ops.max_pool(x, 2), jax.grad(lambda x: ops.max_pool(x, 2).sum())(x)
+    assert "reduce_window_max" in primal
+    assert "select_and_scatter" not in grad and "reduce_window" not in grad
+    with lowering("lax"):
+        want = ops.max_pool(x, 2), jax.grad(lambda x: ops.max_pool(x, 2).sum())(x)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
 def test_overlapping_pool_keeps_lax():
     shape = (1, 8, 8, 1)
     assert pool_lowering("max", shape, (3, 3), (2, 2), ((0, 0),) * 2, (1, 1), jnp.float32,
@@ -106,8 +122,10 @@ def _conv_cases():
 
 
 PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
-         ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches")]
-PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches")]
+         ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches"),
+         ConvPlan("lax", "interior", "patches", "patches")]
+PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches"),
+            ConvPlan("fold", "fold", "lax", "patches")]
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pads, dilation, dtype", _conv_cases())
@@ -119,8 +137,10 @@ def test_conv_plans_equal_lax(x_shape, w_shape, stride, pads, dilation, dtype):
 
     @jax.jit  # one compilation for all plans
     def run(x, w):
-        return [_value_and_grads(lambda x, w: planned_conv(x, w, plan, stride, pads, dilation),
-                                 (x, w)) for plan in plans]
+        conv = lambda x, w, plan: planned_conv(x, w, plan, stride, pads, dilation)  # noqa
+        # Differentiated (the custom VJP's forward rule) and not (its primal: inference).
+        return [_value_and_grads(lambda x, w: conv(x, w, plan), (x, w)) + (conv(x, w, plan),)
+                for plan in plans]
 
     want, *got = run(x, w)
     for g in got:
@@ -141,6 +161,24 @@ def test_conv_op_fast_equals_lax_and_first_layer():
         with lowering("fast"):
             got = _value_and_grads(jax.jit(f), (w, b))
         _close(got, want, jnp.float32)
+
+
+def test_inference_lowering_runs_only_undifferentiated():
+    """The custom VJP's primal (no gradient taken) runs ``inference``, its forward rule
+    (under differentiation) ``forward``: lax conv in one, patches matmul in the other."""
+    x, w = jnp.ones((2, 6, 6, 1)), jnp.ones((3, 3, 1, 2))
+    plan = ConvPlan("patches", "lax", "patches", "lax")
+    conv = lambda x, w: planned_conv(x, w, plan, (1, 1), ((1, 1),) * 2, (1, 1))  # noqa: E731
+    primal = str(jax.make_jaxpr(conv)(x, w))
+    forward = str(jax.make_jaxpr(lambda x, w: jax.vjp(conv, x, w)[0])(x, w))
+    # The primal's jaxpr is kept inside the custom_vjp_call; only the forward rule's
+    # output is computed when differentiating: check what each computes.
+    assert "conv_general_dilated" in primal
+    assert "dot_general" in forward and "conv_general_dilated" not in forward
+    with lowering("lax"):
+        want = conv(x, w)
+    np.testing.assert_allclose(conv(x, w), want, rtol=1e-6)
+    np.testing.assert_allclose(jax.vjp(conv, x, w)[0], want, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- selection
@@ -169,7 +207,8 @@ def test_choose_follows_rule_table_mode_and_backend():
 def test_conv_plan_and_pool_lowering_use_given_rules():
     args = ((8, 16, 16, 1), (3, 3, 1, 4), (2, 2), ((1, 1),) * 2, (1, 1))
     with lowering("auto", rules=FAKE):
-        assert conv_plan(*args, 1, jnp.float32, backend="cpu") == ("patches", "interior", "lax")
+        assert conv_plan(*args, 1, jnp.float32, backend="cpu") == ("patches", "interior", "lax",
+                                                                   "lax")
         assert conv_plan(*args, 1, jnp.float32, backend="tpu") == LAX_PLAN
         assert pool_lowering("max", (1, 4, 4, 1), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
                              jnp.float32) is None
@@ -182,10 +221,27 @@ def test_conv_plan_and_pool_lowering_use_given_rules():
 
 
 def test_default_rules_pick_measured_fast_paths_on_cpu():
+    ones3, zeros3 = (1,) * 3, ((0, 0),) * 3
     with lowering("auto"):
-        voxnet_first = conv_plan((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3,
-                                 ((0, 0),) * 3, (1,) * 3, 1, jnp.float32, backend="cpu")
-        assert voxnet_first.forward == "patches" and voxnet_first.kernel_grad == "patches"
+        voxnet_first = conv_plan((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3, zeros3,
+                                 ones3, 1, jnp.float32, backend="cpu")
+        assert voxnet_first == ("patches", "interior", "patches", "fold")
+        voxnet_second = conv_plan((32, 14, 14, 14, 32), (3, 3, 3, 32, 32), ones3, zeros3,
+                                  ones3, 1, jnp.float32, backend="cpu")
+        assert voxnet_second == ("fold", "fold", "lax", "fold")
+        lenet_first = conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2),) * 2,
+                                (1, 1), 1, jnp.float32, backend="cpu")
+        assert lenet_first == ("patches", "lax", "patches", "patches")
+        lenet_second = conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0),) * 2,
+                                 (1, 1), 1, jnp.float32, backend="cpu")
+        assert lenet_second == ("lax", "patches", "lax", "lax")
+        # Forward alone is faster by lax here: only the kernel gradient changes.
+        resnet_stem = conv_plan((128, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1),) * 2,
+                                (1, 1), 1, jnp.float32, backend="cpu")
+        assert resnet_stem.inference == "lax" and resnet_stem.kernel_grad == "patches"
+        strided = conv_plan((128, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1),) * 2,
+                            (1, 1), 1, jnp.float32, backend="cpu")
+        assert strided == ("lax", "interior", "patches", "lax")
         assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                          jnp.float32, backend="gpu") == LAX_PLAN
 

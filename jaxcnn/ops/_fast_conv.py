@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,14 +39,23 @@ _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
 class ConvPlan(NamedTuple):
     """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold"},
     ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold"}
-    (``"fold"``: 3-d only; a gradient named
-    after a forward lowering is that lowering's autodiff gradient)."""
+    (``"fold"``: 3-d only; a gradient named after a forward lowering is that lowering's
+    autodiff gradient). ``forward`` runs when the convolution is differentiated (the
+    custom VJP's forward rule), ``inference`` (``None``: as ``forward``) when it is not
+    (the custom VJP's primal): a forward lowering can pay only together with its kernel
+    gradient."""
     forward: str = "lax"
     input_grad: str = "lax"
     kernel_grad: str = "lax"
+    inference: Optional[str] = None
 
 
 LAX_PLAN = ConvPlan()
+
+
+def is_lax(plan):
+    """True when every pass of ``plan`` is the plain ``lax`` lowering."""
+    return all(p in ("lax", None) for p in plan)
 
 
 def _acc_dtype(dtype):
@@ -95,8 +104,9 @@ def patches_conv(x, w, stride, pads, dilation):
     return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype)
 
 
-def _patches_kernel_grad(x, w, g, stride, pads, dilation):
-    p = patches(x, w.shape[:-2], stride, pads, dilation)
+def _patches_kernel_grad(x, w, g, stride, pads, dilation, p=None):
+    if p is None:
+        p = patches(x, w.shape[:-2], stride, pads, dilation)
     p = p.reshape(-1, p.shape[-1])
     dw = lax.dot_general(p, g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
                          preferred_element_type=_acc_dtype(w.dtype))
@@ -138,21 +148,22 @@ def fold_conv(x, w, stride, pads, dilation):
 _FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv}
 
 
-def _forward(x, w, plan, stride, pads, dilation):
-    return _FORWARD[plan.forward](x, w, stride, pads, dilation)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _conv(x, w, plan, stride, pads, dilation):
-    return _forward(x, w, plan, stride, pads, dilation)
+    """Not differentiated: the ``inference`` lowering."""
+    return _FORWARD[plan.inference or plan.forward](x, w, stride, pads, dilation)
 
 
 def _conv_fwd(x, w, plan, stride, pads, dilation):
-    return _forward(x, w, plan, stride, pads, dilation), (x, w)
+    """Differentiated: the ``forward`` lowering; patches shared with the kernel gradient."""
+    if plan.forward == "patches" and plan.kernel_grad == "patches":
+        p = patches(x, w.shape[:-2], stride, pads, dilation)
+        return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype), (x, w, p)
+    return _FORWARD[plan.forward](x, w, stride, pads, dilation), (x, w, None)
 
 
 def _conv_bwd(plan, stride, pads, dilation, res, g):
-    x, w = res
+    x, w, p = res
     if plan.input_grad == "interior":
         dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation)
     elif plan.input_grad == "interior_patches":
@@ -161,7 +172,7 @@ def _conv_bwd(plan, stride, pads, dilation, res, g):
         f = _FORWARD[plan.input_grad]
         dx = jax.vjp(lambda x_: f(x_, w, stride, pads, dilation), x)[1](g)[0]
     if plan.kernel_grad == "patches":
-        dw = _patches_kernel_grad(x, w, g, stride, pads, dilation)
+        dw = _patches_kernel_grad(x, w, g, stride, pads, dilation, p)
     else:
         f = _FORWARD[plan.kernel_grad]
         dw = jax.vjp(lambda w_: f(x, w_, stride, pads, dilation), w)[1](g)[0]
@@ -175,10 +186,10 @@ def planned_conv(x, w, plan, stride, pads, dilation):
     """Ungrouped convolution of ``x`` with ``w`` (already ``x.dtype``) lowered by ``plan``."""
     stride, dilation = tuple(stride), tuple(dilation)
     pads = tuple(tuple(p) for p in pads)
-    if plan == LAX_PLAN:
+    if is_lax(plan):
         return _lax_conv(x, w, stride, pads, dilation)
     return _conv(x, w, ConvPlan(*plan), stride, pads, dilation)
 
 
-__all__ = ["ConvPlan", "LAX_PLAN", "patches", "patches_conv", "fold_conv", "planned_conv",
-           "out_sizes"]
+__all__ = ["ConvPlan", "LAX_PLAN", "is_lax", "patches", "patches_conv", "fold_conv",
+           "planned_conv", "out_sizes"]

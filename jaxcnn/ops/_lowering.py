@@ -2,12 +2,13 @@
 
 ``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several
 ways (see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the
-shapes and the backend. A decision (``"conv.forward"``, ``"conv.input_grad"``,
-``"conv.kernel_grad"``, ``"pool.max"``, ``"pool.min"``, ``"pool.sum"``) is taken at trace
-time from static facts only, so it is deterministic, by the first :class:`Rule` of
-:data:`RULES` for that decision whose ``applies`` (can this lowering compute it at all)
-and ``prefer`` (is it faster here, from the measurements in ``benchmarks/README.md``)
-both hold on the op's features; no rule means ``"lax"``.
+shapes and the backend. A decision (``"conv.inference"``: the forward pass when nothing
+is differentiated, ``"conv.forward"``: the forward pass of a training step,
+``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"pool.max"``, ``"pool.min"``,
+``"pool.sum"``) is taken at trace time from static facts only, so it is deterministic, by
+the first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
+lowering compute it at all) and ``prefer`` (is it faster here, from the measurements in
+``benchmarks/README.md``) both hold on the op's features; no rule means ``"lax"``.
 
 The mode, from :func:`lowering` (innermost wins), else the environment variable
 ``JAXCNN_LOWERING``, else ``"auto"``:
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 
 from jaxcnn._checks import check_choice
 from jaxcnn.ops import _fast_pool
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, is_lax
 
 MODES = ("auto", "lax", "fast")
 ENV_VAR = "JAXCNN_LOWERING"
@@ -52,16 +53,43 @@ class Rule(NamedTuple):
 _PATCH_BYTES = 1 << 29  # patches larger than this are never preferred (memory)
 
 
-def _patches_pay(f):
-    """Patches + one matmul beat XLA's CPU convolution for few input channels (a first
-    layer: 1.2-5x, the most for 3-d) and for strided 2-d convolutions (1.1-1.8x)."""
-    small = f["c_in"] <= 4 or (f["n"] <= 2 and f["max_stride"] > 1)
-    return small and f["patch_bytes"] <= _PATCH_BYTES
+def _few_channels(f):
+    return f["c_in"] <= 4 and f["patch_bytes"] <= _PATCH_BYTES
 
 
-def _fold_pays(f):
-    """3-d convolutions with more channels: one 2-d convolution is 1.5-1.7x faster."""
-    return f["n"] == 3 and not _patches_pay(f)
+def _patches_forward_pays(f):
+    """Training forward of a first layer: patches, shared with the kernel gradient (fwd +
+    bwd: LeNet conv1 1.41x, 1-d conv1 1.36x, ResNet stem 1.19x, VoxNet conv1 6.1x where
+    fold forward + fold kernel gradient reach 4.2x)."""
+    return _few_channels(f)
+
+
+def _patches_inference_pays(f):
+    """Forward alone: patches pay for one or two input channels (LeNet conv1 1.25x, 1-d
+    conv1 2.0x), not for three (ResNet stem 0.62x) or strided layers (0.24-0.94x)."""
+    return f["n"] <= 2 and f["c_in"] <= 2 and f["patch_bytes"] <= _PATCH_BYTES
+
+
+def _patches_kernel_grad_pays(f):
+    """Kernel gradient as patches^T @ dY: first layers (1-d conv1 1.7x, VoxNet conv1 2.9x
+    alone) and strided 2-d convolutions (ResNet 16->32 s2 1.3-1.7x)."""
+    return _few_channels(f) or (f["n"] <= 2 and f["max_stride"] > 1
+                                and f["patch_bytes"] <= _PATCH_BYTES)
+
+
+def _fold_kernel_grad_pays(f):
+    """3-d kernel gradient by the folded 2-d convolution: 3.4x for one input channel
+    (where shared patches win), 0.72x for 32 (VoxNet conv2, which keeps lax)."""
+    return f["c_in"] <= 4
+
+
+def _patches_input_grad_pays(f):
+    """Input gradient by autodiff of patches @ kernel (a matmul and a scatter-add of the
+    slices) for 2-d stride-1 convs with 5-8 input channels: LeNet conv2 (6->16 5x5) 1.81x
+    alone (3 runs: 1.25x, 4.95x, 1.81x); with more channels it loses (0.30x 16->16,
+    0.48x 1-d 32->64)."""
+    return (f["n"] == 2 and f["max_stride"] == 1 and 4 < f["c_in"] <= 8
+            and f["patch_bytes"] <= _PATCH_BYTES)
 
 
 def _always(f):
@@ -81,14 +109,20 @@ def _non_overlapping(f):
     return f["non_overlapping"]
 
 
-# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2; see benchmarks/README.md.
+# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2 (`python benchmarks/ops.py
+# --passes`, each pass alone, and `python benchmarks/ops.py`, forward + backward); see
+# benchmarks/README.md. 3-d: fold forward 4.0x (VoxNet conv1, 1 -> 32 5^3 s2; patches
+# 2.95x) and 1.25x (conv2, 32 -> 32 3^3); fold input gradient 6.6x (conv2).
 RULES = (
-    Rule("conv.forward", "patches", _is_float, _patches_pay),
-    Rule("conv.forward", "fold", _is_3d_float, _fold_pays),
-    Rule("conv.kernel_grad", "patches", _is_float, _patches_pay),
-    Rule("conv.kernel_grad", "fold", _is_3d_float, _fold_pays),
+    Rule("conv.inference", "patches", _is_float, _patches_inference_pays),
+    Rule("conv.inference", "fold", _is_3d_float, _always),
+    Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
+    Rule("conv.forward", "fold", _is_3d_float, _always),
+    Rule("conv.kernel_grad", "patches", _is_float, _patches_kernel_grad_pays),
+    Rule("conv.kernel_grad", "fold", _is_3d_float, _fold_kernel_grad_pays),
     Rule("conv.input_grad", "interior", _is_float, lambda f: f["max_stride"] > 1),
-    Rule("conv.input_grad", "fold", _is_3d_float, _fold_pays),
+    Rule("conv.input_grad", "fold", _is_3d_float, _always),
+    Rule("conv.input_grad", "patches", _is_float, _patches_input_grad_pays),
     Rule("pool.max", "reshape", _non_overlapping, _always),  # 4-10x (fwd + bwd)
     Rule("pool.min", "reshape", _non_overlapping, _always),
     Rule("pool.sum", "reshape", _non_overlapping, _always),
@@ -176,7 +210,9 @@ def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision
         return LAX_PLAN
     f = conv_features(x_shape, w_shape, stride, pads, dilation, dtype)
     pick = lambda d: choose(d, f, backend, rules)  # noqa: E731
-    return ConvPlan(pick("conv.forward"), pick("conv.input_grad"), pick("conv.kernel_grad"))
+    plan = ConvPlan(pick("conv.forward"), pick("conv.input_grad"), pick("conv.kernel_grad"),
+                    pick("conv.inference"))
+    return LAX_PLAN if is_lax(plan) else plan
 
 
 _POOL = {"max": _fast_pool.reshape_max, "min": _fast_pool.reshape_min,
