@@ -236,9 +236,7 @@ def main(argv=None):
     total_steps = epochs * (len(x_train) // cfg.batch_size)
     # UCR: keep the weights of the lowest training loss (the mean over the epoch's steps,
     # Keras's "loss", as Ismail Fawaz et al.); the test set is not looked at until the end.
-    # "val" is the training set in eval mode, logged for the record only.
-    select = {} if cfg.dataset == "mnist1d" else dict(
-        val=(data.x_train, data.y_train), monitor="train_loss", keep_best=True)
+    select = {} if cfg.dataset == "mnist1d" else dict(monitor="train_loss", keep_best=True)
     result = fit(model, make_optimizer(cfg, total_steps), (x_train, y_train),
                  test=(data.x_test, data.y_test), epochs=epochs, batch_size=cfg.batch_size,
                  seed=cfg.seed, workdir=cfg.workdir, resume=cfg.resume, ensemble=cfg.ensemble,

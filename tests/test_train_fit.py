@@ -101,6 +101,23 @@ def test_binary_task_auc_early_stopping_and_progress_bar(tmp_path, capsys):
     assert out["test_auc"] == result.test_metrics["auc"]
 
 
+def test_keep_best_by_train_loss_without_val(tmp_path):
+    x, y = bands(64, 0)
+    # lr 0.05 for 2 epochs, then 5: the training loss is lowest at epoch 2 and blows up.
+    opt = optax.sgd(optax.piecewise_constant_schedule(0.05, {4: 100.0}))
+    result = fit(conv_net(), opt, (x, y), test=(x, y), epochs=4, batch_size=32,
+                 monitor="train_loss", keep_best=True, early_stopping=2,
+                 workdir=tmp_path / "run", progress=False)
+    losses = [row["train_loss"] for row in result.history]
+    best = int(np.argmin(losses)) + 1
+    out = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert out["best_epoch"] == best and out["monitor"] == "train_loss" and best < 4
+    assert int(result.train_state.step) == 2 * best  # the kept state, 2 steps per epoch
+    with pytest.raises(ValueError, match="fit: monitor must be a train_\\* metric when no val "
+                                         "set is given, got 'val_loss'"):
+        fit(conv_net(), opt, (x, y), epochs=1, batch_size=32, monitor="val_loss")
+
+
 def nan_after(count, lr=0.1):
     """SGD whose updates become NaN from update number ``count`` (0-based) on."""
     return optax.chain(optax.sgd(lr), optax.scale_by_schedule(

@@ -29,8 +29,8 @@ class FitResult(NamedTuple):
     """What :func:`fit` returns.
 
     Attributes:
-      train_state: the final :class:`TrainState`, or the best one on the validation set
-        when ``val`` was given and ``keep_best=True`` (the one ``test_metrics`` describe).
+      train_state: the final :class:`TrainState`, or that of the best epoch by ``monitor``
+        when ``keep_best=True`` (the one ``test_metrics`` describe).
       history: one dict per epoch (``epoch``, ``step``, ``train_loss``, ``val_accuracy``...).
       test_metrics: :func:`evaluate` on ``test`` (empty without ``test``).
       workdir: the run folder, or ``None``.
@@ -101,7 +101,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       early_stopping: stop after this many epochs without improving ``monitor``.
       monitor: ``"val_accuracy"`` (default for classification) or another key of the
         history; improvement means lower for names ending in ``loss``, higher otherwise.
-      keep_best: with ``val``, test (and return) the train state of the best epoch.
+      keep_best: test (and return) the train state of the epoch with the best
+        ``monitor``: a ``val_*`` monitor needs ``val``; a ``train_*`` monitor (e.g.
+        ``"train_loss"``, the protocol of the UCR papers) needs none.
       ensemble: train this many members (different initialisations and dropout keys,
         the same batches) in one vmapped step; metrics of the mean prediction, plus
         ``member_*`` lists.
@@ -147,9 +149,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     _check_positive(eval_batch_size, "eval_batch_size", where, allow_none=True)
     if not is_int(seed):
         fail(where, "seed", "an int", seed, exc=TypeError)
-    if early_stopping is not None and val is None:
+    if early_stopping is not None and val is None and not str(monitor).startswith("train_"):
         fail(where, "early_stopping", "None without a validation set", early_stopping,
-             "Pass val=(x_val, y_val)")
+             "Pass val=(x_val, y_val), or monitor a training metric such as 'train_loss'")
     if resume and workdir is None:
         fail(where, "workdir", "a folder when resume=True", None)
     if callback is not None and not callable(callback):
@@ -159,6 +161,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     if steps_per_epoch == 0:
         fail(where, "batch_size", f"at most the number of training examples ({len(x)})",
              batch_size)
+    if monitor is not None and monitor.startswith("val_") and val is None:
+        fail(where, "monitor", "a train_* metric when no val set is given", monitor,
+             "Pass val=(x, y), or monitor a training metric such as 'train_loss'")
     monitor = monitor or ("val_loss" if task == "regression" else "val_accuracy")
     loop = resolve_epoch_loop(epoch_loop, where)
     if progress is None:
@@ -249,7 +254,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             improved = _improved(row.get(monitor), pos["best"], monitor)
             if improved:
                 pos["best"], pos["best_epoch"] = row[monitor], row["epoch"]
-                if val is not None and keep_best:
+                if keep_best:
                     best_state = jax.device_get(ts)
                     if best_ckpts is not None:
                         best_ckpts.save(_count(ts), {"train_state": ts}, {"epoch": row["epoch"]})
@@ -265,7 +270,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
                 manager.close()
 
     final = ts
-    if val is not None and keep_best and best_state is not None:
+    if keep_best and best_state is not None:
         final = jax.device_put(best_state)
     test_metrics = {}
     if test is not None:
