@@ -14,21 +14,21 @@ Commands (``--seed`` 0, 1, 2 for the numbers below; every other setting is the d
 Targets: shapes >= 98%, ModelNet10 chair/monitor >= 99%, AdrenalMNIST3D AUC >= 0.85
 (MedMNIST v2: ResNet-18+3D 0.827 at 28^3; the majority class alone is 76.8% accurate).
 
-GPU results: see README (default settings, 3 seeds, by experiments/gpu/run_voxels.sh).
+Measured on the 2-core CPU (Intel Xeon, AVX-512) shared with other jobs (wall times are
+upper bounds; CPU user+sys in brackets; jax 0.10.2); default settings unless named:
 
-Measured on a 2-core CPU shared with other jobs (wall times are upper bounds; jax 0.10),
-one seed each, settings other than the defaults named:
+    | data, settings                       | seeds   | test accuracy  | test AUC        | wall (CPU)          |
+    |--------------------------------------|---------|----------------|-----------------|---------------------|
+    | AdrenalMNIST3D (default: 16^3)       | 0, 1, 2 | 0.809 +- 0.021 | 0.886 +- 0.015  | 390-452 s (245-259) |
+    | ModelNet10 chair/monitor (16^3)      | 0, 1, 2 | 1.000 +- 0.000 | 1.000 each      | 262-383 s (191-217) |
+    | shapes, --grid 16                    | 0       | 0.886 (missed) | -               | 1413 s (893)        |
+    | shapes, default 32^3                 | not run | (about 1.6 s CPU per step here: hours)               |
 
-    | data, settings                                      | test accuracy | test AUC | wall  |
-    |-----------------------------------------------------|---------------|----------|-------|
-    | AdrenalMNIST3D, --grid 16 --epochs 20 (seed 0)      | 0.785         | 0.887    | 500 s |
-    | shapes, --grid 16, 300/class, 15 epochs, vertical   | 0.850         | -        | 763 s |
-    |   rotation (any angle), lr 3e-3 (seed 0, 25/class   |               |          |       |
-    |   test set)                                         |               |          |       |
-    | before this default set (VoxNet, 16^3, older shape generator with smaller, noisier  |
-    | and more alike shapes): shapes 0.386 (train accuracy 0.37 after 20 epochs: VoxNet   |
-    | underfits at 16^3, its feature map is 2^3), ModelNet pair 1.000 / AUC 1.000,        |
-    | AdrenalMNIST3D 0.789 / AUC 0.814 (seed 0 each).                                     |
+    Before this default set (VoxNet, 16^3, an older shape generator with smaller, noisier
+    and more alike shapes): shapes 0.386 (VoxNet underfits at 16^3: train accuracy 0.37,
+    its feature map is 2^3), ModelNet pair 1.000, AdrenalMNIST3D AUC 0.814 (seed 0 each).
+    ``experiments/gpu/run_voxels.sh`` runs the three sets x 3 seeds on a GPU machine (run
+    end to end on the CPU with shortened settings only).
 
 Defaults (``DEFAULTS`` fills the fields left at ``None``). Procedural shapes
 (:func:`jaxcnn.data.voxels.make_shapes`: 8 classes, random pose in SO(3), scale, position,
