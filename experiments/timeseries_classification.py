@@ -4,21 +4,21 @@ Commands (defaults: no per-dataset tuning; ``--seed`` 0, 1, 2 for the numbers be
 
     python experiments/timeseries_classification.py                        # MNIST-1D, mnist1d_cnn
     python experiments/timeseries_classification.py --dataset ucr --name GunPoint \\
-        --data-dir /work/shared/data/ucr                                    # FCN
+        --data-dir ../shared/data/ucr                                       # FCN
     python experiments/timeseries_classification.py --model tcn --ensemble 3
 
 Measured: test accuracy %, mean +- std (sample std) over the seeds given, default settings;
-wall time per run (load, train, test, plots) on the 2-core CPU (AMD EPYC Zen 4) shared with
+wall time per run (load, train, test, plots) on the 2-core CPU (Intel Xeon, AVX-512) shared with
 other jobs, so these are upper bounds (CPU user+sys time in brackets); jax 0.10.2.
 
     ================  ===========  ====================  ===================  =================
     dataset           model        accuracy              published            wall per run
     ================  ===========  ====================  ===================  =================
     MNIST-1D          mnist1d_cnn  99.07 +- 0.21         CNN 94, GRU 91       658 s (~120 s)
-    ArrowHead         fcn          86.29 +- 2.43 (0, 1)  FCN 84.3, Res 84.5   1155-1405 s (~705 s)
+    ArrowHead         fcn          85.71 +- 1.98         FCN 84.3, Res 84.5   1020-1405 s (~700 s)
     ItalyPowerDemand  fcn          95.95 +- 0.15         FCN 96.1, Res 96.3   309-405 s (~240 s)
-    GunPoint          fcn          GPU script            FCN 100.0, Res 99.1  (~10 min CPU est.)
-    OSULeaf           fcn          GPU script            FCN 97.7, Res 97.9   (~100 min CPU est.)
+    GunPoint          fcn          100.00 +- 0.00        FCN 100.0, Res 99.1  293-804 s (~520 s)
+    OSULeaf           fcn          not run (GPU script)  FCN 97.7, Res 97.9   (~100 min CPU est.)
     ================  ===========  ====================  ===================  =================
 
 Published UCR numbers: Ismail Fawaz et al. 2019, mean of 10 runs of 2000 epochs. The UCR
