@@ -94,12 +94,18 @@ def time_alternating(fns, args, rounds, min_time=0.2):
     return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
-def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
+def conv_case(shape, ksize, c_out, stride, padding, dtype):
+    """Seeded input and kernel of one benchmark case, with its stride, padding, dilation."""
     n = len(ksize)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=shape), dtype)
     w = jnp.asarray(rng.normal(size=ksize + (shape[-1], c_out)) * 0.1, dtype)
-    st, dl, pads = (stride,) * n, (1,) * n, ((padding, padding),) * n
+    return rng, x, w, (stride,) * n, ((padding, padding),) * n, (1,) * n
+
+
+def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
+    n = len(ksize)
+    _, x, w, st, pads, dl = conv_case(shape, ksize, c_out, stride, padding, dtype)
     argnums = (0, 1) if grad_x else 1
     fns = {}
     for name, plan in CONV_PLANS.items():
@@ -130,10 +136,7 @@ def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
 def pass_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
     """{pass: {lowering: jitted f(x, w, g)}} timing each pass of one case alone."""
     n = len(ksize)
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=shape), dtype)
-    w = jnp.asarray(rng.normal(size=ksize + (shape[-1], c_out)) * 0.1, dtype)
-    st, dl, pads = (stride,) * n, (1,) * n, ((padding, padding),) * n
+    rng, x, w, st, pads, dl = conv_case(shape, ksize, c_out, stride, padding, dtype)
     y = planned_conv(x, w, ConvPlan(), st, pads, dl)
     g = jnp.asarray(rng.normal(size=y.shape), dtype)
     out = {}
