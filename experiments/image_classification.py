@@ -26,9 +26,9 @@ bounds; CPU time = user + sys of the whole process, imports included):
   ``SVC(gamma=0.001)`` scores 98.89%); wall 35.3 / 33.5 / 31.7 s, CPU time 46.1 / 43.6 /
   42.0 s. (Session 1's code gave 100.00% on all three seeds.)
 * MNIST ``lenet5`` (``--dataset mnist --data-dir ../shared/data/mnist``: 10 epochs,
-  AdamW 2e-3, random affine 10 deg / 2 px), seeds 0, 1, 2: 99.10%, 99.27%, 99.32%
-  (mean 99.23 +- 0.12%, sample std); CPU time 320 / 318 / 319 s, wall 1690 / 1453 /
-  1454 s (130-190 s per epoch) under that load.
+  AdamW 2e-3, random affine 10 deg / 2 px), seeds 0, 1, 2 on the quiet machine: 99.14%,
+  99.23%, 99.39% (mean 99.25 +- 0.13%, sample std); wall 172 / 159 / 161 s, CPU time
+  292 / 287 / 290 s (about 14 s per epoch).
 * CIFAR-10 ``resnet20`` (SGD, crop + flip), timing only: 7.7 images/s in the second epoch
   of a 5,000-image run (``--train-limit 5000 --epochs 2``), i.e. about 108 minutes per
   50,000-image epoch under that load; the 91.25% of He et al. needs ~100+ epochs and a GPU.
