@@ -44,8 +44,7 @@ with a cosine decay to 1e-4 (the paper halves the rate on plateaus of the traini
 down to 1e-4; a schedule that is a function of the step keeps ``fit`` pure and resumable),
 the weights of the lowest training loss (mean over each group of ~100 steps); the test
 set is touched only at the end. Per-series z-normalisation; variable lengths resampled to
-the longest training series (see :mod:`jaxcnn.data.timeseries`). ``metrics.jsonl`` logs
-``val_*``: the training set in eval mode, for the record only.
+the longest training series (see :mod:`jaxcnn.data.timeseries`).
 
 The run folder holds ``config.json`` (this config, resolved), ``run.json`` (git commit),
 ``metrics.jsonl``, ``checkpoints/``, ``result.json`` (``test_accuracy``, wall time) and the
@@ -216,9 +215,7 @@ def save_plots(cfg: Config, data: TimeSeriesData, params, state, history, workdi
     viz.plot_heatmap(x, cam[:, pred], workdir / "cam.png",
                      title=f"CAM of the predicted class {data.class_names[pred]} "
                            f"(true {data.class_names[data.y_test[0]]})")
-    viz.plot_history(history, workdir / "curves.png",
-                     title="loss and accuracy" + (" (val = the training set, eval mode)"
-                                                  if cfg.dataset == "ucr" else ""))
+    viz.plot_history(history, workdir / "curves.png", title="loss and accuracy")
 
 
 # ------------------------------------------------------------------------------- main

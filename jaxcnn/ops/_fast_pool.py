@@ -44,7 +44,7 @@ def _window_axes(n):
 def _lax_extreme(x, window, pads, largest):
     """The same window reduction by ``lax.reduce_window`` (the undifferentiated path)."""
     full = (1,) + tuple(window) + (1,)
-    init = np.array(_lowest(x.dtype) if largest else _highest(x.dtype), x.dtype)
+    init = np.array(_identity(x.dtype, largest), x.dtype)
     return lax.reduce_window(x, init, lax.max if largest else lax.min, full, full,
                              ((0, 0),) + tuple(pads) + ((0, 0),))
 
@@ -57,7 +57,7 @@ def _extreme(x, window, pads, largest):
 
 
 def _extreme_fwd(x, window, pads, largest):
-    xb = _to_blocks(x, window, pads, _lowest(x.dtype) if largest else _highest(x.dtype))
+    xb = _to_blocks(x, window, pads, _identity(x.dtype, largest))
     axes = _window_axes(x.ndim - 2)
     y = jnp.max(xb, axis=axes) if largest else jnp.min(xb, axis=axes)
     return y, (x, xb, y)
@@ -76,7 +76,7 @@ def _extreme_bwd(window, pads, largest, res, g):
     big = np.int32(np.iinfo(np.int32).max)
     first = jnp.min(jnp.where(hit, offset, big), axis=axes, keepdims=True)
     gb = jnp.where(offset == first, jnp.expand_dims(g, axes), jnp.zeros((), g.dtype))
-    fill = _lowest(x.dtype) if largest else _highest(x.dtype)
+    fill = _identity(x.dtype, largest)
     # Back from blocks to x: the transpose of the (linear) pad-and-reshape.
     return jax.vjp(lambda x_: _to_blocks(x_, window, pads, fill), x)[1](gb)
 
@@ -84,19 +84,25 @@ def _extreme_bwd(window, pads, largest, res, g):
 _extreme.defvjp(_extreme_fwd, _extreme_bwd)
 
 
-def _lowest(dtype):
+def lowest(dtype):
+    """The identity of max: ``-inf`` for floats, the dtype's minimum for ints."""
     return -np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).min
 
 
-def _highest(dtype):
+def highest(dtype):
+    """The identity of min: ``+inf`` for floats, the dtype's maximum for ints."""
     return np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).max
+
+
+def _identity(dtype, largest):
+    return lowest(dtype) if largest else highest(dtype)
 
 
 def reshape_max(x, window, strides, pads, dilation):
     """Max over non-overlapping windows by reshape; gradient to the first maximum."""
     del strides, dilation
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        return jnp.max(_to_blocks(x, window, pads, _lowest(x.dtype)),
+        return jnp.max(_to_blocks(x, window, pads, lowest(x.dtype)),
                        axis=_window_axes(x.ndim - 2))
     return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), True)
 
@@ -105,7 +111,7 @@ def reshape_min(x, window, strides, pads, dilation):
     """Min over non-overlapping windows by reshape; gradient to the first minimum."""
     del strides, dilation
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        return jnp.min(_to_blocks(x, window, pads, _highest(x.dtype)),
+        return jnp.min(_to_blocks(x, window, pads, highest(x.dtype)),
                        axis=_window_axes(x.ndim - 2))
     return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), False)
 

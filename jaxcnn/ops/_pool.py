@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from jaxcnn._checks import fail, is_int, spatial_rank, to_tuple
+from jaxcnn.ops._fast_pool import highest, lowest
 from jaxcnn.ops._lowering import pool_lowering
 from jaxcnn.ops._padding import normalize_padding, resolve_padding
 
@@ -53,7 +54,7 @@ def _reduce_max(x, window, strides, pads, dilation):
     if fast is not None:
         return fast(x, window, strides, pads, dilation)
     reduce = _reduce_sliced if max(dilation) > 1 else _reduce
-    return reduce(x, _lowest(x.dtype), lax.max, window, strides, pads, dilation)
+    return reduce(x, lowest(x.dtype), lax.max, window, strides, pads, dilation)
 
 
 def _reduce_min(x, window, strides, pads, dilation):
@@ -62,7 +63,7 @@ def _reduce_min(x, window, strides, pads, dilation):
     if fast is not None:
         return fast(x, window, strides, pads, dilation)
     reduce = _reduce_sliced if max(dilation) > 1 else _reduce
-    return reduce(x, _highest(x.dtype), lax.min, window, strides, pads, dilation)
+    return reduce(x, highest(x.dtype), lax.min, window, strides, pads, dilation)
 
 
 def _reduce_sum(x, window, strides, pads, dilation):
@@ -71,14 +72,6 @@ def _reduce_sum(x, window, strides, pads, dilation):
     if fast is not None:
         return fast(x, window, strides, pads, dilation)
     return _reduce(x, 0, lax.add, window, strides, pads, dilation)
-
-
-def _lowest(dtype):
-    return -np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).min
-
-
-def _highest(dtype):
-    return np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).max
 
 
 def _argmax_pair(a, b):
@@ -97,7 +90,7 @@ def _reduce_argmax(x, window, strides, pads, dilation):
     spatial = x.shape[1:-1]
     flat = np.arange(math.prod(spatial), dtype=np.int32).reshape((1,) + spatial + (1,))
     index = jnp.broadcast_to(flat, x.shape)
-    init = (np.array(_lowest(x.dtype), x.dtype), np.array(np.iinfo(np.int32).max, np.int32))
+    init = (np.array(lowest(x.dtype), x.dtype), np.array(np.iinfo(np.int32).max, np.int32))
     _, idx = lax.reduce_window((lax.stop_gradient(x), index), init, _argmax_pair,
                                _full(window, 1), _full(strides, 1),
                                ((0, 0),) + tuple(pads) + ((0, 0),),
