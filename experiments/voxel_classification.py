@@ -206,7 +206,6 @@ def main(argv=None):
                  resume=cfg.resume, ensemble=cfg.ensemble, config=dataclasses.asdict(cfg),
                  augment=make_augment(cfg), compute_dtype="float32",
                  task="binary" if binary else "multiclass",
-                 monitor=None if val is None else "val_auc" if binary else "val_accuracy",
                  eval_batch_size=128, log_every=20)
     wall = time.perf_counter() - t0
     ts, workdir = result.train_state, Path(cfg.workdir)

@@ -62,7 +62,7 @@ def test_ucr_run_folder_ensemble_and_plots(exp, tmp_path):
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"] == "fcn" and config["batch_size"] == 4 and config["ensemble"] == 2
     assert len(result["test_member_accuracy"]) == 2
-    # The kept weights are those of the lowest training loss; the test with batch-norm
+    # Selection is wired to fit's train_loss monitor (its behaviour: test_train_fit); the test with batch-norm
     # statistics recomputed on the training set is recorded beside the headline.
     assert result["monitor"] == "train_loss" and result["best_epoch"] == 1
     assert result["cpu_time_s"] > 0 and result["passes"] == 1

@@ -88,7 +88,8 @@ def test_binary_task_auc_early_stopping_and_progress_bar(tmp_path, capsys):
     x = rng.normal(size=(40, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int32)
     net = jc.serial(jc.flatten(), jc.dense(1))
-    # lr 0: the validation accuracy never improves after epoch 1; patience 2 stops at epoch 3.
+    # lr 0: the validation AUC (binary's default monitor) never improves after epoch 1;
+    # patience 2 stops at epoch 3.
     result = fit(net, optax.sgd(0.0), (x, y), val=(x, y), test=(x, y), epochs=10, batch_size=8,
                  task="binary", early_stopping=2, workdir=tmp_path / "run", progress=True)
     out, err = capsys.readouterr()
@@ -98,6 +99,7 @@ def test_binary_task_auc_early_stopping_and_progress_bar(tmp_path, capsys):
     assert "val_auc" in result.history[0]
     out = json.loads((tmp_path / "run" / "result.json").read_text())
     assert 0.0 <= out["test_auc"] <= 1.0 and out["best_epoch"] == 1
+    assert out["monitor"] == "val_auc"
     assert out["test_auc"] == result.test_metrics["auc"]
 
 

@@ -99,8 +99,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       task, loss, label_smoothing, class_weights, compute_dtype: see
         :func:`make_train_step` (``compute_dtype="bfloat16"``: mixed precision).
       early_stopping: stop after this many epochs without improving ``monitor``.
-      monitor: ``"val_accuracy"`` (default for classification) or another key of the
-        history; improvement means lower for names ending in ``loss``, higher otherwise.
+      monitor: a key of the history; default ``"val_accuracy"`` (``"val_auc"`` for
+        ``task="binary"``, ``"val_loss"`` for regression); improvement means lower for names
+        ending in ``loss``, higher otherwise.
       keep_best: test (and return) the train state of the epoch with the best
         ``monitor``: a ``val_*`` monitor needs ``val``; a ``train_*`` monitor (e.g.
         ``"train_loss"``, the protocol of the UCR papers) needs none.
@@ -164,7 +165,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     if monitor is not None and monitor.startswith("val_") and val is None:
         fail(where, "monitor", "a train_* metric when no val set is given", monitor,
              "Pass val=(x, y), or monitor a training metric such as 'train_loss'")
-    monitor = monitor or ("val_loss" if task == "regression" else "val_accuracy")
+    monitor = monitor or {"regression": "val_loss", "binary": "val_auc"}.get(task, "val_accuracy")
     loop = resolve_epoch_loop(epoch_loop, where)
     if progress is None:
         progress = sys.stderr.isatty()
