@@ -37,7 +37,6 @@ bounds; CPU time = user + sys of the whole process, imports included):
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -51,7 +50,7 @@ from jaxcnn.data import augment as aug
 from jaxcnn.data import load_image_dataset, stratified_split
 from jaxcnn.interpret import activations
 from jaxcnn.models import get_model
-from jaxcnn.train import fit, num_params, parse_config
+from jaxcnn.train import fit, num_params, parse_config, update_result
 
 
 @dataclasses.dataclass
@@ -208,9 +207,7 @@ def main(argv=None) -> dict:
     if cfg.plots:
         write_plots(workdir, model, params, state, result.history, test, class_names,
                     result.test_metrics["confusion_matrix"])
-    path = workdir / "result.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **summary}, indent=2,
-                               sort_keys=True) + "\n")
+    update_result(workdir, summary)
     members = (f" (members: {', '.join(f'{a:.4f}' for a in summary['member_accuracy'])})"
                if "member_accuracy" in summary else "")
     print(f"test accuracy {summary['test_accuracy']:.4f}{members}; {summary['num_params']:,} "

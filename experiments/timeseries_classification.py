@@ -55,7 +55,6 @@ plots: ``series.png`` (a few series per class), ``filters.png`` (first-layer fil
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -67,7 +66,7 @@ import optax
 
 from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr
 from jaxcnn.models import get_model
-from jaxcnn.train import fit, make_evaluator, num_params, parse_config
+from jaxcnn.train import fit, make_evaluator, num_params, parse_config, update_result
 
 
 @dataclasses.dataclass
@@ -240,14 +239,14 @@ def main(argv=None):
                  config=dataclasses.asdict(cfg), eval_batch_size=256, log_every=100,
                  epoch_loop=cfg.epoch_loop, **select)
     ts, workdir = result.train_state, Path(cfg.workdir)
-    summary = json.loads((workdir / "result.json").read_text())
+    summary = {}
     if cfg.dataset == "ucr":  # both batch-norm paths on the test set, one is the headline
         recal = ts._replace(state=recalibrate_bn(cfg, len(data.class_names), ts.params,
                                                  ts.state, data.x_train))
         test = make_evaluator(model, data.x_test, data.y_test, 256,
                               members=cfg.ensemble > 1)(recal.params, recal.state)
         test = {f"test_{k}": v for k, v in test.items()}
-        running = {k: v for k, v in summary.items() if k.startswith("test_")}
+        running = {f"test_{k}": v for k, v in result.test_metrics.items()}  # as in result.json
         if cfg.recalibrate_bn:
             ts = recal
             summary.update(test, **{f"{k}_running_bn": v for k, v in running.items()})
@@ -259,7 +258,7 @@ def main(argv=None):
                    passes=epochs * passes, train_size=len(data.x_train),
                    test_size=len(data.x_test), series_length=data.x_train.shape[1],
                    channels=data.x_train.shape[2], backend=jax.default_backend())
-    (workdir / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary = update_result(workdir, summary)
     if cfg.plots:
         save_plots(cfg, data, ts.params, ts.state, result.history, workdir)
     print(f"{data.name} {cfg.model} seed {cfg.seed}: test accuracy "

@@ -55,7 +55,6 @@ The run folder holds ``config.json``, ``run.json`` (git commit), ``metrics.jsonl
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -70,7 +69,7 @@ from jaxcnn.data import augment3d
 from jaxcnn.data.augment import compose
 from jaxcnn.data.voxels import VoxelData, load_off_folder, load_shapes, load_voxel_npz
 from jaxcnn.models import get_model
-from jaxcnn.train import fit, num_params, parse_config
+from jaxcnn.train import fit, num_params, parse_config, update_result
 
 
 @dataclasses.dataclass
@@ -209,12 +208,11 @@ def main(argv=None):
                  eval_batch_size=128, log_every=20)
     wall = time.perf_counter() - t0
     ts, workdir = result.train_state, Path(cfg.workdir)
-    summary = json.loads((workdir / "result.json").read_text())
-    summary.update(wall_time_s=round(wall, 1), dataset=data_name(cfg), model=cfg.model,
-                   num_params=num_params(ts.params) // cfg.ensemble, grid=cfg.grid,
-                   train_size=len(data.x_train), test_size=len(data.x_test),
-                   classes=list(data.class_names))
-    (workdir / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary = update_result(workdir, dict(
+        wall_time_s=round(wall, 1), dataset=data_name(cfg), model=cfg.model,
+        num_params=num_params(ts.params) // cfg.ensemble, grid=cfg.grid,
+        train_size=len(data.x_train), test_size=len(data.x_test),
+        classes=list(data.class_names)))
     if cfg.plots:
         save_plots(cfg, data, model, ts.params, ts.state, result.history, workdir)
     auc = f", AUC {summary['test_auc']:.4f}" if "test_auc" in summary else ""

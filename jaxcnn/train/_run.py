@@ -47,6 +47,23 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def update_result(workdir, fields):
+    """Merges ``fields`` into the run folder's ``result.json`` (written by ``fit``) and
+    returns the whole merged result as written (JSON types).
+
+    Example:
+      >>> import json, tempfile, pathlib
+      >>> from jaxcnn.train import update_result
+      >>> d = pathlib.Path(tempfile.mkdtemp())
+      >>> _ = (d / "result.json").write_text(json.dumps({"test_accuracy": 0.9}))
+      >>> update_result(d, {"wall_time_s": 12.5})
+      {'test_accuracy': 0.9, 'wall_time_s': 12.5}
+    """
+    path = Path(workdir) / "result.json"
+    write_json(path, {**json.loads(path.read_text()), **fields})
+    return json.loads(path.read_text())
+
+
 def append_jsonl(path, row):
     """Appends one JSON object as a line."""
     with open(path, "a") as f:
