@@ -88,7 +88,7 @@ def jaxcnn_runner(name, x, y, lowering="auto"):
     model, opt = jaxcnn_model(name), optax.adam(LR)
     ts = create_train_state(model, opt, jax.random.key(0), x.shape[1:])
     step = jit_train_step(make_train_step(model, opt))
-    infer = jax.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])
+    infer = jc.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])
     batch, key = {"x": x, "y": y}, jax.random.key(1)
     box = [ts]
 
@@ -109,7 +109,8 @@ def jaxcnn_runner(name, x, y, lowering="auto"):
 
 # ----------------------------------------------------------------------------- flax
 
-def flax_runner(name, x, y):
+def flax_runner(name, x, y, options=None):
+    """``options``: XLA compiler options for flax's jits (``flax[xla]``: jaxcnn's)."""
     import flax.linen as nn
 
     class BasicBlock(nn.Module):
@@ -162,9 +163,10 @@ def flax_runner(name, x, y):
     params, stats = variables["params"], variables.get("batch_stats", {})
     carry = [(params, stats, opt.init(params))]
 
-    @jax.jit
     def predict_fn(params, stats, x):
         return net.apply({"params": params, "batch_stats": stats}, x, train=False)
+
+    predict_fn = jax.jit(predict_fn, compiler_options=options)
 
     def step(carry, x, y):
         params, stats, opt_state = carry
@@ -179,7 +181,7 @@ def flax_runner(name, x, y):
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), stats, opt_state), loss
 
-    step = jax.jit(step, donate_argnums=0)
+    step = jax.jit(step, donate_argnums=0, compiler_options=options)
 
     def train(n):
         with jax.numpy_dtype_promotion("standard"):
@@ -328,6 +330,8 @@ def make_runner(lib, name, x, y):
         return jaxcnn_runner(name, x, y, lowering="lax")
     if lib == "flax":
         return flax_runner(name, x, y)
+    if lib == "flax[xla]":
+        return flax_runner(name, x, y, jc.compiler_options() or None)
     return torch_runner(name, x, y, DEVICE[0])
 
 
@@ -449,13 +453,16 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=1.0, help="per column per round")
     parser.add_argument("--with-lax", action="store_true")
+    parser.add_argument("--with-flax-xla", action="store_true",
+                        help="add flax compiled with jaxcnn's XLA options (jaxcnn.compiler_options)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
     DEVICE[0] = select_device(args.device)
-    libs = ["jaxcnn"] + (["jaxcnn[lax]"] if args.with_lax else []) + ["flax"]
+    libs = (["jaxcnn"] + (["jaxcnn[lax]"] if args.with_lax else []) + ["flax"]
+            + (["flax[xla]"] if args.with_flax_xla else []))
     if torch is not None and not args.no_torch and torch_device(DEVICE[0]) is not None:
         libs.append("torch")
     if DEVICE[0] == "gpu":
@@ -466,7 +473,8 @@ def main(argv=None):
             "torch": getattr(torch, "__version__", None), "cpu": platform.processor() or
             platform.machine(), "cores": os.cpu_count(), "rounds": args.rounds,
             "load_start": os.getloadavg()[0], "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "lowering_env": os.environ.get("JAXCNN_LOWERING", ""), "device": DEVICE[0],
+            "lowering_env": os.environ.get("JAXCNN_LOWERING", ""),
+            "compiler_options": jc.compiler_options(), "device": DEVICE[0],
             "jax_device": str(jax.devices(DEVICE[0])[0].device_kind)}
     if DEVICE[0] == "gpu":
         meta["gpu"] = meta["jax_device"]

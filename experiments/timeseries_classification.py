@@ -161,7 +161,7 @@ def recalibrate_bn(cfg: Config, num_classes: int, params, state, x, chunk=1024):
     def stats(p, s, xb):
         return model.apply(p, s, xb, train=True, key=jax.random.key(0))[1]
 
-    stats = jax.jit(jax.vmap(stats, in_axes=(0, 0, None)) if cfg.ensemble > 1 else stats)
+    stats = jaxcnn.jit(jax.vmap(stats, in_axes=(0, 0, None)) if cfg.ensemble > 1 else stats)
     total, n = None, len(x)
     for i in range(0, n, chunk):
         xb = x[i:i + chunk]

@@ -125,7 +125,8 @@ PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior",
          ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches"),
          ConvPlan("lax", "interior", "patches", "patches")]
 PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches"),
-            ConvPlan("fold", "fold", "lax", "patches")]
+            ConvPlan("fold", "fold", "lax", "patches"),
+            ConvPlan("fold_out", "fold_out", "fold_out"), ConvPlan("fold_out", "fold", "lax")]
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pads, dilation, dtype", _conv_cases())
@@ -225,23 +226,26 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
     with lowering("auto"):
         voxnet_first = conv_plan((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3, zeros3,
                                  ones3, 1, jnp.float32, backend="cpu")
-        assert voxnet_first == ("patches", "interior", "patches", "fold")
+        assert voxnet_first == ("fold", "fold", "fold", "fold")
         voxnet_second = conv_plan((32, 14, 14, 14, 32), (3, 3, 3, 32, 32), ones3, zeros3,
                                   ones3, 1, jnp.float32, backend="cpu")
-        assert voxnet_second == ("fold", "fold", "lax", "fold")
+        assert voxnet_second == ("fold_out", "fold", "fold_out", "fold_out")
         lenet_first = conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2),) * 2,
                                 (1, 1), 1, jnp.float32, backend="cpu")
         assert lenet_first == ("patches", "lax", "patches", "patches")
         lenet_second = conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0),) * 2,
                                  (1, 1), 1, jnp.float32, backend="cpu")
         assert lenet_second == ("lax", "patches", "lax", "lax")
-        # Forward alone is faster by lax here: only the kernel gradient changes.
+        # Patches pay in training only (shared with the kernel gradient): inference is lax.
         resnet_stem = conv_plan((128, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1),) * 2,
                                 (1, 1), 1, jnp.float32, backend="cpu")
-        assert resnet_stem.inference == "lax" and resnet_stem.kernel_grad == "patches"
+        assert resnet_stem == ("patches", "lax", "patches", "lax")
         strided = conv_plan((128, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1),) * 2,
                             (1, 1), 1, jnp.float32, backend="cpu")
-        assert strided == ("lax", "interior", "patches", "lax")
+        assert strided == ("lax", "patches", "lax", "lax")
+        strided_1d = conv_plan((128, 64, 16), (3, 16, 32), (2,), ((1, 1),), (1,), 1,
+                               jnp.float32, backend="cpu")
+        assert strided_1d == ("lax", "interior", "lax", "lax")
         assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                          jnp.float32, backend="gpu") == LAX_PLAN
 

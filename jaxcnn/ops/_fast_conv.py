@@ -13,7 +13,9 @@ A plan names one lowering per pass of an ungrouped convolution
 * kernel gradient: ``"lax"`` or ``"patches"`` (``patches^T @ dY``);
 * for 3-d convolutions, any pass may also be ``"fold"``: the depth offsets stacked on the
   channel axis and the output depth folded into the batch, i.e. one 2-d convolution
-  (XLA's CPU 2-d convolutions are much faster than its 3-d ones), differentiated by JAX.
+  (XLA's CPU 2-d convolutions are much faster than its 3-d ones), differentiated by JAX;
+  or ``"fold_out"``: the depth offsets on the output channels instead (one 2-d
+  convolution per input depth slice, then a sum of shifted slices).
 
 All lowerings compute the same sums in a different order, so results agree to float
 rounding. When ``x`` is not differentiated (a first layer) the input gradient is dead code
@@ -37,9 +39,9 @@ _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
 
 
 class ConvPlan(NamedTuple):
-    """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold"},
-    ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold"}
-    (``"fold"``: 3-d only; a gradient named after a forward lowering is that lowering's
+    """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold",
+    "fold_out"}, ``input_grad`` in {"lax", "interior", "interior_patches", "patches", "fold",
+    "fold_out"} (``"fold"``, ``"fold_out"``: 3-d only; a gradient named after a forward lowering is that lowering's
     autodiff gradient). ``forward`` runs when the convolution is differentiated (the
     custom VJP's forward rule), ``inference`` (``None``: as ``forward``) when it is not
     (the custom VJP's primal): a forward lowering can pay only together with its kernel
@@ -145,7 +147,31 @@ def fold_conv(x, w, stride, pads, dilation):
     return y.reshape((x.shape[0], od) + y.shape[1:])
 
 
-_FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv}
+def fold_out_conv(x, w, stride, pads, dilation):
+    """A 3-d convolution as one 2-d convolution with the depth offsets on the *output*
+    channels: every depth slice of the padded input is convolved (2-d) with the ``k_d``
+    kernel slices at once (``C_out * k_d`` output channels), then output depth ``d`` sums
+    slice ``d * s_d + j * d_d``'s block ``j`` over ``j``. Computes ``(D + pads) / od``
+    times the useful products (1.17x for 14 -> 12), in a shape XLA runs faster."""
+    n = x.ndim - 2
+    (lo, hi), kd, sd, dd = pads[0], w.shape[0], stride[0], dilation[0]
+    od = out_sizes(x.shape[1:2], (kd,), (sd,), (pads[0],), (dd,))[0]
+    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0), (lo, hi, 0)) + ((0, 0, 0),) * n)
+    batch, depth = xp.shape[:2]
+    c_out = w.shape[-1]
+    w2 = jnp.moveaxis(w, 0, -2).reshape(w.shape[1:n] + (w.shape[-2], kd * c_out))
+    z = _lax_conv(xp.reshape((batch * depth,) + xp.shape[2:]), w2, stride[1:], pads[1:],
+                  dilation[1:])
+    z = z.reshape((batch, depth) + z.shape[1:-1] + (kd, c_out))
+    y = None
+    for j in range(kd):
+        part = lax.slice_in_dim(z, j * dd, j * dd + sd * (od - 1) + 1, sd, axis=1)[..., j, :]
+        y = part if y is None else y + part
+    return y
+
+
+_FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv,
+            "fold_out": fold_out_conv}
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -192,4 +218,5 @@ def planned_conv(x, w, plan, stride, pads, dilation):
 
 
 __all__ = ["ConvPlan", "LAX_PLAN", "is_lax", "patches", "patches_conv", "fold_conv",
+           "fold_out_conv",
            "planned_conv", "out_sizes"]

@@ -58,37 +58,25 @@ def _few_channels(f):
 
 
 def _patches_forward_pays(f):
-    """Training forward of a first layer: patches, shared with the kernel gradient (fwd +
-    bwd: LeNet conv1 1.41x, 1-d conv1 1.36x, ResNet stem 1.19x, VoxNet conv1 6.1x where
-    fold forward + fold kernel gradient reach 4.2x)."""
-    return _few_channels(f)
+    """Training forward of a 1-d/2-d first layer: patches, shared with the kernel gradient
+    (fwd + bwd: 1-d conv1 fwd 1.88x and dW 1.56x alone; ResNet stem 1.25x, LeNet conv1
+    1.03-1.27x). 3-d first layers fold instead."""
+    return f["n"] <= 2 and _few_channels(f)
 
 
 def _patches_inference_pays(f):
-    """Forward alone: patches pay for one or two input channels (LeNet conv1 1.25x, 1-d
-    conv1 2.0x), not for three (ResNet stem 0.62x) or strided layers (0.24-0.94x)."""
+    """Forward alone: patches pay for one or two input channels (LeNet conv1 1.15x, 1-d
+    conv1 1.88x), not for three (ResNet stem 0.92x) or strided layers (0.23-0.41x)."""
     return f["n"] <= 2 and f["c_in"] <= 2 and f["patch_bytes"] <= _PATCH_BYTES
-
-
-def _patches_kernel_grad_pays(f):
-    """Kernel gradient as patches^T @ dY: first layers (1-d conv1 1.7x, VoxNet conv1 2.9x
-    alone) and strided 2-d convolutions (ResNet 16->32 s2 1.3-1.7x)."""
-    return _few_channels(f) or (f["n"] <= 2 and f["max_stride"] > 1
-                                and f["patch_bytes"] <= _PATCH_BYTES)
-
-
-def _fold_kernel_grad_pays(f):
-    """3-d kernel gradient by the folded 2-d convolution: 3.4x for one input channel
-    (where shared patches win), 0.72x for 32 (VoxNet conv2, which keeps lax)."""
-    return f["c_in"] <= 4
 
 
 def _patches_input_grad_pays(f):
     """Input gradient by autodiff of patches @ kernel (a matmul and a scatter-add of the
-    slices) for 2-d stride-1 convs with 5-8 input channels: LeNet conv2 (6->16 5x5) 1.81x
-    alone (3 runs: 1.25x, 4.95x, 1.81x); with more channels it loses (0.30x 16->16,
-    0.48x 1-d 32->64)."""
-    return (f["n"] == 2 and f["max_stride"] == 1 and 4 < f["c_in"] <= 8
+    slices), 2-d: strided convs (ResNet 16->32 s2 2.71x, 32->64 s2 1.73x, where the
+    interior-padding lowering reaches 1.03-1.08x) and stride-1 convs with 5-8 input
+    channels (LeNet conv2 6->16 5x5 2.25x); stride-1 with more channels loses (0.18x
+    16->16, 0.37x 32->32)."""
+    return (f["n"] == 2 and (f["max_stride"] > 1 or 4 < f["c_in"] <= 8)
             and f["patch_bytes"] <= _PATCH_BYTES)
 
 
@@ -109,21 +97,26 @@ def _non_overlapping(f):
     return f["non_overlapping"]
 
 
-# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2 (`python benchmarks/ops.py
-# --passes`, each pass alone, and `python benchmarks/ops.py`, forward + backward); see
-# benchmarks/README.md. 3-d: fold forward 4.0x (VoxNet conv1, 1 -> 32 5^3 s2; patches
-# 2.95x) and 1.25x (conv2, 32 -> 32 3^3); fold input gradient 6.6x (conv2).
+# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2, compiled with
+# jaxcnn.compiler_options() (`python benchmarks/ops.py --passes`: each pass alone, quiet
+# machine; `python benchmarks/ops.py`: forward + backward); see benchmarks/README.md.
+# 3-d, VoxNet conv1 (1 -> 32 5^3 s2): fold forward 15.0x, kernel gradient 8.4x (patches
+# 2.5x / 4.2x); conv2 (32 -> 32 3^3): fold_out forward 6.9x and kernel gradient 3.2x (fold
+# 2.7x / 1.8x), fold input gradient 6.5x (fold_out 4.7x).
 RULES = (
     Rule("conv.inference", "patches", _is_float, _patches_inference_pays),
-    Rule("conv.inference", "fold", _is_3d_float, _always),
+    Rule("conv.inference", "fold", _is_3d_float, _few_channels),
+    Rule("conv.inference", "fold_out", _is_3d_float, _always),
     Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
-    Rule("conv.forward", "fold", _is_3d_float, _always),
-    Rule("conv.kernel_grad", "patches", _is_float, _patches_kernel_grad_pays),
-    Rule("conv.kernel_grad", "fold", _is_3d_float, _fold_kernel_grad_pays),
-    Rule("conv.input_grad", "interior", _is_float, lambda f: f["max_stride"] > 1),
+    Rule("conv.forward", "fold", _is_3d_float, _few_channels),
+    Rule("conv.forward", "fold_out", _is_3d_float, _always),
+    Rule("conv.kernel_grad", "patches", _is_float, _patches_forward_pays),
+    Rule("conv.kernel_grad", "fold", _is_3d_float, _few_channels),
+    Rule("conv.kernel_grad", "fold_out", _is_3d_float, _always),
     Rule("conv.input_grad", "fold", _is_3d_float, _always),
     Rule("conv.input_grad", "patches", _is_float, _patches_input_grad_pays),
-    Rule("pool.max", "reshape", _non_overlapping, _always),  # 4-10x (fwd + bwd)
+    Rule("conv.input_grad", "interior", _is_float, lambda f: f["max_stride"] > 1),
+    Rule("pool.max", "reshape", _non_overlapping, _always),  # 3-6x (fwd + bwd)
     Rule("pool.min", "reshape", _non_overlapping, _always),
     Rule("pool.sum", "reshape", _non_overlapping, _always),
 )

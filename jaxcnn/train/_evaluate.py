@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn._checks import fail, is_int
+from jaxcnn._jit import jit
 from jaxcnn.train._losses import resolve_loss
 from jaxcnn.train._metrics import binary_scores, roc_auc
 from jaxcnn.train._step import check_compute_dtype, check_top_k, make_eval_fn, sums_from_logits
@@ -95,7 +96,7 @@ def make_evaluator(model, x, y, batch_size, *, task="multiclass", loss=None, top
                 totals["scores"], scores, i * batch_size, axis=-1)
         return out
 
-    step = jax.jit(add_batch, donate_argnums=3)
+    step = jit(add_batch, donate_argnums=3)
 
     def evaluator(params, state):
         shapes = jax.eval_shape(lambda p, s: add_batch(p, s, 0, None), params, state)

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxcnn._checks import fail, is_int
+from jaxcnn._jit import jit
 from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
@@ -216,8 +217,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
 
     data = {"x": jax.device_put(x), "y": jax.device_put(y)}
     step = indexed_step(train_step)
-    run_steps = (jax.jit(step, donate_argnums=0) if loop == "python"
-                 else jax.jit(scan_steps(step), donate_argnums=0))
+    run_steps = (jit(step, donate_argnums=0) if loop == "python"
+                 else jit(scan_steps(step), donate_argnums=0))
     log = StepLog(workdir, log_every, batch_size, progress, callback, ckpts)
 
     def save(ckpt_pos):

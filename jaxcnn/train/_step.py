@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxcnn._checks import fail, is_int
+from jaxcnn._jit import jit
 from jaxcnn.train._losses import resolve_loss
 from jaxcnn.train._metrics import binary_scores, predictions, top_k_correct
 from jaxcnn.train._state import TrainState, check_model, check_optimizer
@@ -179,9 +180,9 @@ def make_train_step(model, optimizer, loss=None, *, task="multiclass", label_smo
 
 
 def jit_train_step(train_step):
-    """``jax.jit(train_step, donate_argnums=0)``: the old train state's buffers are reused
-    for the new one, so do not read a train state after passing it to the step."""
-    return jax.jit(train_step, donate_argnums=0)
+    """``jaxcnn.jit(train_step, donate_argnums=0)``: the old train state's buffers are
+    reused for the new one, so do not read a train state after passing it to the step."""
+    return jit(train_step, donate_argnums=0)
 
 
 def check_top_k(top_k, where):
