@@ -8,7 +8,7 @@ import pytest
 
 from jaxcnn import ops
 from jaxcnn.ops import _lowering
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, planned_conv
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, keep_input, planned_conv
 from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
 
 TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
@@ -182,6 +182,46 @@ def test_inference_lowering_runs_only_undifferentiated():
     np.testing.assert_allclose(jax.vjp(conv, x, w)[0], want, rtol=1e-6)
 
 
+def test_keep_input_is_identity_with_identity_gradient():
+    """The division only appears under differentiation, and changes no finite value."""
+    x = jnp.asarray([[-0.0, 1.5, -3.25e-30, 3.4e38]], jnp.float32)
+    assert "div" not in str(jax.make_jaxpr(keep_input)(x))
+    y, t = jax.jvp(keep_input, (x,), (jnp.full_like(x, 2.0),))
+    np.testing.assert_array_equal(y, x)
+    assert np.signbit(y[0, 0]) and "div" in str(jax.make_jaxpr(
+        lambda x: jax.jvp(keep_input, (x,), (x,)))(x))
+    np.testing.assert_array_equal(t, 2.0)
+    np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(keep_input(x) * 3.0))(x), 3.0)
+
+
+BN_CASES = [((6, 3), True, True, "float32"), ((2, 5, 4), True, False, "float32"),
+            ((2, 4, 4, 3), False, True, "float32"), ((2, 3, 3, 3, 2), True, True, "bfloat16")]
+
+
+@pytest.mark.parametrize("shape, with_scale, with_bias, dtype", BN_CASES)
+def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_bias, dtype):
+    rng = np.random.default_rng(5)
+    c = shape[-1]
+    x = jnp.asarray(rng.normal(size=shape) * 2 + 0.5, dtype)
+    scale = jnp.asarray(rng.normal(size=(c,)), jnp.float32) if with_scale else None
+    bias = jnp.asarray(rng.normal(size=(c,)), jnp.float32) if with_bias else None
+    mean, var = jnp.zeros((c,), jnp.float32), jnp.ones((c,), jnp.float32)
+
+    def f(x, scale, bias):
+        y, m, v = ops.batch_norm(x, scale, bias, mean, var, train=True)
+        return y, m, v
+
+    def run(mode):
+        with lowering(mode):
+            (y, m, v), vjp = jax.vjp(f, x, scale, bias)
+            ct = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), y.dtype)
+            grads = vjp((ct, jnp.zeros_like(m), jnp.zeros_like(v)))
+            return (y, m, v) + tuple(g for g in grads if g is not None)
+
+    assert _lowering.batch_norm_by_matmul(jnp.float32, "cpu")
+    _close(run("fast"), run("lax"), dtype)
+
+
 # ----------------------------------------------------------------------------- selection
 
 FAKE = (Rule("conv.forward", "patches", lambda f: f["float"], lambda f: f["c_in"] == 1),
@@ -248,6 +288,13 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert strided_1d == ("lax", "interior", "lax", "lax")
         assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                          jnp.float32, backend="gpu") == LAX_PLAN
+        assert _lowering.keeps_input(jnp.float32, "cpu")
+        assert _lowering.batch_norm_by_matmul(jnp.bfloat16, "cpu")
+        assert not _lowering.keeps_input(jnp.float32, "gpu")
+        assert not _lowering.batch_norm_by_matmul(jnp.float32, "gpu")
+    with lowering("lax"):
+        assert not _lowering.keeps_input(jnp.float32, "cpu")
+        assert not _lowering.batch_norm_by_matmul(jnp.float32, "cpu")
 
 
 def test_mode_from_context_and_environment(monkeypatch):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
+import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
-from jaxcnn.ops._fast_conv import LAX_PLAN, planned_conv
-from jaxcnn.ops._lowering import conv_plan
+from jaxcnn.ops._fast_conv import LAX_PLAN, keep_input, planned_conv
+from jaxcnn.ops._lowering import conv_plan, keeps_input
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
 
@@ -113,6 +114,8 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         pads = ((0, 0),) * n
     check_window_fits(where, x.shape[1:-1], pads, kernel_size, dilation)
     plan = conv_plan(x.shape, kernel.shape, stride, pads, dilation, groups, x.dtype, precision)
+    if keeps_input(x.dtype):
+        x = keep_input(x)  # no recomputation of x's producers in the kernel gradient
     if plan != LAX_PLAN:  # a faster lowering of the same sum (jaxcnn/ops/_lowering.py)
         return _add_bias(where, planned_conv(x, kernel.astype(x.dtype), plan, stride, pads,
                                              dilation), bias)

@@ -208,6 +208,23 @@ def _conv_bwd(plan, stride, pads, dilation, res, g):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
+@jax.custom_jvp
+def keep_input(x):
+    """``x``; under differentiation ``x / (x * 0 + 1)`` (the same value for finite ``x``):
+    a division, which XLA's CPU fusion will not duplicate. The kernel gradient of a
+    convolution transposes its input; when that input is an elementwise chain (batch norm,
+    ReLU, residual adds), XLA fused the whole chain into the transpose and recomputed it
+    there (ResNet-20: 14 such transposes, 180+ ms of an 870 ms step). Behind the division
+    the transpose reads the input the forward pass already wrote."""
+    return x
+
+
+@keep_input.defjvp
+def _keep_input_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x / (x * 0 + 1), t
+
+
 def planned_conv(x, w, plan, stride, pads, dilation):
     """Ungrouped convolution of ``x`` with ``w`` (already ``x.dtype``) lowered by ``plan``."""
     stride, dilation = tuple(stride), tuple(dilation)

@@ -7,14 +7,17 @@ dtype, with the two-pass (biased) variance; the output is cast back to ``x.dtype
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._checks import fail, is_int, spatial_rank
 from jaxcnn.ops._conv import _check_float
+from jaxcnn.ops._lowering import batch_norm_by_matmul
 
 
 def stat_dtype(dtype):
@@ -52,6 +55,53 @@ def _moments(xs, axes):
     """Mean and biased variance (two-pass) over ``axes``, keeping dims."""
     mean = jnp.mean(xs, axis=axes, keepdims=True)
     return mean, jnp.mean(jnp.square(xs - mean), axis=axes, keepdims=True)
+
+
+def _channel_sum(a):
+    """``a.sum(axis=all but the last)`` as one matrix product ``ones @ a``: on CPU, XLA
+    lowers a large reduction to a slow reduce-window (a 128x32x32x16 sum: 1.9 ms; the
+    product: 0.7 ms)."""
+    a2 = a.reshape(-1, a.shape[-1])
+    return lax.dot_general(jnp.ones((a2.shape[0],), a.dtype), a2, (((0,), (0,)), ((), ())),
+                           preferred_element_type=a.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _batch_norm_train(xs, scale, bias, eps):
+    """Training batch norm with every reduction a :func:`_channel_sum`, forward and
+    backward (the textbook gradient, so autodiff adds no reductions of its own):
+    ``(y, mean, biased var)``; the statistics carry no gradient."""
+    return _batch_norm_train_fwd(xs, scale, bias, eps)[0]
+
+
+def _batch_norm_train_fwd(xs, scale, bias, eps):
+    c = xs.shape[-1]
+    n = xs.size // c
+    bshape = _channel_shape(xs)
+    m = (_channel_sum(xs) / n).reshape(bshape)
+    xc = xs - m
+    v = (_channel_sum(xc * xc) / n).reshape(bshape)
+    inv = lax.rsqrt(v + eps)
+    y = xc * (inv * scale.reshape(bshape)) + bias.reshape(bshape)
+    return (y, m, v), (xs, m, inv, scale)
+
+
+def _batch_norm_train_bwd(eps, res, cts):
+    del eps
+    xs, m, inv, scale = res
+    g = cts[0]
+    c = xs.shape[-1]
+    n = xs.size // c
+    xhat = (xs - m) * inv
+    dbias = _channel_sum(g)
+    dscale = _channel_sum(g * xhat)
+    bshape = _channel_shape(xs)
+    dx = (scale.reshape(bshape) * inv) * (
+        g - (dbias.reshape(bshape) + xhat * dscale.reshape(bshape)) / n)
+    return dx, dscale, dbias
+
+
+_batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
 
 
 def _affine(y, scale, bias):
@@ -137,14 +187,20 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     if n < 2:
         fail(where, "number of values per channel", "more than 1 when train=True", n,
              "Use a batch of at least 2 examples (or train=False)")
-    m = jnp.mean(xs, axis=axes, keepdims=True)
-    if axis_name is not None:
-        m = lax.pmean(m, axis_name)
-    v = jnp.mean(jnp.square(xs - m), axis=axes, keepdims=True)
-    if axis_name is not None:
-        v = lax.pmean(v, axis_name)
-    y = (xs - m) * (lax.rsqrt(v + eps) * (1.0 if scale is None else scale))
-    y = _affine(y, None, bias).astype(x.dtype)
+    if axis_name is None and batch_norm_by_matmul(x.dtype):
+        y, m, v = _batch_norm_train(xs, jnp.ones((c,), sd) if scale is None else scale.reshape(c),
+                                    jnp.zeros((c,), sd) if bias is None else bias.reshape(c),
+                                    eps)
+        y = y.astype(x.dtype)
+    else:
+        m = jnp.mean(xs, axis=axes, keepdims=True)
+        if axis_name is not None:
+            m = lax.pmean(m, axis_name)
+        v = jnp.mean(jnp.square(xs - m), axis=axes, keepdims=True)
+        if axis_name is not None:
+            v = lax.pmean(v, axis_name)
+        y = (xs - m) * (lax.rsqrt(v + eps) * (1.0 if scale is None else scale))
+        y = _affine(y, None, bias).astype(x.dtype)
     if mean is None or var is None:
         return y, None, None
     old_m = _param(where, "mean", mean, (c,), (c,), sd)
