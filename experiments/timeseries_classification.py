@@ -64,6 +64,7 @@ import jax
 import numpy as np
 import optax
 
+from jaxcnn import jit
 from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr
 from jaxcnn.models import get_model
 from jaxcnn.train import fit, make_evaluator, num_params, parse_config, update_result
@@ -161,7 +162,7 @@ def recalibrate_bn(cfg: Config, num_classes: int, params, state, x, chunk=1024):
     def stats(p, s, xb):
         return model.apply(p, s, xb, train=True, key=jax.random.key(0))[1]
 
-    stats = jaxcnn.jit(jax.vmap(stats, in_axes=(0, 0, None)) if cfg.ensemble > 1 else stats)
+    stats = jit(jax.vmap(stats, in_axes=(0, 0, None)) if cfg.ensemble > 1 else stats)
     total, n = None, len(x)
     for i in range(0, n, chunk):
         xb = x[i:i + chunk]
