@@ -194,6 +194,20 @@ def test_keep_input_is_identity_with_identity_gradient():
     np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(keep_input(x) * 3.0))(x), 3.0)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_conv_bias_gradient_by_matmul_equals_autodiff(dtype):
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(2, 5, 4, 6, 3)), dtype)
+    w = jnp.asarray(rng.normal(size=(2, 3, 2, 3, 4)), dtype)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    f = lambda x, w, b: ops.conv(x, w, b, padding=1)  # noqa: E731
+    with lowering("fast"):
+        got = _value_and_grads(f, (x, w, b))
+    with lowering("lax"):
+        want = _value_and_grads(f, (x, w, b))
+    _close(got, want, dtype)
+
+
 BN_CASES = [((6, 3), True, True, "float32"), ((2, 5, 4), True, False, "float32"),
             ((2, 4, 4, 3), False, True, "float32"), ((2, 3, 3, 3, 2), True, True, "bfloat16")]
 
@@ -290,11 +304,14 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
                          jnp.float32, backend="gpu") == LAX_PLAN
         assert _lowering.keeps_input(jnp.float32, "cpu")
         assert _lowering.batch_norm_by_matmul(jnp.bfloat16, "cpu")
+        assert _lowering.bias_grad_by_matmul(jnp.float32, 3, "cpu")
+        assert not _lowering.bias_grad_by_matmul(jnp.float32, 2, "cpu")
         assert not _lowering.keeps_input(jnp.float32, "gpu")
         assert not _lowering.batch_norm_by_matmul(jnp.float32, "gpu")
     with lowering("lax"):
         assert not _lowering.keeps_input(jnp.float32, "cpu")
         assert not _lowering.batch_norm_by_matmul(jnp.float32, "cpu")
+        assert not _lowering.bias_grad_by_matmul(jnp.float32, 3, "cpu")
 
 
 def test_mode_from_context_and_environment(monkeypatch):

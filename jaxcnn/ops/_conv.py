@@ -11,8 +11,8 @@ from jax import lax
 import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
-from jaxcnn.ops._fast_conv import LAX_PLAN, keep_input, planned_conv
-from jaxcnn.ops._lowering import conv_plan, keeps_input
+from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_input, planned_conv
+from jaxcnn.ops._lowering import bias_grad_by_matmul, conv_plan, keeps_input
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
 
@@ -57,6 +57,8 @@ def _add_bias(where, y, bias):
         return y
     if jnp.shape(bias) != (y.shape[-1],):
         fail(where, "bias shape", f"({y.shape[-1]},)", jnp.shape(bias))
+    if bias_grad_by_matmul(y.dtype, y.ndim - 2):
+        return add_bias(y, bias.astype(y.dtype))
     return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
 
 

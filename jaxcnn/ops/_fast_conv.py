@@ -208,6 +208,36 @@ def _conv_bwd(plan, stride, pads, dilation, res, g):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
+def channel_sum(a):
+    """``a.sum(axis=all but the last)`` as one matrix product ``ones @ a`` (accumulated in
+    float32 at least): on CPU, XLA lowers a large reduction to a slow reduce-window or a
+    loop fusion that recomputes its producers (a 128x32x32x16 sum: 1.9 ms; the product:
+    0.7 ms)."""
+    a2 = a.reshape(-1, a.shape[-1])
+    acc = _acc_dtype(a.dtype)
+    return lax.dot_general(jnp.ones((a2.shape[0],), a.dtype), a2, (((0,), (0,)), ((), ())),
+                           preferred_element_type=acc)
+
+
+@jax.custom_vjp
+def add_bias(y, b):
+    """``y + b`` over the last axis; the gradient of ``b`` is :func:`channel_sum` of the
+    cotangent (VoxNet: XLA fused the bias gradient's reduction with a recomputation of the
+    folded convolution and the pooling gradient, 170 ms of a 300 ms step)."""
+    return y + b.reshape((1,) * (y.ndim - 1) + (-1,))
+
+
+def _add_bias_fwd(y, b):
+    return add_bias(y, b), None
+
+
+def _add_bias_bwd(_, g):
+    return g, channel_sum(g).astype(g.dtype)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
 @jax.custom_jvp
 def keep_input(x):
     """``x``; under differentiation ``x / (x * 0 + 1)`` (the same value for finite ``x``):
