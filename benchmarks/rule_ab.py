@@ -1,0 +1,56 @@
+"""Whole-train-step A/B of one rule-table decision: the model's jaxcnn step traced with the
+full rule table and with every rule of ``--decision`` removed, timed in alternation.
+
+Run: ``python benchmarks/rule_ab.py --model resnet20 --decision conv.keep_input``
+
+The models and data are those of ``benchmarks/train_step.py``; prints the median and min
+milliseconds per step of each variant over ``--rounds`` rounds of ``--steps`` steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from jaxcnn import ops
+from jaxcnn.ops import _lowering
+
+import train_step as bench
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20", choices=sorted(bench.SHAPES))
+    parser.add_argument("--decision", required=True,
+                        help="e.g. conv.keep_input, norm.batch, conv.bias_grad, pool.max")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    if not any(r.decision == args.decision for r in _lowering.RULES):
+        parser.error(f"no rule decides {args.decision!r}")
+    batch = 32 if args.model == "cnn3d" else 128
+    x, y = bench.make_data(args.model, batch)
+    variants = {"all rules": _lowering.RULES,
+                f"without {args.decision}": tuple(r for r in _lowering.RULES
+                                                  if r.decision != args.decision)}
+    runs = {}
+    for name, rules in variants.items():
+        train, _ = bench.make_runner("jaxcnn", args.model, x, y)
+        with ops.lowering("auto", rules=rules):  # traced (and compiled) here
+            train(2)
+        runs[name] = train
+    times = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, train in runs.items():
+            t0 = time.perf_counter()
+            train(args.steps)
+            times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
+    base = statistics.median(times[f"without {args.decision}"])
+    for name, t in times.items():
+        print(f"{args.model} {name:32s} median {statistics.median(t):8.1f} ms/step  "
+              f"min {min(t):8.1f}  speed-up {base / statistics.median(t):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
