@@ -123,7 +123,8 @@ def _conv_cases():
 
 PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
          ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches"),
-         ConvPlan("lax", "interior", "patches", "patches")]
+         ConvPlan("lax", "interior", "patches", "patches"),
+         ConvPlan("direct", "direct", "patches", "direct")]
 PLANS_3D = [ConvPlan("fold", "fold", "fold"), ConvPlan("fold", "interior", "patches"),
             ConvPlan("fold", "fold", "lax", "patches"),
             ConvPlan("fold_out", "fold_out", "fold_out"), ConvPlan("fold_out", "fold", "lax")]
@@ -286,14 +287,14 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert voxnet_second == ("fold_out", "fold", "fold_out", "fold_out")
         lenet_first = conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2),) * 2,
                                 (1, 1), 1, jnp.float32, backend="cpu")
-        assert lenet_first == ("patches", "lax", "patches", "patches")
+        assert lenet_first == ("direct", "lax", "patches", "direct")
         lenet_second = conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0),) * 2,
                                  (1, 1), 1, jnp.float32, backend="cpu")
         assert lenet_second == ("lax", "patches", "lax", "lax")
         # Patches pay in training only (shared with the kernel gradient): inference is lax.
         resnet_stem = conv_plan((128, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1),) * 2,
                                 (1, 1), 1, jnp.float32, backend="cpu")
-        assert resnet_stem == ("patches", "lax", "patches", "lax")
+        assert resnet_stem == ("patches", "lax", "patches", "direct")
         strided = conv_plan((128, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1),) * 2,
                             (1, 1), 1, jnp.float32, backend="cpu")
         assert strided == ("lax", "patches", "lax", "lax")

@@ -72,6 +72,23 @@ def _patches_inference_pays(f):
     return f["n"] <= 2 and f["c_in"] <= 2 and f["patch_bytes"] <= _PATCH_BYTES
 
 
+def _direct_inference_pays(f):
+    """Forward alone as a sum of scaled shifted slices, 1-d/2-d first layers (measured
+    while another job ran, alternated: LeNet conv1 1.3 ms vs 13.1 lax and 13.1 patches,
+    1-d conv1 4.2 vs 16.2 / 9.8, ResNet stem 3.6 vs 14.8 / 17.8). Whole-model inference
+    (`benchmarks/rule_ab.py --infer`): LeNet-5 2.73x, 1-d CNN 1.72x, ResNet-20 1.02x."""
+    return f["n"] <= 2 and f["c_in"] <= 4 and f["kernel_volume"] * f["c_in"] <= 64
+
+
+def _direct_forward_pays(f):
+    """Training forward by direct sums (its output kept behind a division, else XLA fused
+    the sum into the ReLU/pool gradient and recomputed it: 0.75x), kernel gradient by
+    patches built in the backward pass. Whole train step, `benchmarks/rule_ab.py`: LeNet-5
+    1.08x and 1.11x, 1-d CNN 1.02x; the ResNet stem (3 channels) lost alone (42.0 vs 31.0
+    ms fwd + dW), so one or two input channels."""
+    return f["n"] <= 2 and f["c_in"] <= 2 and f["kernel_volume"] * f["c_in"] <= 64
+
+
 def _patches_input_grad_pays(f):
     """Input gradient by autodiff of patches @ kernel (a matmul and a scatter-add of the
     slices), 2-d: strided convs (ResNet 16->32 s2 2.71x, 32->64 s2 1.73x, where the
@@ -106,9 +123,11 @@ def _non_overlapping(f):
 # 2.5x / 4.2x); conv2 (32 -> 32 3^3): fold_out forward 6.9x and kernel gradient 3.2x (fold
 # 2.7x / 1.8x), fold input gradient 6.5x (fold_out 4.7x).
 RULES = (
+    Rule("conv.inference", "direct", _is_float, _direct_inference_pays),
     Rule("conv.inference", "patches", _is_float, _patches_inference_pays),
     Rule("conv.inference", "fold", _is_3d_float, _few_channels),
     Rule("conv.inference", "fold_out", _is_3d_float, _always),
+    Rule("conv.forward", "direct", _is_float, _direct_forward_pays),
     Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
     Rule("conv.forward", "fold", _is_3d_float, _few_channels),
     Rule("conv.forward", "fold_out", _is_3d_float, _always),
