@@ -59,9 +59,10 @@ CONV_PLANS = {
     "fold+patches dW": ConvPlan("fold", "fold", "patches"),
     "lax+dX int+dW patches": ConvPlan("lax", "interior", "patches"),
     "fold+dX int+dW patches": ConvPlan("fold", "interior", "patches"),
+    "direct+dW patches": ConvPlan("direct", "lax", "patches"),
 }
 # The lowerings of each pass timed alone by --passes.
-PASSES = {"forward": ("lax", "patches", "fold", "fold_out"),
+PASSES = {"forward": ("lax", "patches", "fold", "fold_out", "direct"),
           "kernel_grad": ("lax", "patches", "fold", "fold_out"),
           "input_grad": ("lax", "interior", "patches", "fold", "fold_out")}
 # (name, x shape, window)
@@ -115,6 +116,8 @@ def conv_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
             continue
         if any(p.startswith("fold") for p in plan[:3]) and n != 3:
             continue
+        if plan.forward == "direct" and np.prod(ksize) * shape[-1] > 64:
+            continue
         if not grad_x and plan.input_grad != "lax" and plan != CONV_PLANS["patches"]:
             continue
         if not grad_x and plan.input_grad == "interior" and plan.forward == "lax":
@@ -148,6 +151,8 @@ def pass_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
         fns = {}
         for name in names:
             if (name.startswith("fold") and n != 3) or (name == "interior" and stride == 1):
+                continue
+            if name == "direct" and np.prod(ksize) * shape[-1] > 64:  # K * C_in terms
                 continue
             plan = ConvPlan(**{pass_: name}, inference=name)
             if pass_ == "forward":

@@ -89,6 +89,14 @@ def _direct_forward_pays(f):
     return f["n"] <= 2 and f["c_in"] <= 2 and f["kernel_volume"] * f["c_in"] <= 64
 
 
+def _patches_kernel_grad_pays(f):
+    """Kernel gradient as patches^T @ dY for 1-d/2-d first layers: shared with a patches
+    forward (ResNet stem), or built in the backward pass for 1-d (1-d CNN train step 1.10x
+    over lax's). A 2-d direct-forward layer keeps lax's (LeNet-5 step 1.29x over patches
+    built in the backward; LeNet conv1 kernel gradient alone 7.6 ms vs 22.4)."""
+    return _patches_forward_pays(f) and (f["n"] == 1 or not _direct_forward_pays(f))
+
+
 def _patches_input_grad_pays(f):
     """Input gradient by autodiff of patches @ kernel (a matmul and a scatter-add of the
     slices), 2-d: strided convs (ResNet 16->32 s2 2.71x, 32->64 s2 1.73x, where the
@@ -131,7 +139,7 @@ RULES = (
     Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
     Rule("conv.forward", "fold", _is_3d_float, _few_channels),
     Rule("conv.forward", "fold_out", _is_3d_float, _always),
-    Rule("conv.kernel_grad", "patches", _is_float, _patches_forward_pays),
+    Rule("conv.kernel_grad", "patches", _is_float, _patches_kernel_grad_pays),
     Rule("conv.kernel_grad", "fold", _is_3d_float, _few_channels),
     Rule("conv.kernel_grad", "fold_out", _is_3d_float, _always),
     Rule("conv.input_grad", "fold", _is_3d_float, _always),
