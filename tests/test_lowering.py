@@ -315,6 +315,16 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert not _lowering.bias_grad_by_matmul(jnp.float32, 3, "cpu")
 
 
+def test_forward_mode_needs_the_lax_lowering():
+    """The alternatives are custom VJPs (reverse mode only); "lax" supports jvp."""
+    x, w = jnp.ones((2, 6, 6, 1)), jnp.ones((3, 3, 1, 2))
+    f = lambda x: jnp.sum(ops.max_pool(ops.conv(x, w), 2))  # noqa: E731
+    with lowering("fast"), pytest.raises(TypeError, match="forward-mode autodiff"):
+        jax.jvp(f, (x,), (x,))
+    with lowering("lax"):
+        assert float(jax.jvp(f, (x,), (x,))[1]) == 4 * 2 * 2 * 9.0
+
+
 def test_mode_from_context_and_environment(monkeypatch):
     monkeypatch.setenv(_lowering.ENV_VAR, "LAX")
     assert _lowering.mode() == "lax"

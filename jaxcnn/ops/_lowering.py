@@ -22,6 +22,11 @@ The mode, from :func:`lowering` (innermost wins), else the environment variable
 
 The choice is made when a function is traced: a function jitted under one mode keeps
 that mode's lowering until it is traced again.
+
+Most alternatives are custom VJPs, so they support reverse mode (``jax.grad``,
+``jax.vjp``) only: forward mode (``jax.jvp``, ``jax.jacfwd``, forward-over-reverse
+Hessians) raises JAX's ``TypeError: can't apply forward-mode autodiff (jvp) to a
+custom_vjp function``; trace such code under ``lowering("lax")``.
 """
 
 from __future__ import annotations
