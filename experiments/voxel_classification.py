@@ -22,7 +22,7 @@ upper bounds; CPU user+sys in brackets; jax 0.10.2); default settings unless nam
     | AdrenalMNIST3D (default: 16^3)       | 0, 1, 2 | 0.809 +- 0.021 | 0.886 +- 0.015  | 390-452 s (245-259) |
     | ModelNet10 chair/monitor (16^3)      | 0, 1, 2 | 1.000 +- 0.000 | 1.000 each      | 262-383 s (191-217) |
     | shapes, --grid 16                    | 0       | 0.886 (missed) | -               | 1413 s (893)        |
-    | shapes, default 32^3                 | 0, 1    | 0.994 +- 0.009 | -               | 57-61 min (3106-3148 s) |
+    | shapes, default 32^3                 | 0, 1, 2 | 0.994 +- 0.006 | -               | 43-61 min (3106-3178 s) |
 
     Before this default set (VoxNet, 16^3, an older shape generator with smaller, noisier
     and more alike shapes): shapes 0.386 (VoxNet underfits at 16^3: train accuracy 0.37,
