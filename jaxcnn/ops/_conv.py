@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
-import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
 from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_input, planned_conv

@@ -211,7 +211,7 @@ def _conv_fwd(x, w, plan, stride, pads, dilation):
         return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype), (x, w, p)
     y = _FORWARD[plan.forward](x, w, stride, pads, dilation)
     if plan.forward == "direct":  # an elementwise sum: keep XLA from recomputing it
-        y = y / (y * 0 + 1)
+        y = _unfusable_identity(y)
     return y, (x, w, None)
 
 
@@ -265,6 +265,12 @@ def _add_bias_bwd(_, g):
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
+def _unfusable_identity(x):
+    """``x / (x * 0 + 1)``: ``x`` for finite ``x``, behind a division, which XLA's CPU
+    fusion treats as expensive and will not duplicate into its consumers."""
+    return x / (x * 0 + 1)
+
+
 @jax.custom_jvp
 def keep_input(x):
     """``x``; under differentiation ``x / (x * 0 + 1)`` (the same value for finite ``x``):
@@ -279,7 +285,7 @@ def keep_input(x):
 @keep_input.defjvp
 def _keep_input_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
-    return x / (x * 0 + 1), t
+    return _unfusable_identity(x), t
 
 
 def planned_conv(x, w, plan, stride, pads, dilation):
