@@ -233,7 +233,7 @@ def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_
             grads = vjp((ct, jnp.zeros_like(m), jnp.zeros_like(v)))
             return (y, m, v) + tuple(g for g in grads if g is not None)
 
-    assert _lowering.batch_norm_by_matmul(jnp.float32, "cpu")
+    assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "matmul"
     _close(run("fast"), run("lax"), dtype)
 
 
@@ -303,16 +303,16 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert strided_1d == ("lax", "interior", "lax", "lax")
         assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                          jnp.float32, backend="gpu") == LAX_PLAN
-        assert _lowering.keeps_input(jnp.float32, "cpu")
-        assert _lowering.batch_norm_by_matmul(jnp.bfloat16, "cpu")
-        assert _lowering.bias_grad_by_matmul(jnp.float32, 3, "cpu")
-        assert not _lowering.bias_grad_by_matmul(jnp.float32, 2, "cpu")
-        assert not _lowering.keeps_input(jnp.float32, "gpu")
-        assert not _lowering.batch_norm_by_matmul(jnp.float32, "gpu")
+        assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "divide"
+        assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu") == "matmul"
+        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "matmul"
+        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=2) == "lax"
+        assert _lowering.decide("conv.keep_input", jnp.float32, "gpu") == "lax"
+        assert _lowering.decide("norm.batch", jnp.float32, "gpu") == "lax"
     with lowering("lax"):
-        assert not _lowering.keeps_input(jnp.float32, "cpu")
-        assert not _lowering.batch_norm_by_matmul(jnp.float32, "cpu")
-        assert not _lowering.bias_grad_by_matmul(jnp.float32, 3, "cpu")
+        assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "lax"
+        assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "lax"
+        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "lax"
 
 
 def test_forward_mode_needs_the_lax_lowering():

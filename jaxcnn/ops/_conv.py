@@ -11,7 +11,7 @@ from jax import lax
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
 from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_input, planned_conv
-from jaxcnn.ops._lowering import bias_grad_by_matmul, conv_plan, keeps_input
+from jaxcnn.ops._lowering import conv_plan, decide
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
 
@@ -56,7 +56,7 @@ def _add_bias(where, y, bias):
         return y
     if jnp.shape(bias) != (y.shape[-1],):
         fail(where, "bias shape", f"({y.shape[-1]},)", jnp.shape(bias))
-    if bias_grad_by_matmul(y.dtype, y.ndim - 2):
+    if decide("conv.bias_grad", y.dtype, n=y.ndim - 2) == "matmul":
         return add_bias(y, bias.astype(y.dtype))
     return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
 
@@ -115,7 +115,7 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         pads = ((0, 0),) * n
     check_window_fits(where, x.shape[1:-1], pads, kernel_size, dilation)
     plan = conv_plan(x.shape, kernel.shape, stride, pads, dilation, groups, x.dtype, precision)
-    if keeps_input(x.dtype):
+    if decide("conv.keep_input", x.dtype) == "divide":
         x = keep_input(x)  # no recomputation of x's producers in the kernel gradient
     if plan != LAX_PLAN:  # a faster lowering of the same sum (jaxcnn/ops/_lowering.py)
         return _add_bias(where, planned_conv(x, kernel.astype(x.dtype), plan, stride, pads,

@@ -4,9 +4,8 @@
 ways (see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the
 shapes and the backend. A decision (``"conv.inference"``: the forward pass when nothing
 is differentiated, ``"conv.forward"``: the forward pass of a training step,
-``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"conv.keep_input"`` (see
-:func:`keeps_input`), ``"norm.batch"`` (see :func:`batch_norm_by_matmul`), ``"conv.bias_grad"`` (see
-:func:`bias_grad_by_matmul`), ``"pool.max"``, ``"pool.min"``,
+``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"conv.keep_input"``, ``"norm.batch"``,
+``"conv.bias_grad"`` (these three: see :func:`decide`), ``"pool.max"``, ``"pool.min"``,
 ``"pool.sum"``) is taken at trace time from static facts only, so it is deterministic, by
 the first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
 lowering compute it at all) and ``prefer`` (is it faster here, from the measurements in
@@ -247,27 +246,22 @@ def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision
     return LAX_PLAN if is_lax(plan) else plan
 
 
-def keeps_input(dtype, backend=None, rules=None):
-    """Whether a convolution's input goes through :func:`_fast_conv.keep_input` (decision
-    ``"conv.keep_input"``), so that XLA does not recompute it inside the kernel gradient."""
-    return choose("conv.keep_input", _dtype_features(dtype), backend, rules) == "divide"
+def decide(decision, dtype, backend=None, rules=None, **features):
+    """The lowering chosen for a decision that depends on the dtype (and ``features``) only,
+    e.g. ``decide("norm.batch", x.dtype) == "matmul"``. The decisions of this kind:
 
-
-def _dtype_features(dtype):
-    return {"float": bool(jnp.issubdtype(dtype, jnp.floating)), "dtype": jnp.dtype(dtype).name}
-
-
-def batch_norm_by_matmul(dtype, backend=None, rules=None):
-    """Whether training batch norm sums by matrix products with a hand-written gradient
-    (decision ``"norm.batch"``, choice ``"matmul"``) instead of ``jnp.mean`` and autodiff."""
-    return choose("norm.batch", _dtype_features(dtype), backend, rules) == "matmul"
-
-
-def bias_grad_by_matmul(dtype, n, backend=None, rules=None):
-    """Whether the bias gradient of an ``n``-d convolution is a matrix product (decision
-    ``"conv.bias_grad"``, choice ``"matmul"``; :func:`_fast_conv.add_bias`)."""
-    f = {**_dtype_features(dtype), "n": n}
-    return choose("conv.bias_grad", f, backend, rules) == "matmul"
+    * ``"conv.keep_input"``, choice ``"divide"``: a convolution's input goes through
+      :func:`_fast_conv.keep_input`, so that XLA does not recompute it inside the kernel
+      gradient;
+    * ``"norm.batch"``, choice ``"matmul"``: training batch norm sums by matrix products
+      with a hand-written gradient instead of ``jnp.mean`` and autodiff;
+    * ``"conv.bias_grad"`` (feature ``n``, the number of spatial dims), choice
+      ``"matmul"``: the bias gradient of a convolution is a matrix product
+      (:func:`_fast_conv.add_bias`).
+    """
+    f = {"float": bool(jnp.issubdtype(dtype, jnp.floating)), "dtype": jnp.dtype(dtype).name,
+         **features}
+    return choose(decision, f, backend, rules)
 
 
 _POOL = {"max": _fast_pool.reshape_max, "min": _fast_pool.reshape_min,
@@ -286,4 +280,4 @@ def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend
 
 
 __all__ = ["MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose", "conv_plan",
-           "keeps_input", "batch_norm_by_matmul", "bias_grad_by_matmul", "pool_lowering"]
+           "decide", "pool_lowering"]

@@ -18,7 +18,7 @@ from jax import lax
 from jaxcnn._checks import fail, is_int, spatial_rank
 from jaxcnn.ops._conv import _check_float
 from jaxcnn.ops._fast_conv import channel_sum
-from jaxcnn.ops._lowering import batch_norm_by_matmul
+from jaxcnn.ops._lowering import decide
 
 
 def stat_dtype(dtype):
@@ -179,7 +179,7 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     if n < 2:
         fail(where, "number of values per channel", "more than 1 when train=True", n,
              "Use a batch of at least 2 examples (or train=False)")
-    if axis_name is None and batch_norm_by_matmul(x.dtype):
+    if axis_name is None and decide("norm.batch", x.dtype) == "matmul":
         y, m, v = _batch_norm_train(xs, jnp.ones((c,), sd) if scale is None else scale.reshape(c),
                                     jnp.zeros((c,), sd) if bias is None else bias.reshape(c),
                                     eps)
