@@ -8,7 +8,7 @@ import pytest
 
 from jaxcnn import ops
 from jaxcnn.ops import _lowering
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, keep_input, planned_conv
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, channel_sum, keep_input, planned_conv
 from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
 
 TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
@@ -207,6 +207,21 @@ def test_conv_bias_gradient_by_matmul_equals_autodiff(dtype):
     with lowering("lax"):
         want = _value_and_grads(f, (x, w, b))
     _close(got, want, dtype)
+
+
+@pytest.mark.parametrize("shape, dtype", [
+    ((7, 3), "float32"),  # 7 rows: no blocks, one product
+    ((64, 5), "float32"),  # one block of 64 rows: one product
+    ((3, 64, 4), "float32"),  # 192 rows: 64 blocks of 3
+    ((6, 5, 2), "float32"),  # 30 rows: 2 blocks of 15
+    ((4, 8, 8, 16), "bfloat16"),  # accumulated in float32
+])
+def test_channel_sum_equals_numpy(shape, dtype):
+    x = np.random.default_rng(3).normal(size=shape)
+    got = channel_sum(jnp.asarray(x, dtype))
+    assert got.dtype == jnp.float32 and got.shape == (shape[-1],)
+    want = np.asarray(jnp.asarray(x, dtype), np.float64).reshape(-1, shape[-1]).sum(0)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
 
 
 BN_CASES = [((6, 3), True, True, "float32"), ((2, 5, 4), True, False, "float32"),

@@ -235,14 +235,26 @@ def _conv_bwd(plan, stride, pads, dilation, res, g):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
+_SUM_BLOCK = 64
+
+
 def channel_sum(a):
-    """``a.sum(axis=all but the last)`` as one matrix product ``ones @ a`` (accumulated in
-    float32 at least): on CPU, XLA lowers a large reduction to a slow reduce-window or a
-    loop fusion that recomputes its producers (a 128x32x32x16 sum: 1.9 ms; the product:
-    0.7 ms)."""
+    """``a.sum(axis=all but the last)`` by matrix products (accumulated in float32 at
+    least). On CPU, under :func:`jaxcnn.compiler_options`, XLA lowers a large reduction over
+    the leading axis to a slow loop (or a reduce-window that recomputes its producers), and
+    even the product ``ones @ a`` of a tall ``(R, C)`` matrix runs near 1 GB/s. So the rows
+    are first summed in ``b`` (up to 64) contiguous blocks by one wide product
+    ``ones(b) @ a.reshape(b, R/b * C)``, then the ``R/b`` partial rows by ``ones @ p``
+    (a 128x512x64 sum: 7.8 ms as ``ones @ a``, 1.8 ms blocked; 128x32x32x16: 1.9 vs 0.8).
+    """
     a2 = a.reshape(-1, a.shape[-1])
     acc = _acc_dtype(a.dtype)
-    return lax.dot_general(jnp.ones((a2.shape[0],), a.dtype), a2, (((0,), (0,)), ((), ())),
+    b = math.gcd(a2.shape[0], _SUM_BLOCK)
+    if 1 < b < a2.shape[0]:
+        a2 = lax.dot_general(jnp.ones((b,), a.dtype), a2.reshape(b, -1),
+                             (((0,), (0,)), ((), ())), preferred_element_type=acc)
+        a2 = a2.reshape(-1, a.shape[-1])
+    return lax.dot_general(jnp.ones((a2.shape[0],), a2.dtype), a2, (((0,), (0,)), ((), ())),
                            preferred_element_type=acc)
 
 
