@@ -4,7 +4,7 @@ Commands (from the repository root):
 
     python experiments/image_classification.py                  # 8x8 digits, offline
     python experiments/image_classification.py --dataset mnist --data-dir ../shared/data/mnist
-    python experiments/image_classification.py --dataset mnist --model small_cnn --epochs 15
+    python experiments/image_classification.py --dataset mnist --model small_cnn --epochs 12
     python experiments/image_classification.py --dataset cifar10 --data-dir /tmp/cifar10
     python experiments/image_classification.py --dataset folder --data-dir PATH --model small_cnn
     python experiments/image_classification.py --dataset npz --data pathmnist.npz
@@ -29,6 +29,10 @@ bounds; CPU time = user + sys of the whole process, imports included):
   AdamW 2e-3, random affine 10 deg / 2 px), seeds 0, 1, 2 on the quiet machine: 99.14%,
   99.23%, 99.39% (mean 99.25 +- 0.13%, sample std); wall 172 / 159 / 161 s, CPU time
   292 / 287 / 290 s (about 14 s per epoch).
+* MNIST ``small_cnn`` (``--model small_cnn --epochs 12``, otherwise the MNIST defaults),
+  seeds 0, 1, 2 side by side on the 2 cores (with one or two other jobs): 99.61%, 99.56%,
+  99.62% (mean 99.60 +- 0.03%; 99.597% unrounded, so the 99.6% target is not met
+  strictly); wall 83-91 min each, CPU time 3,181-3,508 s.
 * CIFAR-10 ``resnet20`` (SGD, crop + flip), timing only: 7.7 images/s in the second epoch
   of a 5,000-image run (``--train-limit 5000 --epochs 2``), i.e. about 108 minutes per
   50,000-image epoch under that load; the 91.25% of He et al. needs ~100+ epochs and a GPU.
