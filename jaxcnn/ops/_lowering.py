@@ -76,22 +76,18 @@ def _patches_inference_pays(f):
     return f["n"] <= 2 and f["c_in"] <= 2 and f["patch_bytes"] <= _PATCH_BYTES
 
 
-def _direct_inference_pays(f):
-    """Forward alone as a sum of scaled shifted slices, 1-d/2-d first layers (measured
-    while another job ran, alternated: LeNet conv1 1.3 ms vs 13.1 lax and 13.1 patches,
-    1-d conv1 4.2 vs 16.2 / 9.8, ResNet stem 3.6 vs 14.8 / 17.8). Whole-model inference
-    (`benchmarks/rule_ab.py --infer`): LeNet-5 2.73x, 1-d CNN 1.72x; ResNet-20 (3-channel
-    stem) 1.02x loaded, 0.98x in a later A/B and 0.93-0.94x of the `lax` column in two quiet
-    benchmark runs, so one or two input channels only."""
-    return f["n"] <= 2 and f["c_in"] <= 2 and f["kernel_volume"] * f["c_in"] <= 64
+def _direct_pays(f):
+    """A 1-d/2-d first layer with one or two input channels as a sum of ``K * C_in``
+    scaled shifted slices, in inference and in the training forward (whose output is kept
+    behind a division, else XLA fused the sum into the ReLU/pool gradient and recomputed
+    it: 0.75x; kernel gradient by patches built in the backward pass).
 
-
-def _direct_forward_pays(f):
-    """Training forward by direct sums (its output kept behind a division, else XLA fused
-    the sum into the ReLU/pool gradient and recomputed it: 0.75x), kernel gradient by
-    patches built in the backward pass. Whole train step, `benchmarks/rule_ab.py`: LeNet-5
-    1.08x and 1.11x, 1-d CNN 1.02x; the ResNet stem (3 channels) lost alone (42.0 vs 31.0
-    ms fwd + dW), so one or two input channels."""
+    Inference (alternated, another job running): LeNet conv1 1.3 ms vs 13.1 lax and 13.1
+    patches, 1-d conv1 4.2 vs 16.2 / 9.8; whole model (`benchmarks/rule_ab.py --infer`)
+    LeNet-5 2.73x, 1-d CNN 1.72x. Training step (`rule_ab.py`): LeNet-5 1.08x and 1.11x,
+    1-d CNN 1.02x. The ResNet stem (3 channels) does not pay: training fwd + dW 42.0 vs
+    31.0 ms; inference 1.02x loaded, 0.98x in a later A/B, 0.93-0.94x of the `lax` column
+    in two quiet benchmark runs."""
     return f["n"] <= 2 and f["c_in"] <= 2 and f["kernel_volume"] * f["c_in"] <= 64
 
 
@@ -100,7 +96,7 @@ def _patches_kernel_grad_pays(f):
     forward (ResNet stem), or built in the backward pass for 1-d (1-d CNN train step 1.10x
     over lax's). A 2-d direct-forward layer keeps lax's (LeNet-5 step 1.29x over patches
     built in the backward; LeNet conv1 kernel gradient alone 7.6 ms vs 22.4)."""
-    return _patches_forward_pays(f) and (f["n"] == 1 or not _direct_forward_pays(f))
+    return _patches_forward_pays(f) and (f["n"] == 1 or not _direct_pays(f))
 
 
 def _patches_input_grad_pays(f):
@@ -137,11 +133,11 @@ def _non_overlapping(f):
 # 2.5x / 4.2x); conv2 (32 -> 32 3^3): fold_out forward 6.9x and kernel gradient 3.2x (fold
 # 2.7x / 1.8x), fold input gradient 6.5x (fold_out 4.7x).
 RULES = (
-    Rule("conv.inference", "direct", _is_float, _direct_inference_pays),
+    Rule("conv.inference", "direct", _is_float, _direct_pays),
     Rule("conv.inference", "patches", _is_float, _patches_inference_pays),
     Rule("conv.inference", "fold", _is_3d_float, _few_channels),
     Rule("conv.inference", "fold_out", _is_3d_float, _always),
-    Rule("conv.forward", "direct", _is_float, _direct_forward_pays),
+    Rule("conv.forward", "direct", _is_float, _direct_pays),
     Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
     Rule("conv.forward", "fold", _is_3d_float, _few_channels),
     Rule("conv.forward", "fold_out", _is_3d_float, _always),
@@ -223,6 +219,10 @@ def choose(decision, features, backend=None, rules=None, mode_name=None):
     return "lax"
 
 
+def _dtype_features(dtype):
+    return {"dtype": jnp.dtype(dtype).name, "float": bool(jnp.issubdtype(dtype, jnp.floating))}
+
+
 def conv_features(x_shape, w_shape, stride, pads, dilation, dtype):
     n = len(x_shape) - 2
     out = [(s + lo + hi - d * (k - 1) - 1) // st + 1 for s, (lo, hi), k, st, d
@@ -232,7 +232,7 @@ def conv_features(x_shape, w_shape, stride, pads, dilation, dtype):
             "max_stride": max(stride), "max_dilation": max(dilation),
             "patch_bytes": x_shape[0] * math.prod(out) * k * x_shape[-1]
             * jnp.dtype(dtype).itemsize,
-            "dtype": jnp.dtype(dtype).name, "float": jnp.issubdtype(dtype, jnp.floating)}
+            **_dtype_features(dtype)}
 
 
 def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision=None,
@@ -261,9 +261,7 @@ def decide(decision, dtype, backend=None, rules=None, **features):
       ``"matmul"``: the bias gradient of a convolution is a matrix product
       (:func:`_fast_conv.add_bias`).
     """
-    f = {"float": bool(jnp.issubdtype(dtype, jnp.floating)), "dtype": jnp.dtype(dtype).name,
-         **features}
-    return choose(decision, f, backend, rules)
+    return choose(decision, {**_dtype_features(dtype), **features}, backend, rules)
 
 
 _POOL = {"max": _fast_pool.reshape_max, "min": _fast_pool.reshape_min,
@@ -275,7 +273,7 @@ def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend
     """``None`` (use ``lax``) or an alternative ``(x, window, strides, pads, dilation) -> y``
     for the window reduction ``kind`` in {"max", "min", "sum"}."""
     f = {"n": len(x_shape) - 2, "non_overlapping": _fast_pool.non_overlapping(
-        window, strides, dilation), "dtype": jnp.dtype(dtype).name, "x_shape": tuple(x_shape)}
+        window, strides, dilation), "x_shape": tuple(x_shape), **_dtype_features(dtype)}
     if choose("pool." + kind, f, backend, rules) == "reshape":
         return _POOL[kind]
     return None
