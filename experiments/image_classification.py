@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxcnn import enable_compilation_cache
 from jaxcnn.data import augment as aug
 from jaxcnn.data import load_image_dataset, stratified_split
 from jaxcnn.interpret import activations
@@ -82,6 +83,7 @@ class Config:
     resume: bool = False
     plots: bool = True
     progress: bool = True
+    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
 
 
 PRESETS = {
@@ -183,6 +185,8 @@ def main(argv=None) -> dict:
     if cfg.resume and cfg.workdir is None:
         raise ValueError("image_classification: --resume needs --workdir, the run folder to "
                          "continue")
+    if cfg.compile_cache:
+        enable_compilation_cache()
     t0 = time.time()
     train, test, class_names, stats = load(cfg)
     val = None

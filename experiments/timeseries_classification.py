@@ -64,7 +64,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxcnn import jit
+from jaxcnn import enable_compilation_cache, jit
 from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr
 from jaxcnn.models import get_model
 from jaxcnn.train import fit, make_evaluator, num_params, parse_config, update_result
@@ -94,6 +94,7 @@ class Config:
     workdir: Optional[str] = None  # None: runs/timeseries/<dataset>_<model>_seed<seed>
     resume: bool = False
     plots: bool = True
+    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
 
 
 PRESETS = {
@@ -223,6 +224,8 @@ def save_plots(cfg: Config, data: TimeSeriesData, params, state, history, workdi
 
 def main(argv=None):
     cfg = parse_config(Config, argv)
+    if cfg.compile_cache:
+        enable_compilation_cache()
     t0, c0 = time.perf_counter(), time.process_time()
     data = load_data(cfg)
     cfg = resolve(cfg, data)

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn import viz
+from jaxcnn import enable_compilation_cache, viz
 from jaxcnn.data import augment3d
 from jaxcnn.data.augment import compose
 from jaxcnn.data.voxels import VoxelData, load_off_folder, load_shapes, load_voxel_npz
@@ -96,6 +96,7 @@ class Config:
     workdir: Optional[str] = None  # None: runs/voxels/<data>_<model>_seed<seed>
     resume: bool = False
     plots: bool = True
+    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
 
 
 # Per-dataset defaults for the fields left at None. Shapes come in any pose, so quarter
@@ -189,6 +190,8 @@ def save_plots(cfg: Config, data: VoxelData, model, params, state, history, work
 
 def main(argv=None):
     cfg = parse_config(Config, argv)
+    if cfg.compile_cache:
+        enable_compilation_cache()
     t0 = time.perf_counter()
     data = load_data(cfg)
     cfg = resolve(cfg, data)

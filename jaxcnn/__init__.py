@@ -6,7 +6,7 @@ Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
 """
 
 from jaxcnn import geometry, initializers, interpret, ops
-from jaxcnn._jit import compiler_options, jit
+from jaxcnn._jit import compiler_options, enable_compilation_cache, jit
 from jaxcnn.layers import *  # noqa: F401,F403  (the public layer factories)
 from jaxcnn.layers import Layer, layer, stateless
 

@@ -24,7 +24,8 @@ def experiment():
 
 def test_default_experiment_learns(experiment, tmp_path):
     workdir = tmp_path / "run"
-    summary = experiment.main(["--epochs", "3", "--lr", "5e-3", "--train-limit", "800",
+    summary = experiment.main(["--no-compile-cache",
+                               "--epochs", "3", "--lr", "5e-3", "--train-limit", "800",
                                "--workdir", str(workdir), "--no-progress"])
     assert summary["test_accuracy"] > 0.5  # chance is 0.1
     result = json.loads((workdir / "result.json").read_text())

@@ -49,7 +49,8 @@ def test_resolve_defaults(exp):
 def test_ucr_run_folder_ensemble_and_plots(exp, tmp_path):
     write_ucr(tmp_path, "toy")
     workdir = tmp_path / "run"
-    summary = exp.main(["--dataset", "ucr", "--name", "toy", "--data-dir", str(tmp_path),
+    summary = exp.main(["--no-compile-cache",
+                        "--dataset", "ucr", "--name", "toy", "--data-dir", str(tmp_path),
                         "--model", "fcn", "--epochs", "1", "--batch-size", "4",
                         "--epoch-steps", "3", "--ensemble", "2", "--workdir", str(workdir)])
     for f in ("config.json", "metrics.jsonl", "result.json", "series.png", "filters.png",

@@ -22,7 +22,8 @@ def _experiment():
 def test_shapes_run_folder(tmp_path):
     exp = _experiment()
     workdir = tmp_path / "run"
-    summary = exp.main(["--grid", "12", "--train_per_class", "2", "--val_per_class", "1",
+    summary = exp.main(["--no-compile-cache",
+                        "--grid", "12", "--train_per_class", "2", "--val_per_class", "1",
                         "--test_per_class", "1", "--epochs", "1", "--batch_size", "8",
                         "--model", "voxnet", "--workdir", str(workdir)])
     for name in ("config.json", "metrics.jsonl", "result.json", "run.json", "voxels.png",
@@ -61,7 +62,8 @@ def test_binary_npz_reports_auc(tmp_path):
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
     np.savez(tmp_path / "pair.npz", **arrays)
     exp = _experiment()
-    summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "pair.npz"),
+    summary = exp.main(["--no-compile-cache",
+                        "--dataset", "npz", "--data", str(tmp_path / "pair.npz"),
                         "--epochs", "2", "--batch_size", "8", "--no-plots", "--max_shift", "0",
                         "--model", "voxnet",
                         "--workdir", str(tmp_path / "bin")])
@@ -70,7 +72,8 @@ def test_binary_npz_reports_auc(tmp_path):
     assert summary["monitor"] == "val_auc" and summary["best_epoch"] in (1, 2)
     # ModelNet's layout has no val split: the last epoch is tested, nothing is monitored
     np.savez(tmp_path / "noval.npz", **{k: v for k, v in arrays.items() if "val" not in k})
-    summary = exp.main(["--dataset", "npz", "--data", str(tmp_path / "noval.npz"),
+    summary = exp.main(["--no-compile-cache",
+                        "--dataset", "npz", "--data", str(tmp_path / "noval.npz"),
                         "--epochs", "1", "--batch_size", "8", "--no-plots", "--max_shift", "0",
                         "--model", "voxnet", "--workdir", str(tmp_path / "noval")])
     assert 0.0 <= summary["test_auc"] <= 1.0 and summary["best_epoch"] is None

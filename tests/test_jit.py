@@ -41,3 +41,59 @@ def test_jit_compiles_convolutions_without_ynn_and_matches_jax_jit(monkeypatch):
     # Options given by the caller win over jaxcnn's; other jax.jit arguments pass through.
     g = jaxcnn.jit(lambda x, n: x * n, static_argnums=1, compiler_options={YNN: ""})
     np.testing.assert_array_equal(g(x, 2), 2 * x)
+
+
+@pytest.fixture
+def restore_cache_config():
+    """enable_compilation_cache sets process-wide JAX configuration: put it back."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+    saved = (jax.config.jax_compilation_cache_dir,
+             jax.config.jax_persistent_cache_min_compile_time_secs)
+    yield
+    jax.config.update("jax_compilation_cache_dir", saved[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
+    cc.reset_cache()
+
+
+def test_enable_compilation_cache_writes_and_reuses_programs(tmp_path, monkeypatch,
+                                                             restore_cache_config):
+    hits = []
+
+    def listener(event, **_):
+        if event == "/jax/compilation_cache/cache_hits":
+            hits.append(event)
+
+    jax.monitoring.register_event_listener(listener)
+    try:
+        folder = jaxcnn.enable_compilation_cache(tmp_path / "a" / "cache")
+        assert folder == tmp_path / "a" / "cache" and folder.is_dir()
+
+        def f(x):
+            return jnp.tanh(x) * 3.25 - 0.5  # a program no other test compiles
+
+        x = jnp.arange(5.0)
+        expected = np.tanh(np.arange(5.0)) * 3.25 - 0.5
+        np.testing.assert_allclose(jaxcnn.jit(f)(x), expected, rtol=1e-6)
+        assert any(folder.iterdir()) and not hits
+        jax.clear_caches()  # forget the in-memory executable: the disk copy is read back
+        np.testing.assert_allclose(jaxcnn.jit(f)(x), expected, rtol=1e-6)
+        assert hits
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+    monkeypatch.setenv(_jit.CACHE_ENV_VAR, str(tmp_path / "from_env"))
+    assert jaxcnn.enable_compilation_cache() == tmp_path / "from_env"
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "from_env")
+
+
+def test_enable_compilation_cache_errors(tmp_path, restore_cache_config):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="enable_compilation_cache: path must be a folder "
+                                         r"\(or a path to create one at\), got '.*file'. "
+                                         "It is an existing file"):
+        jaxcnn.enable_compilation_cache(tmp_path / "file")
+    with pytest.raises(TypeError, match="enable_compilation_cache: path must be a folder path "
+                                        r"\(str or os.PathLike\), got 3"):
+        jaxcnn.enable_compilation_cache(3)
+    with pytest.raises(ValueError, match=r"min_compile_time_s must be a number >= 0 \(seconds\), "
+                                         "got -1"):
+        jaxcnn.enable_compilation_cache(tmp_path, min_compile_time_s=-1)
