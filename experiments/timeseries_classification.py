@@ -43,7 +43,8 @@ FCN, 2000 passes over the training set, batch ``min(16, N_train // 10)``, Adam f
 with a cosine decay to 1e-4 (the paper halves the rate on plateaus of the training loss
 down to 1e-4; a schedule that is a function of the step keeps ``fit`` pure and resumable),
 the weights of the lowest training loss (mean over each group of ~100 steps); the test
-set is touched only at the end. Per-series z-normalisation; variable lengths resampled to
+set is touched only at the end. Per-series z-normalisation of univariate sets (``--znorm
+auto``; multivariate UEA sets are used raw, as their papers do); variable lengths resampled to
 the longest training series (see :mod:`jaxcnn.data.timeseries`).
 
 The run folder holds ``config.json`` (this config, resolved), ``run.json`` (git commit),
@@ -78,7 +79,7 @@ class Config:
     name: str = "GunPoint"  # UCR/UEA dataset: finds NAME_TRAIN.ts/.tsv in data_dir[/NAME]
     data_dir: str = "data/ucr"
     model: Optional[Literal["fcn", "resnet1d", "tcn", "mnist1d_cnn"]] = None
-    znorm: bool = True  # per-series z-normalisation (UCR/UEA)
+    znorm: Literal["auto", "on", "off"] = "auto"  # per-series z-norm; auto: univariate only
     variable_length: Literal["resample", "pad"] = "resample"
     num_samples: int = 5000  # MNIST-1D size (5000: the standard 4000/1000 split)
     epochs: Optional[int] = None  # passes over the training set; None: 30 / 2000 (UCR)
@@ -107,7 +108,8 @@ FINAL_LR = 0.1  # UCR: the cosine ends at lr / 10 (1e-4: the floor of Ismail Faw
 def load_data(cfg: Config) -> TimeSeriesData:
     if cfg.dataset == "mnist1d":
         return load_mnist1d(num_samples=cfg.num_samples)
-    return load_ucr(cfg.name, cfg.data_dir, znorm=cfg.znorm, variable_length=cfg.variable_length)
+    znorm = {"auto": "auto", "on": True, "off": False}[cfg.znorm]
+    return load_ucr(cfg.name, cfg.data_dir, znorm=znorm, variable_length=cfg.variable_length)
 
 
 def passes_per_epoch(cfg: Config, n: int) -> int:

@@ -90,8 +90,13 @@ def test_load_ucr_ts_resample_and_pad(tmp_path):
     p = load_ucr("m", tmp_path, znorm=False, variable_length="pad")
     assert p.x_train.shape == (2, 6, 2)  # the longest series of both splits
     np.testing.assert_array_equal(p.x_train[1, :, 1], [1, 1, 1, 0, 0, 0])
-    z = load_ucr("m", tmp_path)
+    z = load_ucr("m", tmp_path, znorm=True)
     np.testing.assert_allclose(z.x_train[0, :, 0], znormalize(np.arange(1.0, 5.0)[:, None])[:, 0])
+    # "auto" (the default) leaves multivariate sets raw
+    np.testing.assert_array_equal(load_ucr("m", tmp_path).x_train, d.x_train)
+    with pytest.raises(ValueError, match="load_ucr: znorm must be True, False or 'auto', "
+                                         "got 'yes'"):
+        load_ucr("m", tmp_path, znorm="yes")
 
 
 def test_load_ucr_tsv_in_subfolder(tmp_path):
