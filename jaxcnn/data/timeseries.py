@@ -295,8 +295,9 @@ def load_ucr(name: str, data_dir, *, znorm="auto", variable_length: str = "resam
         real values before resampling or padding: ``True``, ``False`` or ``"auto"``
         (default): univariate sets only, as each archive's papers do. The UCR univariate
         papers z-normalise every series; Ismail Fawaz et al. 2019 (``dl-4-tsc``) train on
-        the multivariate archive raw, and there the per-channel level can be the signal: FCN on JapaneseVowels (12 cepstral channels), 200 passes,
-        seed 0: 78.4 % z-normalised, 99.7 % raw.
+        the multivariate archive raw, and there the per-channel level can be the signal:
+        FCN on JapaneseVowels (12 cepstral channels), 200 passes, seed 0: 78.4 %
+        z-normalised, 99.7 % raw.
       variable_length: ``"resample"`` (default) or ``"pad"`` for unequal lengths.
       length: the common length; default the longest training series when resampling,
         the longest series of either split when padding (so nothing is cut).
