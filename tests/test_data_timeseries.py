@@ -97,6 +97,9 @@ def test_load_ucr_ts_resample_and_pad(tmp_path):
     with pytest.raises(ValueError, match="load_ucr: znorm must be True, False or 'auto', "
                                          "got 'yes'"):
         load_ucr("m", tmp_path, znorm="yes")
+    with pytest.raises(ValueError, match="znorm must be True, False or 'auto', got 1"):
+        load_ucr("m", tmp_path, znorm=1)  # 1 == True, but not a bool
+    np.testing.assert_array_equal(load_ucr("m", tmp_path, znorm=np.True_).x_train, z.x_train)
 
 
 def test_load_ucr_tsv_in_subfolder(tmp_path):

@@ -312,8 +312,8 @@ def load_ucr(name: str, data_dir, *, znorm="auto", variable_length: str = "resam
       ((2, 4, 1), [0, 1], ('1', '2'), [4, 2])
     """
     check_choice(variable_length, ("resample", "pad"), "load_ucr", "variable_length")
-    if znorm not in (True, False, "auto"):
-        fail("load_ucr", "znorm", "True, False or 'auto'", znorm)
+    if not (isinstance(znorm, (bool, np.bool_)) or (isinstance(znorm, str) and znorm == "auto")):
+        fail("load_ucr", "znorm", "True, False or 'auto'", znorm)  # not 1 / 0: bools only
     data_dir = Path(data_dir)
     splits = {}
     for split in ("TRAIN", "TEST"):
