@@ -8,7 +8,8 @@ import pytest
 
 from jaxcnn import ops
 from jaxcnn.ops import _lowering
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, channel_sum, keep_input, planned_conv
+from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, channel_sum, keep_cotangent, keep_input,
+                                   planned_conv)
 from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
 
 TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
@@ -195,6 +196,42 @@ def test_keep_input_is_identity_with_identity_gradient():
     np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(keep_input(x) * 3.0))(x), 3.0)
 
 
+def test_keep_cotangent_is_identity_with_identity_gradient():
+    """Nothing changes undifferentiated; the tangent (and cotangent) passes through a
+    division that changes no finite value."""
+    y = jnp.asarray([[-0.0, 1.5, -3.25e-30, 3.4e38]], jnp.float32)
+    t = jnp.asarray([[-0.0, -2.0, -3.25e-30, 3.0e38]], jnp.float32)
+    assert "div" not in str(jax.make_jaxpr(keep_cotangent)(y))
+    out, t_out = jax.jvp(keep_cotangent, (y,), (t,))
+    np.testing.assert_array_equal(out, y)
+    np.testing.assert_array_equal(t_out, t)
+    assert np.signbit(t_out[0, 0]) and "div" in str(jax.make_jaxpr(
+        lambda y: jax.jvp(keep_cotangent, (y,), (y,)))(y))
+    ct = jnp.asarray([[4.0, -0.5, 2e-30, 1e30]], jnp.float32)
+    np.testing.assert_array_equal(jax.vjp(keep_cotangent, y)[1](ct)[0], ct)
+
+
+def test_conv_3d_keeps_its_cotangent_and_equals_lax():
+    """The 3-d rule wraps the output: same values and gradients (x, w, bias) as lax."""
+    rng = np.random.default_rng(11)
+    x = jnp.asarray(rng.normal(size=(2, 6, 5, 4, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 2, 3, 4)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    ct = jnp.asarray(rng.normal(size=(2, 4, 3, 3, 4)), jnp.float32)
+    f = lambda x, w, b: jnp.sum(jnp.maximum(ops.conv(x, w, b), 0) * ct)  # noqa: E731
+    with lowering("lax"):
+        want = _value_and_grads(f, (x, w, b))
+    divs = lambda: str(jax.make_jaxpr(jax.grad(f))(x, w, b)).count(" div ")  # noqa: E731
+    with lowering("auto", rules=[r for r in _lowering.RULES
+                                 if r.decision != "conv.keep_cotangent"]):
+        without = divs()
+    with lowering("auto"):
+        if jax.default_backend() == "cpu":  # one more division: the cotangent's
+            assert divs() == without + 1
+        got = _value_and_grads(jax.jit(f), (x, w, b))
+    _close(got, want, jnp.float32)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_conv_bias_gradient_by_matmul_equals_autodiff(dtype):
     rng = np.random.default_rng(7)
@@ -319,6 +356,9 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                          jnp.float32, backend="gpu") == LAX_PLAN
         assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "divide"
+        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=3) == "divide"
+        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=2) == "lax"
+        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "gpu", n=3) == "lax"
         assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu") == "matmul"
         assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "matmul"
         assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=2) == "lax"
@@ -326,6 +366,7 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
         assert _lowering.decide("norm.batch", jnp.float32, "gpu") == "lax"
     with lowering("lax"):
         assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "lax"
+        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=3) == "lax"
         assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "lax"
         assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "lax"
 

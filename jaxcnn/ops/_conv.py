@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
-from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_input, planned_conv
+from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_cotangent, keep_input, planned_conv
 from jaxcnn.ops._lowering import conv_plan, decide
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
@@ -118,12 +118,16 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     if decide("conv.keep_input", x.dtype) == "divide":
         x = keep_input(x)  # no recomputation of x's producers in the kernel gradient
     if plan != LAX_PLAN:  # a faster lowering of the same sum (jaxcnn/ops/_lowering.py)
-        return _add_bias(where, planned_conv(x, kernel.astype(x.dtype), plan, stride, pads,
-                                             dilation), bias)
-    y = lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), window_strides=stride, padding=pads, rhs_dilation=dilation,
-        dimension_numbers=dimension_numbers(n), feature_group_count=groups, precision=precision)
-    return _add_bias(where, y, bias)
+        y = planned_conv(x, kernel.astype(x.dtype), plan, stride, pads, dilation)
+    else:
+        y = lax.conv_general_dilated(
+            x, kernel.astype(x.dtype), window_strides=stride, padding=pads,
+            rhs_dilation=dilation, dimension_numbers=dimension_numbers(n),
+            feature_group_count=groups, precision=precision)
+    y = _add_bias(where, y, bias)
+    if decide("conv.keep_cotangent", y.dtype, n=n) == "divide":
+        y = keep_cotangent(y)  # the output cotangent computed once, not in each reader
+    return y
 
 
 def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,

@@ -1,15 +1,16 @@
 """Which lowering an op uses: a rule table per (decision, shapes, dtype, backend).
 
-``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several
-ways (see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the
-shapes and the backend. A decision (``"conv.inference"``: the forward pass when nothing
-is differentiated, ``"conv.forward"``: the forward pass of a training step,
-``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"conv.keep_input"``, ``"norm.batch"``,
-``"conv.bias_grad"`` (these three: see :func:`decide`), ``"pool.max"``, ``"pool.min"``,
-``"pool.sum"``) is taken at trace time from static facts only, so it is deterministic, by
-the first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
-lowering compute it at all) and ``prefer`` (is it faster here, from the measurements in
-``benchmarks/README.md``) both hold on the op's features; no rule means ``"lax"``.
+``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several ways
+(see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the shapes and
+the backend. A decision (``"conv.inference"``: the forward pass when nothing is
+differentiated, ``"conv.forward"``: the forward pass of a training step,
+``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"conv.keep_input"``,
+``"conv.keep_cotangent"``, ``"norm.batch"``, ``"conv.bias_grad"`` (these four: see
+:func:`decide`), ``"pool.max"``, ``"pool.min"``, ``"pool.sum"``) is taken at trace time
+from static facts only, so it is deterministic, by the first :class:`Rule` of
+:data:`RULES` for that decision whose ``applies`` (can this lowering compute it at all)
+and ``prefer`` (is it faster here, from the measurements in ``benchmarks/README.md``) both
+hold on the op's features; no rule means ``"lax"``.
 
 The mode, from :func:`lowering` (innermost wins), else the environment variable
 ``JAXCNN_LOWERING``, else ``"auto"``:
@@ -149,6 +150,8 @@ RULES = (
     Rule("conv.input_grad", "interior", _is_float, lambda f: f["max_stride"] > 1),
     # ResNet-20 train step 1.34x (1022 -> 763 ms, three variants alternated in one process).
     Rule("conv.keep_input", "divide", _is_float, _always),
+    # VoxNet train step 1.13x and 1.18x (quiet, rule_ab.py); ResNet-20 0.97x, 1-d CNN 0.99x.
+    Rule("conv.keep_cotangent", "divide", _is_float, lambda f: f["n"] == 3),
     Rule("norm.batch", "matmul", _is_float, _always),
     # VoxNet train step 1.56x (361 -> 232 ms); LeNet-5 0.97x, so 3-d only.
     Rule("conv.bias_grad", "matmul", _is_float, lambda f: f["n"] == 3),
@@ -255,6 +258,9 @@ def decide(decision, dtype, backend=None, rules=None, **features):
     * ``"conv.keep_input"``, choice ``"divide"``: a convolution's input goes through
       :func:`_fast_conv.keep_input`, so that XLA does not recompute it inside the kernel
       gradient;
+    * ``"conv.keep_cotangent"`` (feature ``n``), choice ``"divide"``: a convolution's
+      output goes through :func:`_fast_conv.keep_cotangent`, so that XLA computes the output
+      cotangent once instead of inside each pass of the backward pass that reads it;
     * ``"norm.batch"``, choice ``"matmul"``: training batch norm sums by matrix products
       with a hand-written gradient instead of ``jnp.mean`` and autodiff;
     * ``"conv.bias_grad"`` (feature ``n``, the number of spatial dims), choice
