@@ -303,8 +303,8 @@ def _keep_input_jvp(primals, tangents):
 @jax.custom_jvp
 def keep_cotangent(y):
     """``y``; under differentiation its tangent (so, in reverse mode, its cotangent) goes
-    through ``t / (y * 0 + 1)``, the same value for finite ``y`` and ``t`` (XLA's CPU flushes
-    denormal floats to zero here, as in its other arithmetic). A convolution's
+    through ``t / (y * 0 + 1)``, the same value for finite ``y`` and ``t`` (XLA's CPU
+    flushes denormal floats to zero here, as in its other arithmetic). A convolution's
     backward pass reads its output cotangent two or three times (the kernel gradient's
     transpose, the input gradient, the bias gradient); when that cotangent is an elementwise
     chain (the ReLU, pooling and batch-norm gradients), XLA fused the chain into each reader
