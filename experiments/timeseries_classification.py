@@ -18,6 +18,7 @@ other jobs, so these are upper bounds (CPU user+sys time in brackets); jax 0.10.
     ArrowHead         fcn          85.71 +- 1.98         FCN 84.3, Res 84.5   1020-1405 s (~700 s)
     ItalyPowerDemand  fcn          96.04 +- 0.19 (10 s.) FCN 96.1, Res 96.3   259-720 s (~220 s)
     GunPoint          fcn          100.00 +- 0.00        FCN 100.0, Res 99.1  293-804 s (~520 s)
+    GunPoint          resnet1d     100.00 +- 0.00        FCN 100.0, Res 99.1  605-1131 s (~1100 s)
     OSULeaf           fcn          98.21 +- 0.24         FCN 97.7, Res 97.9   ~45 min alone
     JapaneseVowels    fcn          99.55 +- 0.16         FCN 99.3, Res 99.2   699-760 s (~660 s)
     BasicMotions      fcn          100.00 +- 0.00        -                    427-525 s (~370 s)
