@@ -277,10 +277,12 @@ def _add_bias_bwd(_, g):
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
-def _unfusable_identity(x):
-    """``x / (x * 0 + 1)``: ``x`` for finite ``x``, behind a division, which XLA's CPU
-    fusion treats as expensive and will not duplicate into its consumers."""
-    return x / (x * 0 + 1)
+def _unfusable_identity(x, like=None):
+    """``x / (like * 0 + 1)`` (``like`` defaults to ``x``; same shape): ``x`` for finite
+    values, behind a division, which XLA's CPU fusion treats as expensive and will not
+    duplicate into its consumers. A ``like`` other than ``x`` keeps the divisor out of a
+    tangent, so the expression stays linear in ``x``."""
+    return x / ((x if like is None else like) * 0 + 1)
 
 
 @jax.custom_jvp
@@ -317,7 +319,7 @@ def keep_cotangent(y):
 @keep_cotangent.defjvp
 def _keep_cotangent_jvp(primals, tangents):
     (y,), (t,) = primals, tangents
-    return y, t / (y * 0 + 1)
+    return y, _unfusable_identity(t, like=y)
 
 
 def planned_conv(x, w, plan, stride, pads, dilation):
