@@ -1,6 +1,6 @@
 """Micro-benchmarks of the alternative lowerings of ``jaxcnn.ops`` (forward + backward).
 
-Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--passes] [--json out.json]``
+Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--passes [--torch]] [--json out.json]``
 
 For each case (the layers of the four benchmark models of ``benchmarks/train_step.py``)
 every candidate lowering is jitted as ``value_and_grad`` of ``sum(y * ct)`` with respect
@@ -8,7 +8,9 @@ to the kernel (first layers, whose input is data) or to input and kernel, and th
 candidates are timed in alternation, round by round, in one process, so that machine
 load affects them alike. ``--passes`` times each pass of a convolution alone instead
 (forward only, kernel gradient only, input gradient only; one row per pass and case), the
-data behind each decision of the rule table. Prints milliseconds per call (median of
+data behind each decision of the rule table; with ``--torch`` (when PyTorch is installed)
+each pass is also timed in PyTorch (channels-last, ``aten.convolution_backward`` for one
+gradient at a time), the peer whose kernels the train-step goal is measured against. Prints milliseconds per call (median of
 ``--rounds``) and each lowering's speed-up over ``lax``, and marks the one ``auto`` picks
 (the rule table of ``jaxcnn/ops/_lowering.py``; in the fwd+bwd table its plan is also timed
 as ``auto`` when it is none of the named plans). The measured tables are in ``benchmarks/README.md``.
@@ -24,6 +26,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+try:
+    import torch
+except ImportError:  # --torch is refused
+    torch = None
 
 from jaxcnn import jit
 from jaxcnn.ops import _fast_conv, _fast_pool, _lowering
@@ -167,6 +174,35 @@ def pass_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
     return out, (x, w, g), auto
 
 
+def torch_pass_fns(x, w, g, stride, padding):
+    """{pass: f()} of the same convolution in PyTorch: channels-last tensors (NCW for
+    1-d, which has no channels-last format), each gradient alone by
+    ``aten.convolution_backward`` with a one-hot output mask."""
+    n = x.ndim - 2
+    to_t = lambda a: torch.from_numpy(np.moveaxis(np.asarray(a, np.float32), -1, 1).copy())  # noqa: E731
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
+    xt, gt = to_t(x), to_t(g)
+    if fmt is not None:
+        xt, gt = xt.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
+    wt = torch.from_numpy(np.moveaxis(np.asarray(w, np.float32), (-2, -1), (1, 0)).copy())
+    if fmt is not None:
+        wt = wt.contiguous(memory_format=fmt)
+    st, pad, dl = [stride] * n, [padding] * n, [1] * n
+    conv = getattr(torch.nn.functional, f"conv{n}d")
+
+    def backward(mask):
+        return lambda: torch.ops.aten.convolution_backward(
+            gt, xt, wt, None, st, pad, dl, False, [0] * n, 1, mask)[mask.index(True)]
+
+    with torch.no_grad():
+        ref = conv(xt, wt, stride=stride, padding=padding)
+    if tuple(ref.shape) != tuple(np.moveaxis(np.zeros(g.shape, np.int8), -1, 1).shape):
+        raise AssertionError(f"torch output {tuple(ref.shape)} differs from {g.shape}")
+    return {"forward": lambda: conv(xt, wt, stride=stride, padding=padding),
+            "input_grad": backward([True, False, False]),
+            "kernel_grad": backward([False, True, False])}
+
+
 def pool_fns(shape, window, dtype):
     n = len(window)
     x = jnp.asarray(np.random.default_rng(0).normal(size=shape), dtype)
@@ -204,8 +240,12 @@ def main(argv=None):
     parser.add_argument("--match", default="", help="only cases whose name contains this")
     parser.add_argument("--passes", action="store_true",
                         help="time forward, kernel and input gradient of each conv alone")
+    parser.add_argument("--torch", action="store_true",
+                        help="with --passes: also time each pass in PyTorch (CPU)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    if args.torch and (torch is None or not args.passes):
+        parser.error("--torch needs --passes and an installed torch")
     dtype = jnp.dtype(args.dtype)
     results = []
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, dtype {dtype.name}, "
@@ -222,7 +262,10 @@ def main(argv=None):
         for case, *spec in CONV_CASES:
             if args.match in case and args.passes:
                 per_pass, fargs, auto = pass_fns(*spec, dtype)
+                peer = torch_pass_fns(*fargs, spec[3], spec[4]) if args.torch else {}
                 for pass_, fns in per_pass.items():
+                    if pass_ in peer:  # called with no arguments; torch runs synchronously
+                        fns = dict(fns, torch=lambda *a, f=peer[pass_]: f())
                     res = time_alternating(fns, fargs, args.rounds)
                     infer = auto.inference or auto.forward
                     pick = getattr(auto, pass_) + (f", inference={infer}"
