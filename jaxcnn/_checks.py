@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, Sequence
 
+import numpy as np
+
 
 def fail(where: str, what: str, expected: str, got: Any, fix: str = "", *, exc=ValueError):
     """Raises ``exc`` with jaxcnn's standard message."""
@@ -46,6 +48,14 @@ def spatial_rank(x_ndim: int, where: str, what: str = "input rank") -> int:
                   "3, 4 or 5 (batched, channels-last: NWC, NHWC or NDHWC)", x_ndim,
                   "Add a batch axis with x[None] if you passed a single example")
     return n
+
+
+def check_bool(where: str, what: str, value, expected: str = "a bool") -> bool:
+    """``value`` as a Python bool; Python's and numpy's bools only, so ``1``, ``0``,
+    ``"yes"`` and arrays are refused (``1 == True`` would otherwise slip through)."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(where, what, expected, value, exc=TypeError)
+    return bool(value)
 
 
 def check_rate(rate, where: str) -> float:

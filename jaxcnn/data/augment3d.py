@@ -20,7 +20,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn._checks import check_bool, check_choice, fail, is_int
 from jaxcnn.data.augment import random_crop
 
 
@@ -95,6 +95,7 @@ def random_rotation_vertical(degrees: float = 180.0, *, order: int = 1, quarter_
             0 <= degrees <= 180):
         fail(where, "degrees", "a number in [0, 180]", degrees)
     check_choice(order, (0, 1), where, "order")
+    quarter_turns = check_bool(where, "quarter_turns", quarter_turns)
 
     def apply(key, x):
         _check_voxels(where, x)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcnn._checks import check_choice, fail
+from jaxcnn._checks import check_bool, check_choice, fail
 from jaxcnn.data._dataset import Dataset, check_pair, stratified_split
 from jaxcnn.data._download import cache_dir, fetch
 
@@ -110,6 +110,7 @@ def load_mnist(data_dir=None, *, download: bool = True) -> Dataset:
 
        ds = load_mnist("../shared/data/mnist")  # ds.x_train: (60000, 28, 28, 1) uint8
     """
+    download = check_bool("load_mnist", "download", download)
     folder = Path(data_dir) if data_dir is not None else cache_dir("mnist")
     paths = {name: _find(folder, name) for name in MNIST_FILES}
     if any(p is None for p in paths.values()):
@@ -206,6 +207,7 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
 
        ds = load_cifar10("/tmp/cifar10")  # ds.x_train: (50000, 32, 32, 3) uint8
     """
+    download = check_bool("load_cifar10", "download", download)
     root = Path(data_dir) if data_dir is not None else cache_dir("cifar10")
     kind, folder = _cifar_layout(root)
     if kind is None:

@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_bool, fail, is_int
 
 
 class Layer(NamedTuple):
@@ -50,10 +50,7 @@ def check_train(train, where: str) -> bool:
         raise TypeError(
             f"{where}: apply needs the keyword argument train=True or train=False (no default, "
             "so dropout and batch norm never run in the wrong mode by accident)")
-    if not isinstance(train, bool):
-        fail(where, "train", "a Python bool (it is static: not a traced array)", train,
-             exc=TypeError)
-    return train
+    return check_bool(where, "train", train, "a Python bool (it is static: not a traced array)")
 
 
 def is_multi(shape) -> bool:

@@ -6,7 +6,7 @@ import jax
 
 from jaxcnn import initializers as inits
 from jaxcnn import ops
-from jaxcnn._checks import check_choice, fail, is_int, to_tuple
+from jaxcnn._checks import check_bool, check_choice, fail, is_int, to_tuple
 from jaxcnn.layers._base import check_spatial_shape, layer
 from jaxcnn.ops._padding import PADDING_MODES, normalize_padding
 
@@ -74,6 +74,7 @@ def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
     """
     where = "conv"
     _check_channels(where, out_channels, groups)
+    use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
     kernel_init = kernel_init or inits.he_normal()
@@ -107,6 +108,7 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
     """
     where = "conv_transpose"
     _check_channels(where, out_channels, groups)
+    use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding, strings=("VALID",))
     kernel_init = kernel_init or inits.he_normal()
     bias_init = bias_init or inits.zeros
@@ -139,6 +141,7 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
     """
     where = "separable_conv"
     _check_channels(where, out_channels, 1)
+    use_bias = check_bool(where, "use_bias", use_bias)
     if not is_int(depth_multiplier) or depth_multiplier < 1:
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)
@@ -173,6 +176,7 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
     Params: ``kernel`` ``(*kernel_size, 1, C_in * depth_multiplier)``, ``bias``.
     """
     where = "depthwise_conv"
+    use_bias = check_bool(where, "use_bias", use_bias)
     if not is_int(depth_multiplier) or depth_multiplier < 1:
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)

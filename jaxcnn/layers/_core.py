@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
-from jaxcnn._checks import check_rate, fail, is_int
+from jaxcnn._checks import check_bool, check_rate, fail, is_int
 from jaxcnn.layers._base import is_multi, layer, stateless
 
 
@@ -27,6 +27,7 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
     where = "dense"
     if not is_int(out_features) or out_features < 1:
         fail(where, "out_features", "a positive int", out_features)
+    use_bias = check_bool(where, "use_bias", use_bias)
     kernel_init = kernel_init or inits.he_normal()
     bias_init = bias_init or inits.zeros
 
@@ -97,6 +98,7 @@ def relu6():
 
 def gelu(approximate: bool = False):
     """GELU; exact (erf) by default as PyTorch, ``approximate=True`` for the tanh form."""
+    approximate = check_bool("gelu", "approximate", approximate)
     return stateless("gelu", functools.partial(jax.nn.gelu, approximate=approximate))
 
 

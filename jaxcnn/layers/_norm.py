@@ -10,7 +10,7 @@ import jax
 
 from jaxcnn import initializers as inits
 from jaxcnn import ops
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_bool, fail, is_int
 from jaxcnn.layers._base import check_spatial_shape, layer
 from jaxcnn.ops._norm import normalize_axes
 
@@ -18,11 +18,6 @@ from jaxcnn.ops._norm import normalize_axes
 def _check_eps(where, eps):
     if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
         fail(where, "eps", "a non-negative float", eps)
-
-
-def _check_bool(where, what, v):
-    if not isinstance(v, bool):
-        fail(where, what, "a bool", v, exc=TypeError)
 
 
 def _affine_params(key, shape, use_scale, use_bias, scale_init=inits.ones, bias_init=inits.zeros):
@@ -69,8 +64,8 @@ def batch_norm(momentum=0.9, eps=1e-5, use_scale=True, use_bias=True, axis_name=
              "new = momentum * old + (1 - momentum) * batch)", momentum,
              "PyTorch's momentum=0.1 is momentum=0.9 here")
     _check_eps(where, eps)
-    _check_bool(where, "use_scale", use_scale)
-    _check_bool(where, "use_bias", use_bias)
+    check_bool(where, "use_scale", use_scale)
+    check_bool(where, "use_bias", use_bias)
     scale_init = scale_init or inits.ones
     bias_init = bias_init or inits.zeros
 
@@ -104,7 +99,7 @@ def group_norm(num_groups, eps=1e-5, affine=True):
     if not is_int(num_groups) or num_groups < 1:
         fail(where, "num_groups", "a positive int", num_groups)
     _check_eps(where, eps)
-    _check_bool(where, "affine", affine)
+    check_bool(where, "affine", affine)
 
     def init_params(key, in_shape):
         if in_shape[-1] % num_groups:
@@ -134,7 +129,7 @@ def layer_norm(eps=1e-5, axes=-1, affine=True):
     """
     where = "layer_norm"
     _check_eps(where, eps)
-    _check_bool(where, "affine", affine)
+    check_bool(where, "affine", affine)
     if axes is not None and not is_int(axes) and not (
             isinstance(axes, (tuple, list)) and axes and all(is_int(a) for a in axes)):
         fail(where, "axes", "an int, a non-empty tuple of ints or None", axes, exc=TypeError)
@@ -164,7 +159,7 @@ def instance_norm(eps=1e-5, affine=True):
     """
     where = "instance_norm"
     _check_eps(where, eps)
-    _check_bool(where, "affine", affine)
+    check_bool(where, "affine", affine)
 
     def init_params(key, in_shape):
         check_spatial_shape(in_shape, where)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 
 from jaxcnn import ops
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_bool, fail, is_int
 from jaxcnn.layers._base import stateless
 from jaxcnn.ops._adaptive_pool import adaptive_output_size
-from jaxcnn.ops._pool import check_bool, check_norm_type, window_args
+from jaxcnn.ops._pool import check_norm_type, window_args
 
 
 def _rank_hint(where, *args):

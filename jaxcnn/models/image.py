@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxcnn._checks import check_choice, check_rate, fail, is_int
+from jaxcnn._checks import check_bool, check_choice, check_rate, fail, is_int
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
                            max_pool, relu, residual, serial, stateless, tanh)
 
@@ -151,6 +151,7 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
     _check_classes(where, num_classes)
     if not is_int(width) or width < 1:
         fail(where, "width", "a positive int", width)
+    batch_norm = check_bool(where, "batch_norm", batch_norm)
     layers = []
     for stage, n in enumerate(VGG_CONFIGS[depth]):
         c = width * min(2 ** stage, 8)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import fail, is_int, spatial_rank
+from jaxcnn._checks import check_bool, fail, is_int, spatial_rank
 from jaxcnn.ops._conv import _check_float
 from jaxcnn.ops._fast_conv import channel_sum
 from jaxcnn.ops._lowering import decide
@@ -150,9 +150,7 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     """
     where = "batch_norm"
     _check_x(where, x)
-    if not isinstance(train, bool):
-        fail(where, "train", "a Python bool (it is static: not a traced array)", train,
-             exc=TypeError)
+    train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)")
     if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
             or not 0.0 <= momentum <= 1.0):
         fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "

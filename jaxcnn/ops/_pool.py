@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._checks import fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import check_bool, fail, is_int, spatial_rank, to_tuple
 from jaxcnn.ops._fast_pool import highest, lowest
 from jaxcnn.ops._lowering import pool_lowering
 from jaxcnn.ops._padding import normalize_padding, resolve_padding
@@ -108,12 +108,6 @@ def check_dtype(where, x, integers=False):
     if not ok:
         fail(where, "x dtype", "a floating or integer dtype" if integers else "a floating dtype",
              str(dtype), "Cast it first, e.g. x.astype(jnp.float32)", exc=TypeError)
-
-
-def check_bool(where, what, value):
-    if not isinstance(value, (bool, np.bool_)):
-        fail(where, what, "a bool", value, exc=TypeError)
-    return bool(value)
 
 
 def check_norm_type(where, norm_type):

@@ -15,7 +15,7 @@ import numbers
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import check_bool, check_choice, fail, is_int, spatial_rank, to_tuple
 
 MODES = ("nearest", "linear", "cubic")
 _CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic constant
@@ -45,8 +45,7 @@ def check_resize_args(where, size, scale_factor, mode, align_corners):
         if not all(s > 0 and math.isfinite(s) for s in seq):
             fail(where, "scale_factor", "positive and finite", scale_factor)
     check_choice(mode, MODES, where, "mode")
-    if not isinstance(align_corners, bool):
-        fail(where, "align_corners", "a bool", align_corners, exc=TypeError)
+    align_corners = check_bool(where, "align_corners", align_corners)
     if align_corners and mode == "nearest":
         fail(where, "align_corners", "False for mode='nearest'", align_corners,
              "align_corners only applies to mode='linear' and mode='cubic' (as in PyTorch)")

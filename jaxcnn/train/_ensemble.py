@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn._checks import check_bool, check_choice, fail, is_int
 from jaxcnn.train._evaluate import evaluate
 from jaxcnn.train._state import TrainState, check_model, create_train_state
 from jaxcnn.train._step import make_train_step
@@ -277,8 +277,7 @@ def make_ensemble_train_step(model, optimizer, loss=None, *, per_member_batches=
       ([1, 1, 1], (3,))
     """
     where = "make_ensemble_train_step"
-    if not isinstance(per_member_batches, bool):
-        fail(where, "per_member_batches", "a bool", per_member_batches, exc=TypeError)
+    per_member_batches = check_bool(where, "per_member_batches", per_member_batches)
     strategy = resolve_strategy(strategy, where)
     train_step = make_train_step(model, optimizer, loss, **step_options)
     batch_axis = 0 if per_member_batches else None
