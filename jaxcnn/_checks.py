@@ -50,10 +50,12 @@ def spatial_rank(x_ndim: int, where: str, what: str = "input rank") -> int:
     return n
 
 
-def check_bool(where: str, what: str, value, expected: str = "a bool") -> bool:
-    """``value`` as a Python bool; Python's and numpy's bools only, so ``1``, ``0``,
-    ``"yes"`` and arrays are refused (``1 == True`` would otherwise slip through)."""
-    if not isinstance(value, (bool, np.bool_)):
+def check_bool(where: str, what: str, value, expected: str = "a bool", *,
+               python_only: bool = False) -> bool:
+    """``value`` as a Python bool. Python's and numpy's bools pass (only Python's with
+    ``python_only``, as for the layer protocol's ``train``); ``1``, ``0``, ``"yes"`` and
+    arrays are refused, since ``1 == True`` would otherwise slip through."""
+    if not isinstance(value, bool if python_only else (bool, np.bool_)):
         fail(where, what, expected, value, exc=TypeError)
     return bool(value)
 

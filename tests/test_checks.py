@@ -26,6 +26,13 @@ def test_check_bool_refuses_everything_else(value):
         check_bool("f", "flag", value)
 
 
+@pytest.mark.parametrize("value", [np.True_, 1])
+def test_check_bool_python_only(value):
+    assert check_bool("f", "train", True, python_only=True) is True
+    with pytest.raises(TypeError, match=r"^f: train must be a bool, got "):
+        check_bool("f", "train", value, python_only=True)
+
+
 def test_check_bool_custom_expectation():
     with pytest.raises(TypeError, match=r"^f: train must be a Python bool \(static\), got 1$"):
         check_bool("f", "train", 1, "a Python bool (static)")
@@ -64,7 +71,10 @@ def test_numpy_false_use_bias_means_no_bias():
     assert set(params) == {"kernel"}
 
 
-def test_numpy_bool_train_is_accepted():
+def test_train_takes_python_bools_only():
+    # the layer protocol's train (tests/test_layers.py) and ops.batch_norm's alike
     x = jnp.arange(8.0).reshape(2, 2, 2, 1)
-    y = ops.batch_norm(x, train=np.True_)[0]
-    np.testing.assert_allclose(y, ops.batch_norm(x, train=True)[0])
+    ops.batch_norm(x, train=True)
+    with pytest.raises(TypeError, match=r"^batch_norm: train must be a Python bool \(it is "
+                       r"static: not a traced array\), got np.True_$"):
+        ops.batch_norm(x, train=np.True_)

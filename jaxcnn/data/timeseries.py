@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxcnn._checks import check_bool, check_choice, fail
+from jaxcnn._checks import check_choice, fail
 
 
 class TimeSeriesData(NamedTuple):
@@ -312,8 +312,8 @@ def load_ucr(name: str, data_dir, *, znorm="auto", variable_length: str = "resam
       ((2, 4, 1), [0, 1], ('1', '2'), [4, 2])
     """
     check_choice(variable_length, ("resample", "pad"), "load_ucr", "variable_length")
-    if not (isinstance(znorm, str) and znorm == "auto"):  # not 1 / 0: bools only
-        znorm = check_bool("load_ucr", "znorm", znorm, "True, False or 'auto'")
+    if not (isinstance(znorm, (bool, np.bool_)) or (isinstance(znorm, str) and znorm == "auto")):
+        fail("load_ucr", "znorm", "True, False or 'auto'", znorm)  # not 1 / 0: bools only
     data_dir = Path(data_dir)
     splits = {}
     for split in ("TRAIN", "TEST"):

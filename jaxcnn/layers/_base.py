@@ -50,7 +50,8 @@ def check_train(train, where: str) -> bool:
         raise TypeError(
             f"{where}: apply needs the keyword argument train=True or train=False (no default, "
             "so dropout and batch norm never run in the wrong mode by accident)")
-    return check_bool(where, "train", train, "a Python bool (it is static: not a traced array)")
+    return check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
+                      python_only=True)
 
 
 def is_multi(shape) -> bool:

@@ -150,7 +150,8 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     """
     where = "batch_norm"
     _check_x(where, x)
-    train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)")
+    train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
+                       python_only=True)
     if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
             or not 0.0 <= momentum <= 1.0):
         fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "

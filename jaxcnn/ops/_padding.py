@@ -7,7 +7,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import fail, is_int, spatial_rank
 
 PADDING_STRINGS = ("SAME", "VALID", "CAUSAL")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")

@@ -192,7 +192,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
       Array([1., 1., 2.], dtype=float32)
     """
     where = "upsample"
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    spatial_rank(jnp.ndim(x), where, "x rank")
     check_resize_args(where, size, scale_factor, mode, align_corners)
     if mode != "nearest" and not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x dtype", f"a floating dtype for mode={mode!r}", str(x.dtype),
