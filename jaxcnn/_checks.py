@@ -7,6 +7,7 @@ so they cost nothing under ``jax.jit``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -58,6 +59,21 @@ def check_bool(where: str, what: str, value, expected: str = "a bool", *,
     if not isinstance(value, bool if python_only else (bool, np.bool_)):
         fail(where, what, expected, value, exc=TypeError)
     return bool(value)
+
+
+def check_callable(where: str, what: str, value, expected: str = "a callable", fix: str = ""):
+    if not callable(value):
+        fail(where, what, expected, value, fix, exc=TypeError)
+    return value
+
+
+def check_real(where: str, what: str, value) -> float:
+    """A finite real number (not a bool) as a float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        fail(where, what, "a real number", value, exc=TypeError)
+    if not math.isfinite(value):
+        fail(where, what, "finite", value)
+    return float(value)
 
 
 def check_rate(rate, where: str) -> float:

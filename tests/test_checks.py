@@ -1,5 +1,8 @@
-"""``_checks.check_bool``, the one bool check every factory and op shares, and the flags
-that use it (one error-message test each)."""
+"""The shared argument checks of ``jaxcnn._checks`` (bools, callables, real numbers) and
+the arguments that use them: flags, initializers, activations, ``layer``/``stateless``/
+``named`` and ``axis_name`` (one error-message test each)."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -78,3 +81,95 @@ def test_train_takes_python_bools_only():
     with pytest.raises(TypeError, match=r"^batch_norm: train must be a Python bool \(it is "
                        r"static: not a traced array\), got np.True_$"):
         ops.batch_norm(x, train=np.True_)
+
+
+# ----------------------------------------------------------------------------- callables, numbers
+def test_check_callable_and_check_real():
+    from jaxcnn._checks import check_callable, check_real
+    assert check_callable("f", "fn", len) is len
+    with pytest.raises(TypeError, match=r"^f: fn must be a callable, got 3$"):
+        check_callable("f", "fn", 3)
+    assert check_real("f", "alpha", 2) == 2.0 and type(check_real("f", "alpha", 2)) is float
+    with pytest.raises(TypeError, match=r"^f: alpha must be a real number, got True$"):
+        check_real("f", "alpha", True)
+    with pytest.raises(ValueError, match=r"^f: alpha must be finite, got nan$"):
+        check_real("f", "alpha", float("nan"))
+
+
+INIT_FACTORIES = [
+    (lambda **kw: jaxcnn.conv(4, 3, **kw), "conv", (3, 3, 2, 4), ("kernel_init", "bias_init")),
+    (lambda **kw: jaxcnn.conv_transpose(4, 3, **kw), "conv_transpose", (3, 3, 2, 4),
+     ("kernel_init", "bias_init")),
+    (lambda **kw: jaxcnn.separable_conv(4, 3, **kw), "separable_conv", (3, 3, 1, 2),
+     ("kernel_init", "bias_init")),
+    (lambda **kw: jaxcnn.depthwise_conv(3, **kw), "depthwise_conv", (3, 3, 1, 2),
+     ("kernel_init", "bias_init")),
+    (lambda **kw: jaxcnn.dense(4, **kw), "dense", (2, 4), ("kernel_init", "bias_init")),
+    (lambda **kw: jaxcnn.batch_norm(**kw), "batch_norm", (2,), ("scale_init", "bias_init")),
+]
+
+
+@pytest.mark.parametrize("make, where, shape, whats", INIT_FACTORIES,
+                         ids=[w for _, w, _, _ in INIT_FACTORIES])
+def test_initializers_are_checked(make, where, shape, whats):
+    for what in whats:
+        with pytest.raises(TypeError, match=rf"^{where}: {what} must be an initializer: a "
+                           r"callable \(key, shape, dtype\) -> array, got 'he_normal'\. e\.g\. "):
+            make(**{what: "he_normal"})
+    # a factory passed uncalled is caught at init, by the shape of what it returns
+    what = whats[0]
+    layer = make(**{what: jax.nn.initializers.he_normal})
+    with pytest.raises(TypeError, match=rf"^{where}: {what}\(key, {re.escape(str(shape))}\) must "
+                       rf"be an array of shape {re.escape(str(shape))}, got 'function'\. "
+                       r"Initializer factories are called first: he_normal\(\), not he_normal$"):
+        layer.init(jax.random.key(0), (8, 8, 2))
+    # and a working one is used
+    _, params, _ = make(**{what: jax.nn.initializers.constant(0.5)}).init(
+        jax.random.key(0), (8, 8, 2))
+    leaf = params["kernel" if "kernel" in params else "depthwise_kernel" if "depthwise_kernel"
+                  in params else "scale"]
+    np.testing.assert_array_equal(leaf, np.full(shape, 0.5, np.float32))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: jaxcnn.activation("sin"), r"^activation: fn must be a callable x -> y, got 'sin'$"),
+    (lambda: jaxcnn.activation(jnp.sin, name=3), r"^activation: name must be a str or None, "
+     r"got 3$"),
+    (lambda: jaxcnn.stateless("sin", None), r"^sin: fn must be a callable x -> y, got None$"),
+    (lambda: jaxcnn.stateless(None, jnp.sin), r"^stateless: name must be a str, got None$"),
+    (lambda: jaxcnn.layer(1, lambda k, s: ({}, {}), lambda *a: a), r"^layer: name must be a "
+     r"str, got 1$"),
+    (lambda: jaxcnn.layer("mine", None, lambda *a: a), r"^mine: init_params must be a callable "
+     r"\(key, in_shape\) -> \(params, state\), got None$"),
+    (lambda: jaxcnn.layer("mine", lambda k, s: ({}, {}), "f"), r"^mine: forward must be a "
+     r"callable \(params, state, x, train, key\) -> \(y, state\), got 'f'$"),
+    (lambda: jaxcnn.named(3, jaxcnn.relu()), r"^named: name must be a str, got 3$"),
+    (lambda: jaxcnn.named("act", jaxcnn.relu), r"^named: argument 0 must be a Layer, got "
+     r"<function relu .*>\. Factories are always called: write relu\(\), not relu$"),
+    (lambda: jaxcnn.elu("1"), r"^elu: alpha must be a real number, got '1'$"),
+    (lambda: jaxcnn.leaky_relu(float("inf")), r"^leaky_relu: negative_slope must be finite, "
+     r"got inf$"),
+    (lambda: jaxcnn.softmax(1.5), r"^softmax: axis must be an int or a non-empty tuple of "
+     r"ints, got 1\.5$"),
+    (lambda: jaxcnn.log_softmax(()), r"^log_softmax: axis must be an int or a non-empty tuple "
+     r"of ints, got \(\)$"),
+    (lambda: jaxcnn.batch_norm(axis_name=1), r"^batch_norm: axis_name must be None, a str or "
+     r"a tuple of strs \(the name given to jax\.vmap/pmap/shard_map\), got 1$"),
+    (lambda: ops.batch_norm(jnp.ones((2, 3)), train=True, axis_name=("b", 2)),
+     r"^batch_norm: axis_name must be None, a str or a tuple of strs"),
+])
+def test_layer_arguments_are_checked(build, message):
+    with pytest.raises(TypeError if "finite" not in message else ValueError, match=message):
+        build()
+
+
+def test_checked_arguments_still_work():
+    x = jnp.array([[-1.0, 2.0]])
+    np.testing.assert_allclose(jaxcnn.elu(2).apply({}, {}, x, train=False)[0],
+                               [[2 * (np.exp(-1.0) - 1), 2.0]], rtol=1e-6)
+    np.testing.assert_allclose(jaxcnn.leaky_relu(0.5).apply({}, {}, x, train=False)[0],
+                               [[-0.5, 2.0]])
+    np.testing.assert_allclose(jaxcnn.softmax((0, 1)).apply({}, {}, x, train=False)[0].sum(), 1.0,
+                               rtol=1e-6)
+    assert jaxcnn.named("act", jaxcnn.relu()).name == "act"
+    assert jaxcnn.activation(jnp.sin).name == "sin"

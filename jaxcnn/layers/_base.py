@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._checks import check_bool, fail, is_int
+from jaxcnn._checks import check_bool, check_callable, fail, is_int
 
 
 class Layer(NamedTuple):
@@ -119,6 +119,12 @@ def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
       Array(24., dtype=float32)
     """
 
+    if not isinstance(name, str):
+        fail("layer", "name", "a str", name, exc=TypeError)
+    check_callable(name, "init_params", init_params, "a callable (key, in_shape) -> (params, state)")
+    check_callable(name, "forward", forward,
+                   "a callable (params, state, x, train, key) -> (y, state)")
+
     def init(key, in_shape):
         in_shape = check_shape(in_shape, name)
         params, state = init_params(key, in_shape)
@@ -132,5 +138,30 @@ def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
 
 def stateless(name: str, fn: Callable) -> Layer:
     """A layer without parameters or state: ``y = fn(x)``."""
+    if not isinstance(name, str):
+        fail("stateless", "name", "a str", name, exc=TypeError)
+    check_callable(name, "fn", fn, "a callable x -> y")
     return layer(name, lambda key, in_shape: ({}, {}),
                  lambda params, state, x, train, key: (fn(x), state))
+
+
+def check_initializer(where: str, what: str, init, default):
+    """``init`` (``default`` when ``None``), refused when it is not callable."""
+    if init is None:
+        return default
+    return check_callable(where, what, init,
+                          "an initializer: a callable (key, shape, dtype) -> array",
+                          "e.g. jaxcnn.initializers.he_normal() or jax.nn.initializers.zeros")
+
+
+def initialize(where: str, what: str, init, key, shape):
+    """``init(key, shape)``, refused unless it is an array of ``shape``: catches, at
+    ``init``, an initializer factory passed uncalled (``he_normal`` for ``he_normal()``)."""
+    shape = tuple(shape)
+    value = init(key, shape)
+    got = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
+    if got != shape:
+        fail(where, f"{what}(key, {shape})", f"an array of shape {shape}", got,
+             "Initializer factories are called first: he_normal(), not he_normal",
+             exc=TypeError)
+    return value

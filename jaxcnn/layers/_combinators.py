@@ -40,6 +40,9 @@ def _run(name, l, params, state, x, train, key):
 
 def named(name: str, layer: Layer) -> Layer:
     """The same layer under another name (its path in the params of a combinator)."""
+    if not isinstance(name, str):
+        fail("named", "name", "a str", name, exc=TypeError)
+    _check_layers("named", (layer,))
     return layer._replace(name=name)
 
 

@@ -7,7 +7,7 @@ import jax
 from jaxcnn import initializers as inits
 from jaxcnn import ops
 from jaxcnn._checks import check_bool, check_choice, fail, is_int, to_tuple
-from jaxcnn.layers._base import check_spatial_shape, layer
+from jaxcnn.layers._base import check_initializer, check_spatial_shape, initialize, layer
 from jaxcnn.ops._padding import PADDING_MODES, normalize_padding
 
 
@@ -48,12 +48,12 @@ def _check_in_channels(where, in_shape, groups):
         fail(where, "input channels (in_shape[-1])", f"divisible by groups={groups}", in_shape[-1])
 
 
-def _kernel_and_bias(key, kernel_shape, use_bias, kernel_init, bias_init):
+def _kernel_and_bias(where, key, kernel_shape, use_bias, kernel_init, bias_init):
     """``({"kernel", "bias"}, {})`` for a kernel of ``kernel_shape`` (bias: its last axis)."""
     k_key, b_key = jax.random.split(key)
-    params = {"kernel": kernel_init(k_key, kernel_shape)}
+    params = {"kernel": initialize(where, "kernel_init", kernel_init, k_key, kernel_shape)}
     if use_bias:
-        params["bias"] = bias_init(b_key, kernel_shape[-1:])
+        params["bias"] = initialize(where, "bias_init", bias_init, b_key, kernel_shape[-1:])
     return params, {}
 
 
@@ -77,14 +77,14 @@ def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
     use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = kernel_init or inits.he_normal()
-    bias_init = bias_init or inits.zeros
+    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         n = check_spatial_shape(in_shape, where)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
-        return _kernel_and_bias(key, ks + (in_shape[-1] // groups, out_channels), use_bias,
+        return _kernel_and_bias(where, key, ks + (in_shape[-1] // groups, out_channels), use_bias,
                                 kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
@@ -110,17 +110,18 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
     _check_channels(where, out_channels, groups)
     use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding, strings=("VALID",))
-    kernel_init = kernel_init or inits.he_normal()
-    bias_init = bias_init or inits.zeros
+    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         n = check_spatial_shape(in_shape, where)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
-        params, state = _kernel_and_bias(key, ks + (in_shape[-1], out_channels // groups), False,
+        params, state = _kernel_and_bias(where, key, ks + (in_shape[-1], out_channels // groups), False,
                                          kernel_init, bias_init)
         if use_bias:  # the bias has all out_channels, the kernel's last axis one group's
-            params["bias"] = bias_init(jax.random.split(key)[1], (out_channels,))
+            params["bias"] = initialize(where, "bias_init", bias_init, jax.random.split(key)[1],
+                                        (out_channels,))
         return params, state
 
     def forward(params, state, x, train, key):
@@ -146,18 +147,20 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = kernel_init or inits.he_normal()
-    bias_init = bias_init or inits.zeros
+    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         n = check_spatial_shape(in_shape, where)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         mid = in_shape[-1] * depth_multiplier
         d_key, p_key, b_key = jax.random.split(key, 3)
-        params = {"depthwise_kernel": kernel_init(d_key, ks + (1, mid)),
-                  "pointwise_kernel": kernel_init(p_key, (1,) * n + (mid, out_channels))}
+        params = {"depthwise_kernel": initialize(where, "kernel_init", kernel_init, d_key,
+                                                 ks + (1, mid)),
+                  "pointwise_kernel": initialize(where, "kernel_init", kernel_init, p_key,
+                                                 (1,) * n + (mid, out_channels))}
         if use_bias:
-            params["bias"] = bias_init(b_key, (out_channels,))
+            params["bias"] = initialize(where, "bias_init", bias_init, b_key, (out_channels,))
         return params, {}
 
     def forward(params, state, x, train, key):
@@ -181,14 +184,14 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = kernel_init or inits.he_normal()
-    bias_init = bias_init or inits.zeros
+    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         n = check_spatial_shape(in_shape, where)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         c_out = in_shape[-1] * depth_multiplier
-        return _kernel_and_bias(key, ks + (1, c_out), use_bias, kernel_init, bias_init)
+        return _kernel_and_bias(where, key, ks + (1, c_out), use_bias, kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
         return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
-from jaxcnn._checks import check_bool, check_rate, fail, is_int
-from jaxcnn.layers._base import is_multi, layer, stateless
+from jaxcnn._checks import check_bool, check_callable, check_rate, check_real, fail, is_int
+from jaxcnn.layers._base import check_initializer, initialize, is_multi, layer, stateless
 
 
 def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
@@ -28,17 +28,18 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
     if not is_int(out_features) or out_features < 1:
         fail(where, "out_features", "a positive int", out_features)
     use_bias = check_bool(where, "use_bias", use_bias)
-    kernel_init = kernel_init or inits.he_normal()
-    bias_init = bias_init or inits.zeros
+    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         if is_multi(in_shape):
             fail(where, "in_shape", "one shape (a single input)", in_shape,
                  "Merge branches first, e.g. with fan_in_concat()")
         k_key, b_key = jax.random.split(key)
-        params = {"kernel": kernel_init(k_key, (in_shape[-1], out_features))}
+        params = {"kernel": initialize(where, "kernel_init", kernel_init, k_key,
+                                       (in_shape[-1], out_features))}
         if use_bias:
-            params["bias"] = bias_init(b_key, (out_features,))
+            params["bias"] = initialize(where, "bias_init", bias_init, b_key, (out_features,))
         return params, {}
 
     def forward(params, state, x, train, key):
@@ -85,6 +86,9 @@ def identity():
 
 def activation(fn, name=None):
     """An elementwise (or last-axis) function as a layer, e.g. ``activation(jnp.sin)``."""
+    check_callable("activation", "fn", fn, "a callable x -> y")
+    if name is not None and not isinstance(name, str):
+        fail("activation", "name", "a str or None", name, exc=TypeError)
     return stateless(name or getattr(fn, "__name__", "activation"), fn)
 
 
@@ -115,6 +119,7 @@ def sigmoid():
 
 
 def elu(alpha: float = 1.0):
+    alpha = check_real("elu", "alpha", alpha)
     return stateless("elu", functools.partial(jax.nn.elu, alpha=alpha))
 
 
@@ -128,15 +133,25 @@ def hard_swish():
 
 def leaky_relu(negative_slope: float = 0.01):
     """Leaky ReLU with PyTorch's default slope 0.01."""
+    negative_slope = check_real("leaky_relu", "negative_slope", negative_slope)
     return stateless("leaky_relu", functools.partial(jax.nn.leaky_relu,
                                                      negative_slope=negative_slope))
 
 
+def _check_axis(where, axis):
+    """An int or a tuple of ints; ranges are checked by JAX against the input's rank."""
+    if not (is_int(axis) or (isinstance(axis, tuple) and axis and all(is_int(a) for a in axis))):
+        fail(where, "axis", "an int or a non-empty tuple of ints", axis, exc=TypeError)
+    return axis
+
+
 def softmax(axis: int = -1):
+    axis = _check_axis("softmax", axis)
     return stateless("softmax", functools.partial(jax.nn.softmax, axis=axis))
 
 
 def log_softmax(axis: int = -1):
+    axis = _check_axis("log_softmax", axis)
     return stateless("log_softmax", functools.partial(jax.nn.log_softmax, axis=axis))
 
 

@@ -11,7 +11,8 @@ import jax
 from jaxcnn import initializers as inits
 from jaxcnn import ops
 from jaxcnn._checks import check_bool, fail, is_int
-from jaxcnn.layers._base import check_spatial_shape, layer
+from jaxcnn.layers._base import check_initializer, check_spatial_shape, initialize, layer
+from jaxcnn.ops._norm import check_axis_name
 from jaxcnn.ops._norm import normalize_axes
 
 
@@ -20,13 +21,14 @@ def _check_eps(where, eps):
         fail(where, "eps", "a non-negative float", eps)
 
 
-def _affine_params(key, shape, use_scale, use_bias, scale_init=inits.ones, bias_init=inits.zeros):
+def _affine_params(where, key, shape, use_scale, use_bias, scale_init=inits.ones,
+                   bias_init=inits.zeros):
     s_key, b_key = jax.random.split(key)
     params = {}
     if use_scale:
-        params["scale"] = scale_init(s_key, shape)
+        params["scale"] = initialize(where, "scale_init", scale_init, s_key, shape)
     if use_bias:
-        params["bias"] = bias_init(b_key, shape)
+        params["bias"] = initialize(where, "bias_init", bias_init, b_key, shape)
     return params
 
 
@@ -64,14 +66,15 @@ def batch_norm(momentum=0.9, eps=1e-5, use_scale=True, use_bias=True, axis_name=
              "new = momentum * old + (1 - momentum) * batch)", momentum,
              "PyTorch's momentum=0.1 is momentum=0.9 here")
     _check_eps(where, eps)
+    check_axis_name(where, axis_name)
     check_bool(where, "use_scale", use_scale)
     check_bool(where, "use_bias", use_bias)
-    scale_init = scale_init or inits.ones
-    bias_init = bias_init or inits.zeros
+    scale_init = check_initializer(where, "scale_init", scale_init, inits.ones)
+    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
         c = in_shape[-1]
-        params = _affine_params(key, (c,), use_scale, use_bias, scale_init, bias_init)
+        params = _affine_params(where, key, (c,), use_scale, use_bias, scale_init, bias_init)
         return params, {"mean": inits.zeros(key, (c,)), "var": inits.ones(key, (c,))}
 
     def forward(params, state, x, train, key):
@@ -105,7 +108,7 @@ def group_norm(num_groups, eps=1e-5, affine=True):
         if in_shape[-1] % num_groups:
             fail(where, "number of channels (in_shape[-1])",
                  f"divisible by num_groups={num_groups}", in_shape[-1])
-        return _affine_params(key, (in_shape[-1],), affine, affine), {}
+        return _affine_params(where, key, (in_shape[-1],), affine, affine), {}
 
     def forward(params, state, x, train, key):
         return ops.group_norm(x, num_groups, params.get("scale"), params.get("bias"), eps), state
@@ -137,7 +140,7 @@ def layer_norm(eps=1e-5, axes=-1, affine=True):
     def init_params(key, in_shape):
         shape = (1,) + in_shape
         norm = normalize_axes(axes, len(shape), where)
-        return _affine_params(key, tuple(shape[a] for a in norm), affine, affine), {}
+        return _affine_params(where, key, tuple(shape[a] for a in norm), affine, affine), {}
 
     def forward(params, state, x, train, key):
         return ops.layer_norm(x, params.get("scale"), params.get("bias"), eps, axes), state
@@ -163,7 +166,7 @@ def instance_norm(eps=1e-5, affine=True):
 
     def init_params(key, in_shape):
         check_spatial_shape(in_shape, where)
-        return _affine_params(key, (in_shape[-1],), affine, affine), {}
+        return _affine_params(where, key, (in_shape[-1],), affine, affine), {}
 
     def forward(params, state, x, train, key):
         return ops.instance_norm(x, params.get("scale"), params.get("bias"), eps), state

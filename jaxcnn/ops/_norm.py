@@ -104,6 +104,16 @@ def _affine(y, scale, bias):
     return y
 
 
+def check_axis_name(where, axis_name):
+    """``None``, a str or a non-empty tuple of strs (JAX's mapped-axis names)."""
+    if not (axis_name is None or isinstance(axis_name, str) or (
+            isinstance(axis_name, tuple) and axis_name
+            and all(isinstance(a, str) for a in axis_name))):
+        fail(where, "axis_name", "None, a str or a tuple of strs (the name given to "
+             "jax.vmap/pmap/shard_map)", axis_name, exc=TypeError)
+    return axis_name
+
+
 def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum=0.9, eps=1e-5,
                axis_name=None):
     """Batch normalisation (Ioffe & Szegedy, 2015) over all axes but the channels.
@@ -150,6 +160,7 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     """
     where = "batch_norm"
     _check_x(where, x)
+    check_axis_name(where, axis_name)
     train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
                        python_only=True)
     if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
