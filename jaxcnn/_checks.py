@@ -11,6 +11,7 @@ import math
 import numbers
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 
 
@@ -59,6 +60,16 @@ def check_bool(where: str, what: str, value, expected: str = "a bool", *,
     if not isinstance(value, bool if python_only else (bool, np.bool_)):
         fail(where, what, expected, value, exc=TypeError)
     return bool(value)
+
+
+def check_array(where: str, what: str, a):
+    """``a`` when it is a JAX array (tracers included) or a numpy array; lists, scalars
+    and strings are refused here instead of failing later with a message about dtypes or
+    ranks."""
+    if not isinstance(a, (jax.Array, np.ndarray)):
+        fix = (f"Convert it first: jnp.asarray({what})" if isinstance(a, (list, tuple)) else "")
+        fail(where, what, "a jax or numpy array", type(a), fix, exc=TypeError)
+    return a
 
 
 def check_callable(where: str, what: str, value, expected: str = "a callable", fix: str = ""):

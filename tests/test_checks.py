@@ -173,3 +173,65 @@ def test_checked_arguments_still_work():
                                rtol=1e-6)
     assert jaxcnn.named("act", jaxcnn.relu()).name == "act"
     assert jaxcnn.activation(jnp.sin).name == "sin"
+
+
+# ----------------------------------------------------------------------------- arrays
+X4 = jnp.ones((1, 4, 4, 1))
+ARRAY_OPS = [
+    ("conv", lambda x: ops.conv(x, jnp.ones((3, 3, 1, 2)))),
+    ("conv_transpose", lambda x: ops.conv_transpose(x, jnp.ones((3, 3, 1, 2)))),
+    ("separable_conv", lambda x: ops.separable_conv(x, jnp.ones((3, 3, 1, 1)),
+                                                    jnp.ones((1, 1, 1, 2)))),
+    ("max_pool", lambda x: ops.max_pool(x, 2)), ("min_pool", lambda x: ops.min_pool(x, 2)),
+    ("sum_pool", lambda x: ops.sum_pool(x, 2)), ("avg_pool", lambda x: ops.avg_pool(x, 2)),
+    ("lp_pool", lambda x: ops.lp_pool(x, 2, 2)),
+    ("max_unpool", lambda x: ops.max_unpool(x, jnp.zeros((1, 4, 4, 1), jnp.int32), 2)),
+    ("global_avg_pool", ops.global_avg_pool), ("global_max_pool", ops.global_max_pool),
+    ("adaptive_avg_pool", lambda x: ops.adaptive_avg_pool(x, 2)),
+    ("adaptive_max_pool", lambda x: ops.adaptive_max_pool(x, 2)),
+    ("batch_norm", lambda x: ops.batch_norm(x, train=True)),
+    ("group_norm", lambda x: ops.group_norm(x, 1)), ("layer_norm", ops.layer_norm),
+    ("instance_norm", ops.instance_norm), ("upsample", lambda x: ops.upsample(x, size=8)),
+    ("pixel_shuffle", lambda x: ops.pixel_shuffle(x, 1)),
+    ("pixel_unshuffle", lambda x: ops.pixel_unshuffle(x, 2)),
+    ("pad", lambda x: ops.pad(x, 1)), ("crop", lambda x: ops.crop(x, 1)),
+]
+
+
+@pytest.mark.parametrize("where, op", ARRAY_OPS, ids=[w for w, _ in ARRAY_OPS])
+def test_ops_refuse_non_arrays(where, op):
+    op(X4)
+    op(np.ones((1, 4, 4, 1), np.float32))  # numpy arrays are arrays
+    with pytest.raises(TypeError, match=rf"^{where}: x must be a jax or numpy array, got "
+                       r"<class 'list'>\. Convert it first: jnp\.asarray\(x\)$"):
+        op(np.ones((1, 4, 4, 1)).tolist())
+    with pytest.raises(TypeError, match=rf"^{where}: x must be a jax or numpy array, got "
+                       r"<class 'NoneType'>$"):
+        op(None)
+
+
+def test_conv_kernel_and_bias_must_be_arrays():
+    with pytest.raises(TypeError, match=r"^conv: kernel must be a jax or numpy array, got "
+                       r"<class 'tuple'>\. Convert it first: jnp\.asarray\(kernel\)$"):
+        ops.conv(X4, (1.0, 2.0))
+    with pytest.raises(TypeError, match=r"^conv: bias must be a jax or numpy array, got "
+                       r"<class 'list'>"):
+        ops.conv(X4, jnp.ones((3, 3, 1, 2)), [0.0, 0.0])
+    with pytest.raises(TypeError, match=r"^separable_conv: pointwise_kernel must be a jax or "
+                       r"numpy array, got <class 'str'>$"):
+        ops.separable_conv(X4, jnp.ones((3, 3, 1, 1)), "w")
+
+
+def test_check_array_accepts_tracers():
+    jax.jit(lambda x: ops.max_pool(x, 2))(X4)
+    jax.grad(lambda x: ops.conv(x, jnp.ones((3, 3, 1, 2))).sum())(X4)
+
+
+def test_pad_value_is_a_real_number():
+    np.testing.assert_array_equal(ops.pad(X4, 1, "constant", np.float32(2.0))[0, 0, :, 0],
+                                  [2.0] * 6)
+    np.testing.assert_array_equal(ops.pad(X4, 1, "constant", jnp.array(3.0))[0, 0, 0, 0], 3.0)
+    for bad in ("0", None, (1.0,), True, jnp.ones(2)):
+        with pytest.raises(TypeError, match=r"^pad: value must be a real number \(or a 0-d "
+                           r"array\), got "):
+            ops.pad(X4, 1, "constant", bad)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import check_array, check_choice, fail, is_int, spatial_rank, to_tuple
 from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_cotangent, keep_input, planned_conv
 from jaxcnn.ops._lowering import conv_plan, decide
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
@@ -34,6 +34,7 @@ def _check_float(where, name, a):
 
 
 def _check_kernel(where, x, kernel, n, groups, transpose=False):
+    check_array(where, "kernel", kernel)
     _check_float(where, "x", x)
     _check_float(where, "kernel", kernel)
     if jnp.ndim(kernel) != n + 2:
@@ -54,6 +55,7 @@ def _check_kernel(where, x, kernel, n, groups, transpose=False):
 def _add_bias(where, y, bias):
     if bias is None:
         return y
+    check_array(where, "bias", bias)
     if jnp.shape(bias) != (y.shape[-1],):
         fail(where, "bias shape", f"({y.shape[-1]},)", jnp.shape(bias))
     if decide("conv.bias_grad", y.dtype, n=y.ndim - 2) == "matmul":
@@ -99,6 +101,7 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
              [4., 6., 6., 6., 4.]], dtype=float32)
     """
     where = "conv"
+    check_array(where, "x", x)
     n = spatial_rank(jnp.ndim(x), where, "x rank")
     _check_kernel(where, x, kernel, n, groups)
     if kernel.shape[-1] % groups:
@@ -161,6 +164,7 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
       (1, 8, 8, 2)
     """
     where = "conv_transpose"
+    check_array(where, "x", x)
     n = spatial_rank(jnp.ndim(x), where, "x rank")
     _check_kernel(where, x, kernel, n, groups, transpose=True)
     kernel_size = kernel.shape[:n]
@@ -213,6 +217,9 @@ def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, stride=1
       ...                    jnp.ones((1, 1, 8, 16)), padding=1).shape
       (2, 9, 9, 16)
     """
+    for what, a in (("x", x), ("depthwise_kernel", depthwise_kernel),
+                    ("pointwise_kernel", pointwise_kernel)):
+        check_array("separable_conv", what, a)
     c_in = x.shape[-1]
     y = conv(x, depthwise_kernel, stride=stride, padding=padding, dilation=dilation,
              groups=c_in, padding_mode=padding_mode, precision=precision)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import check_bool, fail, is_int, spatial_rank
+from jaxcnn._checks import check_array, check_bool, fail, is_int, spatial_rank
 from jaxcnn.ops._conv import _check_float
 from jaxcnn.ops._fast_conv import channel_sum
 from jaxcnn.ops._lowering import decide
@@ -159,6 +159,7 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
       (Array([-1.,  1.], dtype=float32), Array([0.2], dtype=float32), Array([1.1], dtype=float32))
     """
     where = "batch_norm"
+    check_array(where, "x", x)
     _check_x(where, x)
     check_axis_name(where, axis_name)
     train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
@@ -240,6 +241,7 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
       Array([[[-1.,  1., -1.,  1.]]], dtype=float32)
     """
     where = "group_norm"
+    check_array(where, "x", x)
     _check_x(where, x)
     eps = _check_eps(where, eps)
     c = x.shape[-1]
@@ -306,6 +308,7 @@ def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
              [-1.,  1.]], dtype=float32)
     """
     where = "layer_norm"
+    check_array(where, "x", x)
     _check_x(where, x)
     eps = _check_eps(where, eps)
     axes = normalize_axes(axes, x.ndim, where)
@@ -339,6 +342,7 @@ def instance_norm(x, scale=None, bias=None, eps=1e-5):
               [ 1.,  1.]]], dtype=float32)
     """
     where = "instance_norm"
+    check_array(where, "x", x)
     _check_float(where, "x", x)
     spatial_rank(jnp.ndim(x), where, "x rank")
     eps = _check_eps(where, eps)
