@@ -16,7 +16,7 @@ other jobs, so these are upper bounds (CPU user+sys time in brackets); jax 0.10.
     ================  ===========  ====================  ===================  =================
     MNIST-1D          mnist1d_cnn  99.07 +- 0.21         CNN 94, GRU 91       658 s (~120 s)
     ArrowHead         fcn          85.71 +- 1.98         FCN 84.3, Res 84.5   1020-1405 s (~700 s)
-    ArrowHead         resnet1d     87.14 +- 1.21 (2 s.)  FCN 84.3, Res 84.5   1775-1788 s (~1632 s)
+    ArrowHead         resnet1d     86.29 +- 1.71         FCN 84.3, Res 84.5   1449-1788 s (~1580 s)
     ItalyPowerDemand  fcn          96.04 +- 0.19 (10 s.) FCN 96.1, Res 96.3   259-720 s (~220 s)
     GunPoint          fcn          100.00 +- 0.00        FCN 100.0, Res 99.1  293-804 s (~520 s)
     GunPoint          resnet1d     100.00 +- 0.00        FCN 100.0, Res 99.1  605-1131 s (~1100 s)
