@@ -72,6 +72,38 @@ def check_array(where: str, what: str, a):
     return a
 
 
+def as_numeric(where: str, what: str, a):
+    """``a`` as a JAX array: arrays, Python numbers and (nested) lists or tuples of
+    numbers pass; ``None``, strings and other objects are refused with ``where``'s name
+    (JAX's own message would not say which argument)."""
+    if isinstance(a, (jax.Array, np.ndarray)):
+        return jax.numpy.asarray(a)
+    if isinstance(a, (numbers.Number, list, tuple)):
+        try:
+            out = np.asarray(a)
+        except ValueError:  # ragged
+            out = None
+        if out is not None and out.dtype.kind in "biuf":
+            return jax.numpy.asarray(a)
+    fail(where, what, "an array (or a list of numbers)", a if isinstance(a, (str, type(None)))
+         else type(a), exc=TypeError)
+
+
+def check_key(where: str, what: str, key):
+    """One ``jax.random`` key: typed (``jax.random.key``, shape ``()``) or raw
+    (``jax.random.PRNGKey``, ``uint32`` of shape ``(2,)``)."""
+    if isinstance(key, (jax.Array, np.ndarray)):
+        typed = jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key)
+        if (typed and key.shape == ()) or (not typed and key.dtype == np.uint32
+                                           and key.shape == (2,)):
+            return key
+        got = f"{key.dtype} array of shape {key.shape}"
+    else:
+        got = type(key)
+    fail(where, what, "one jax.random key (jax.random.key(0) or jax.random.PRNGKey(0))", got,
+         exc=TypeError)
+
+
 def check_callable(where: str, what: str, value, expected: str = "a callable", fix: str = ""):
     if not callable(value):
         fail(where, what, expected, value, fix, exc=TypeError)

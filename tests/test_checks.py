@@ -7,10 +7,12 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxcnn
 from jaxcnn import ops
+from jaxcnn import train as T
 from jaxcnn._checks import check_bool
 from jaxcnn.data import load_cifar10, load_mnist
 from jaxcnn.data.augment3d import random_rotation_vertical
@@ -235,3 +237,81 @@ def test_pad_value_is_a_real_number():
         with pytest.raises(TypeError, match=r"^pad: value must be a real number \(or a 0-d "
                            r"array\), got "):
             ops.pad(X4, 1, "constant", bad)
+
+
+# ----------------------------------------------------------------------------- losses, metrics
+
+LOGITS = jnp.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+LABELS = jnp.array([0, 2])
+
+
+@pytest.mark.parametrize("where, call", [
+    ("softmax_cross_entropy", lambda **kw: T.softmax_cross_entropy(**{
+        "logits": LOGITS, "labels": LABELS, **kw})),
+    ("accuracy", lambda **kw: T.accuracy(**{"logits": LOGITS, "labels": LABELS, **kw})),
+    ("top_k_accuracy", lambda **kw: T.top_k_accuracy(**{"logits": LOGITS, "labels": LABELS,
+                                                         "k": 2, **kw})),
+])
+def test_multiclass_metric_arguments_are_checked(where, call):
+    call()
+    call(logits=LOGITS.tolist(), labels=[0, 2])  # lists of numbers are arrays too
+    with pytest.raises(TypeError, match=rf"^{where}: logits must be an array \(or a list of "
+                       r"numbers\), got None$"):
+        call(logits=None)
+    with pytest.raises(TypeError, match=rf"^{where}: labels must be an array \(or a list of "
+                       r"numbers\), got 'cat'$"):
+        call(labels="cat")
+    with pytest.raises(ValueError, match=rf"^{where}: mask shape must be \(2,\) \(one entry per "
+                       r"example\), got \(3,\)$"):
+        call(mask=jnp.ones(3))
+    call(mask=jnp.ones((2, 1)))  # any shape with one entry per example
+
+
+@pytest.mark.parametrize("call, where, shape", [
+    (lambda: T.accuracy(LOGITS, LABELS[:, None]), "accuracy", r"\(2, 1\)"),
+    (lambda: T.accuracy(LOGITS, jnp.array([0, 1, 2])), "accuracy", r"\(3,\)"),
+    (lambda: T.top_k_accuracy(LOGITS, LABELS[:1], 2), "top_k_accuracy", r"\(1,\)"),
+    (lambda: T.confusion_matrix(LABELS, jnp.array([0, 1, 2]), 3), "confusion_matrix",
+     r"\(2,\)"),
+])
+def test_labels_must_match_predictions(call, where, shape):
+    # (2, 1) labels against (2,) predictions used to broadcast to a (2, 2) comparison
+    with pytest.raises(ValueError, match=rf"^{where}: labels shape must be .* \(one label per "
+                       rf"prediction\), got {shape}$"):
+        call()
+
+
+def test_scalar_logits_are_refused():
+    for f, where in ((T.accuracy, "accuracy"), (T.softmax_cross_entropy, "softmax_cross_entropy")):
+        with pytest.raises(ValueError, match=rf"^{where}: logits rank must be >= 1 "
+                           r"\(\.\.\., num_classes\), got 0$"):
+            f(1.5, 0)
+
+
+def test_other_losses_and_metrics_refuse_non_arrays():
+    with pytest.raises(TypeError, match=r"^mse: predictions must be an array"):
+        T.mse("x", jnp.ones(2))
+    with pytest.raises(TypeError, match=r"^binary_cross_entropy: labels must be an array"):
+        T.binary_cross_entropy(jnp.ones(2), None)
+    with pytest.raises(TypeError, match=r"^roc_auc: scores must be an array"):
+        T.roc_auc(object(), jnp.ones(2))
+    with pytest.raises(TypeError, match=r"^confusion_matrix: preds must be an array"):
+        T.confusion_matrix(LABELS, "x", 3)
+    with pytest.raises(TypeError, match=r"^softmax_cross_entropy: class_weights must be a "
+                       r"sequence of 3 weights \(one per class\), got 'he'$"):
+        T.softmax_cross_entropy(LOGITS, LABELS, class_weights="he")
+
+
+def test_create_train_state_key_and_num_params():
+    model = jaxcnn.dense(2)
+    for bad, got in ((0, r"<class 'int'>"), (jax.random.split(jax.random.key(0)),
+                                             r"'key<fry> array of shape \(2,\)'"),
+                     (jnp.zeros(2, jnp.float32), r"'float32 array of shape \(2,\)'")):
+        with pytest.raises(TypeError, match=r"^create_train_state: key must be one jax\.random "
+                           rf"key \(jax\.random\.key\(0\) or jax\.random\.PRNGKey\(0\)\), got {got}$"):
+            T.create_train_state(model, optax.sgd(0.1), bad, (3,))
+    ts = T.create_train_state(model, optax.sgd(0.1), jax.random.PRNGKey(0), (3,))
+    assert T.num_params(ts.params) == 8
+    with pytest.raises(TypeError, match=r"^num_params: params must be a pytree of arrays, got "
+                       r"<class 'str'>$"):
+        T.num_params({"w": "x"})

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import fail
+from jaxcnn._checks import as_numeric, fail
 
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 TASKS = ("multiclass", "binary", "regression")
@@ -22,10 +22,14 @@ DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "binary_cross_entropy",
                 "regression": "mse"}
 
 
-def _mask(mask, shape):
+def _mask(mask, shape, where):
+    """The mask as float32 of ``shape`` (any shape of that size: ``(N, 1)`` for ``(N,)``)."""
     if mask is None:
         return jnp.ones(shape, jnp.float32)
-    return jnp.asarray(mask).astype(jnp.float32).reshape(shape)
+    mask = as_numeric(where, "mask", mask)
+    if mask.size != int(np.prod(shape)):
+        fail(where, "mask shape", f"{tuple(shape)} (one entry per example)", mask.shape)
+    return mask.astype(jnp.float32).reshape(shape)
 
 
 def _weighted_mean(values, weights):
@@ -34,7 +38,11 @@ def _weighted_mean(values, weights):
 
 
 def _class_weights(class_weights, num_classes, where):
-    w = np.asarray(class_weights, np.float32)
+    try:
+        w = np.asarray(class_weights, np.float32)
+    except (TypeError, ValueError):
+        fail(where, "class_weights", f"a sequence of {num_classes} weights (one per class)",
+             class_weights, exc=TypeError)
     if w.shape != (num_classes,):
         fail(where, "class_weights", f"a sequence of {num_classes} weights (one per class)",
              tuple(w.shape) if w.ndim else class_weights)
@@ -79,23 +87,25 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=
       Array(0.6931472, dtype=float32)
     """
     where = "softmax_cross_entropy"
-    logits = jnp.asarray(logits).astype(jnp.float32)
-    labels = jnp.asarray(labels)
+    logits = as_numeric(where, "logits", logits).astype(jnp.float32)
+    labels = as_numeric(where, "labels", labels)
+    if logits.ndim < 1:
+        fail(where, "logits rank", ">= 1 (..., num_classes)", logits.ndim)
     _check_labels(logits, labels, where)
     eps = _check_smoothing(label_smoothing, where)
     num_classes = logits.shape[-1]
     log_p = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
     loss = nll if eps == 0.0 else (1.0 - eps) * nll - eps * log_p.mean(axis=-1)
-    weights = _mask(mask, labels.shape)
+    weights = _mask(mask, labels.shape, where)
     if class_weights is not None:
         weights = weights * _class_weights(class_weights, num_classes, where)[labels]
     return _weighted_mean(loss, weights)
 
 
 def _binary_logits(logits, labels, where):
-    logits = jnp.asarray(logits).astype(jnp.float32)
-    labels = jnp.asarray(labels)
+    logits = as_numeric(where, "logits", logits).astype(jnp.float32)
+    labels = as_numeric(where, "labels", labels)
     if logits.shape == labels.shape + (1,):
         logits = logits[..., 0]
     if logits.shape != labels.shape:
@@ -131,7 +141,7 @@ def binary_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=N
     t = labels.astype(jnp.float32)
     t = t if eps == 0.0 else (1.0 - eps) * t + 0.5 * eps
     loss = jnp.maximum(logits, 0.0) - logits * t + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    weights = _mask(mask, labels.shape)
+    weights = _mask(mask, labels.shape, where)
     if class_weights is not None:
         weights = weights * _class_weights(class_weights, 2, where)[labels.astype(jnp.int32)]
     return _weighted_mean(loss, weights)
@@ -150,8 +160,8 @@ def mse(predictions, targets, *, mask=None):
       >>> mse(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 0.0]]))
       Array(2.5, dtype=float32)
     """
-    p = jnp.asarray(predictions).astype(jnp.float32)
-    t = jnp.asarray(targets).astype(jnp.float32)
+    p = as_numeric("mse", "predictions", predictions).astype(jnp.float32)
+    t = as_numeric("mse", "targets", targets).astype(jnp.float32)
     if p.shape != t.shape:
         if p.shape == t.shape + (1,):
             p = p[..., 0]
@@ -159,7 +169,7 @@ def mse(predictions, targets, *, mask=None):
             fail("mse", "predictions shape", f"the targets shape {t.shape}", p.shape)
     n = p.shape[0] if p.ndim else 1
     per_example = ((p - t) ** 2).reshape(n, -1).mean(axis=1)
-    return _weighted_mean(per_example, _mask(mask, (n,)))
+    return _weighted_mean(per_example, _mask(mask, (n,), "mse"))
 
 
 def resolve_loss(loss, task, label_smoothing=0.0, class_weights=None, *, where="make_train_step"):

@@ -5,15 +5,29 @@ All are jittable: shapes are static and no Python loop touches the data.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import as_numeric, fail, is_int
 
 
-def _mask(mask, shape):
+def _mask(mask, shape, where):
+    """The mask as float32 of ``shape`` (any shape of that size: ``(N, 1)`` for ``(N,)``)."""
     if mask is None:
         return jnp.ones(shape, jnp.float32)
-    return jnp.asarray(mask).astype(jnp.float32).reshape(shape)
+    mask = as_numeric(where, "mask", mask)
+    if mask.size != math.prod(shape):
+        fail(where, "mask shape", f"{tuple(shape)} (one entry per example)", mask.shape)
+    return mask.astype(jnp.float32).reshape(shape)
+
+
+def _labels_like(where, labels, shape):
+    """``labels`` as an array of ``shape`` (the predictions' shape)."""
+    labels = as_numeric(where, "labels", labels)
+    if labels.shape != tuple(shape):
+        fail(where, "labels shape", f"{tuple(shape)} (one label per prediction)", labels.shape)
+    return labels
 
 
 def _mean(values, mask):
@@ -24,7 +38,7 @@ def _mean(values, mask):
 def binary_scores(logits):
     """One score per example for a binary task: the logit itself, or for two output units
     ``logits[..., 1] - logits[..., 0]`` (the logit of class 1 under a softmax)."""
-    logits = jnp.asarray(logits).astype(jnp.float32)
+    logits = as_numeric("binary_scores", "logits", logits).astype(jnp.float32)
     if logits.ndim >= 2 and logits.shape[-1] == 2:
         return logits[..., 1] - logits[..., 0]
     if logits.ndim >= 2 and logits.shape[-1] == 1:
@@ -48,9 +62,14 @@ def accuracy(logits, labels, *, task="multiclass", mask=None):
       >>> accuracy(jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), jnp.array([0, 1, 1]))
       Array(0.6666667, dtype=float32)
     """
-    labels = jnp.asarray(labels)
-    correct = (predictions(logits, task) == labels.astype(jnp.int32)).astype(jnp.float32)
-    return _mean(correct, _mask(mask, labels.shape))
+    where = "accuracy"
+    logits = as_numeric(where, "logits", logits)
+    if task != "binary" and logits.ndim < 1:
+        fail(where, "logits rank", ">= 1 (..., num_classes)", logits.ndim)
+    pred = predictions(logits, task)
+    labels = _labels_like(where, labels, pred.shape)
+    correct = (pred == labels.astype(jnp.int32)).astype(jnp.float32)
+    return _mean(correct, _mask(mask, labels.shape, where))
 
 
 def top_k_correct(logits, labels, k):
@@ -71,10 +90,14 @@ def top_k_accuracy(logits, labels, k, *, mask=None):
       >>> top_k_accuracy(jnp.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]), jnp.array([1, 2]), 2)
       Array(0.5, dtype=float32)
     """
+    where = "top_k_accuracy"
     if not is_int(k) or k < 1:
-        fail("top_k_accuracy", "k", "a positive int", k)
-    labels = jnp.asarray(labels)
-    return _mean(top_k_correct(logits, labels, k), _mask(mask, labels.shape))
+        fail(where, "k", "a positive int", k)
+    logits = as_numeric(where, "logits", logits)
+    if logits.ndim < 1:
+        fail(where, "logits rank", ">= 1 (..., num_classes)", logits.ndim)
+    labels = _labels_like(where, labels, logits.shape[:-1])
+    return _mean(top_k_correct(logits, labels, k), _mask(mask, labels.shape, where))
 
 
 def confusion_matrix(labels, preds, num_classes, *, mask=None):
@@ -90,9 +113,11 @@ def confusion_matrix(labels, preds, num_classes, *, mask=None):
     """
     if not is_int(num_classes) or num_classes < 1:
         fail("confusion_matrix", "num_classes", "a positive int", num_classes)
-    labels = jnp.asarray(labels).astype(jnp.int32).reshape(-1)
-    preds = jnp.asarray(preds).astype(jnp.int32).reshape(-1)
-    m = _mask(mask, labels.shape).astype(jnp.int32)
+    where = "confusion_matrix"
+    preds = as_numeric(where, "preds", preds)
+    labels = _labels_like(where, labels, preds.shape).astype(jnp.int32).reshape(-1)
+    preds = preds.astype(jnp.int32).reshape(-1)
+    m = _mask(mask, labels.shape, where).astype(jnp.int32)
     return jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, preds].add(m)
 
 
@@ -115,11 +140,11 @@ def roc_auc(scores, labels, *, mask=None):
       >>> roc_auc(jnp.array([0.1, 0.4, 0.35, 0.8]), jnp.array([0, 0, 1, 1]))
       Array(0.75, dtype=float32)
     """
-    scores = binary_scores(scores).reshape(-1)
-    labels = jnp.asarray(labels).reshape(-1)
+    scores = binary_scores(as_numeric("roc_auc", "scores", scores)).reshape(-1)
+    labels = as_numeric("roc_auc", "labels", labels).reshape(-1)
     if scores.shape != labels.shape:
         fail("roc_auc", "scores shape", f"one score per label ({labels.shape[0]})", scores.shape)
-    m = _mask(mask, labels.shape) > 0
+    m = _mask(mask, labels.shape, "roc_auc") > 0
     pos = m & (labels > 0)
     neg = m & ~(labels > 0)
     n_neg = neg.sum()

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._checks import fail
+from jaxcnn._checks import check_key, fail
 from jaxcnn.layers._base import Layer
 
 
@@ -64,6 +64,7 @@ def create_train_state(model: Layer, optimizer, key, in_shape) -> TrainState:
     where = "create_train_state"
     check_model(model, where)
     check_optimizer(optimizer, where)
+    check_key(where, "key", key)
     # Eager on purpose: eager init compiles one small program per distinct kernel shape and
     # caches it, while jax.jit(model.init) compiles every kernel of the model again. Measured
     # on a 2-core CPU (XLA backend level 0, CPU seconds): LeNet-5 2.3 jitted vs 3.2 eager
@@ -76,4 +77,8 @@ def create_train_state(model: Layer, optimizer, key, in_shape) -> TrainState:
 
 def num_params(params) -> int:
     """The number of scalars in a parameter pytree."""
-    return int(sum(x.size for x in jax.tree.leaves(params)))
+    leaves = jax.tree.leaves(params)
+    for leaf in leaves:
+        if not hasattr(leaf, "size"):
+            fail("num_params", "params", "a pytree of arrays", type(leaf), exc=TypeError)
+    return int(sum(leaf.size for leaf in leaves))
