@@ -1,6 +1,7 @@
 """Micro-benchmarks of the alternative lowerings of ``jaxcnn.ops`` (forward + backward).
 
-Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--passes [--torch]] [--json out.json]``
+Run: ``python benchmarks/ops.py [--rounds 7] [--only conv|pool] [--passes [--torch]]
+[--json out.json]``
 
 For each case (the layers of the four benchmark models of ``benchmarks/train_step.py``)
 every candidate lowering is jitted as ``value_and_grad`` of ``sum(y * ct)`` with respect
@@ -10,8 +11,9 @@ load affects them alike. ``--passes`` times each pass of a convolution alone ins
 (forward only, kernel gradient only, input gradient only; one row per pass and case), the
 data behind each decision of the rule table; with ``--torch`` (when PyTorch is installed)
 each pass is also timed in PyTorch (channels-last, ``aten.convolution_backward`` for one
-gradient at a time), the peer whose kernels the train-step goal is measured against. Prints milliseconds per call (median of
-``--rounds``) and each lowering's speed-up over ``lax``, and marks the one ``auto`` picks
+gradient at a time), the peer whose kernels the train-step goal is measured against.
+Prints milliseconds per call (median of ``--rounds``) and each lowering's speed-up over
+``lax``, and marks the one ``auto`` picks
 (the rule table of ``jaxcnn/ops/_lowering.py``; in the fwd+bwd table its plan is also timed
 as ``auto`` when it is none of the named plans). The measured tables are in ``benchmarks/README.md``.
 """
@@ -179,7 +181,9 @@ def torch_pass_fns(x, w, g, stride, padding):
     1-d, which has no channels-last format), each gradient alone by
     ``aten.convolution_backward`` with a one-hot output mask."""
     n = x.ndim - 2
-    to_t = lambda a: torch.from_numpy(np.moveaxis(np.asarray(a, np.float32), -1, 1).copy())  # noqa: E731
+    def to_t(a):  # channels-last array -> torch (N, C, *spatial)
+        return torch.from_numpy(np.moveaxis(np.asarray(a, np.float32), -1, 1).copy())
+
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
     xt, gt = to_t(x), to_t(g)
     if fmt is not None:

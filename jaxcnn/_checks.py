@@ -76,7 +76,7 @@ def as_numeric(where: str, what: str, a):
     """``a`` as a JAX array: arrays, Python numbers and (nested) lists or tuples of
     numbers pass; ``None``, strings and other objects are refused with ``where``'s name
     (JAX's own message would not say which argument)."""
-    if isinstance(a, (jax.Array, np.ndarray)):
+    if isinstance(a, jax.Array) or (isinstance(a, np.ndarray) and a.dtype.kind in "biuf"):
         return jax.numpy.asarray(a)
     if isinstance(a, (numbers.Number, list, tuple)):
         try:

@@ -121,7 +121,8 @@ def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
 
     if not isinstance(name, str):
         fail("layer", "name", "a str", name, exc=TypeError)
-    check_callable(name, "init_params", init_params, "a callable (key, in_shape) -> (params, state)")
+    check_callable(name, "init_params", init_params,
+                   "a callable (key, in_shape) -> (params, state)")
     check_callable(name, "forward", forward,
                    "a callable (params, state, x, train, key) -> (y, state)")
 

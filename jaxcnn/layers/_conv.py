@@ -117,8 +117,8 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
         n = check_spatial_shape(in_shape, where)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
-        params, state = _kernel_and_bias(where, key, ks + (in_shape[-1], out_channels // groups), False,
-                                         kernel_init, bias_init)
+        params, state = _kernel_and_bias(where, key, ks + (in_shape[-1], out_channels // groups),
+                                         False, kernel_init, bias_init)
         if use_bias:  # the bias has all out_channels, the kernel's last axis one group's
             params["bias"] = initialize(where, "bias_init", bias_init, jax.random.split(key)[1],
                                         (out_channels,))

@@ -15,7 +15,8 @@ import numbers
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import check_array, check_bool, check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import (check_array, check_bool, check_choice, fail, is_int, spatial_rank,
+                             to_tuple)
 
 MODES = ("nearest", "linear", "cubic")
 _CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic constant
