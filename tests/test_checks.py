@@ -315,3 +315,23 @@ def test_create_train_state_key_and_num_params():
     with pytest.raises(TypeError, match=r"^num_params: params must be a pytree of arrays, got "
                        r"<class 'str'>$"):
         T.num_params({"w": "x"})
+
+
+# ----------------------------------------------------------------------------- augmentation
+def test_augmentation_arguments_are_checked():
+    from jaxcnn.data import augment, augment3d
+    x = jnp.zeros((2, 6, 6, 1))
+    np.testing.assert_array_equal(augment.affine(x, jnp.zeros(2), jnp.zeros((2, 2)), jnp.ones(2),
+                                                 mode="constant", cval=1)[0, 0, 0], [0.0])
+    for make, where in ((lambda v: augment.random_affine(10.0, cval=v), "random_affine"),
+                        (lambda v: augment.random_rotation(cval=v), "random_rotation"),
+                        (lambda v: augment.affine(x, jnp.zeros(2), jnp.zeros((2, 2)),
+                                                  jnp.ones(2), cval=v), "affine")):
+        with pytest.raises(TypeError, match=rf"^{'random_affine' if where != 'affine' else where}"
+                           r": cval must be a real number, got None$"):
+            make(None)
+    for bad in (None, 1.5, 2):
+        with pytest.raises(ValueError, match=r"^random_flip3d: axes must be a non-empty tuple of "
+                           r"spatial axes in \{0, 1, 2\}, got "):
+            augment3d.random_flip3d(axes=bad)
+    augment3d.random_flip3d(axes=[0, 1])  # a list of axes is fine

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import ndimage
 
-from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn._checks import check_choice, check_real, fail, is_int
 
 PAD_MODES = ("reflect", "constant", "edge")
 SAMPLE_MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
@@ -153,6 +153,7 @@ def affine(x, angle, shift, scale, *, mode: str = "nearest", cval: float = 0.0):
     where = "affine"
     _check_batch(where, x, (2,))
     check_choice(mode, SAMPLE_MODES, where, "mode")
+    cval = check_real(where, "cval", cval)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x.dtype", "floating (convert images to float first)", x.dtype, exc=TypeError)
     h, w = x.shape[1:3]
@@ -195,6 +196,7 @@ def random_affine(degrees: float = 0.0, translate: float = 0.0, scale=(1.0, 1.0)
     if (not isinstance(scale, (tuple, list)) or len(scale) != 2 or not 0 < scale[0] <= scale[1]):
         fail(where, "scale", "a pair (low, high) with 0 < low <= high", scale)
     check_choice(mode, SAMPLE_MODES, where, "mode")
+    cval = check_real(where, "cval", cval)
 
     def apply(key, x):
         _check_batch(where, x, (2,))

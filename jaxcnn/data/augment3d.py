@@ -123,7 +123,8 @@ def random_flip3d(axes=(1, 2), p: float = 0.5):
       Array([3., 2., 1., 0.], dtype=float32)
     """
     where = "random_flip3d"
-    if isinstance(axes, int) or not all(is_int(a) and 0 <= a <= 2 for a in axes) or not axes:
+    if (not isinstance(axes, (tuple, list)) or not axes
+            or not all(is_int(a) and 0 <= a <= 2 for a in axes)):
         fail(where, "axes", "a non-empty tuple of spatial axes in {0, 1, 2}", axes)
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         fail(where, "p", "a probability in [0, 1]", p)
