@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn._checks import fail
+from jaxcnn.layers._base import check_model
 from jaxcnn.layers._scope import capture, inject
 
 
@@ -24,6 +25,7 @@ def activations(model, params, state, x, taps=None):
       >>> acts["relu_1"].shape
       (1, 4, 4, 4)
     """
+    check_model(model, "activations")
     with capture(taps) as acts:
         model.apply(params, state, x, train=False)
     if taps is not None:
@@ -44,6 +46,7 @@ def _class_score(logits, class_index):
 def saliency(model, params, state, x, class_index=None):
     """Gradient of the class score (the predicted class by default) with respect to the
     input (Simonyan et al. 2014); same shape as ``x``."""
+    check_model(model, "saliency")
     return jax.grad(lambda x: _class_score(model.apply(params, state, x, train=False)[0],
                                            class_index))(x)
 
@@ -63,6 +66,7 @@ def grad_cam(model, params, state, x, layer, class_index=None):
       ``(N, *layer_spatial)``, the map at the layer's resolution; resize it to the input
       with ``jaxcnn.ops.upsample`` or ``jax.image.resize`` to overlay.
     """
+    check_model(model, "grad_cam")
     act_shape = jax.eval_shape(lambda: activations(model, params, state, x, [layer])[layer])
     if len(act_shape.shape) < 3:
         fail("grad_cam", f"the output of layer {layer!r}", "spatial (N, *spatial, C)",

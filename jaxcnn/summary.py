@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jax.extend.core import Literal
 import numpy as np
 
-from jaxcnn.layers._base import check_shape, is_multi
+from jaxcnn.layers._base import check_model, check_shape, is_multi
 from jaxcnn.layers._scope import capture, trace_paths
 from jaxcnn.ops._lowering import lowering
 
@@ -326,6 +326,7 @@ def summary(model, in_shape, dtype=jnp.float32) -> Summary:
       >>> s.receptive_field, s.total_params
       ((7, 7), 1392)
     """
+    check_model(model, "summary")
     in_shape = check_shape(in_shape, "summary")
     box = {}
 

@@ -335,3 +335,24 @@ def test_augmentation_arguments_are_checked():
                            r"spatial axes in \{0, 1, 2\}, got "):
             augment3d.random_flip3d(axes=bad)
     augment3d.random_flip3d(axes=[0, 1])  # a list of axes is fine
+
+
+def test_summary_and_interpret_need_a_model():
+    from jaxcnn import interpret
+    net = jaxcnn.serial(jaxcnn.conv(2, 3), jaxcnn.relu(), jaxcnn.flatten(), jaxcnn.dense(3))
+    with pytest.raises(TypeError, match=r"^summary: model must be a jaxcnn Layer \(init, apply\), "
+                       r"got 'str'$"):
+        jaxcnn.summary("net", (8, 8, 1))
+    with pytest.raises(TypeError, match=r"^summary: model must be a jaxcnn Layer \(init, apply\), "
+                       r"got 'function'\. Factories are always called: write lenet5\(\), not "
+                       r"lenet5$"):
+        jaxcnn.summary(jaxcnn.relu, (8, 8, 1))
+    _, params, state = net.init(jax.random.key(0), (8, 8, 1))
+    x = jnp.ones((1, 8, 8, 1))
+    for f, where in ((lambda m: interpret.activations(m, params, state, x), "activations"),
+                     (lambda m: interpret.saliency(m, params, state, x), "saliency"),
+                     (lambda m: interpret.grad_cam(m, params, state, x, "conv_0"), "grad_cam")):
+        with pytest.raises(TypeError, match=rf"^{where}: model must be a jaxcnn Layer"):
+            f(None)
+    assert interpret.saliency(net, params, state, x).shape == x.shape
+    assert interpret.grad_cam(net, params, state, x, "conv_0").shape == (1, 6, 6)

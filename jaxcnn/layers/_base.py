@@ -166,3 +166,12 @@ def initialize(where: str, what: str, init, key, shape):
              "Initializer factories are called first: he_normal(), not he_normal",
              exc=TypeError)
     return value
+
+
+def check_model(model, where: str) -> Layer:
+    """``model`` when it is a :class:`Layer`; a factory passed uncalled gets a hint."""
+    if not isinstance(model, Layer):
+        hint = "Factories are always called: write lenet5(), not lenet5" if callable(model) else ""
+        fail(where, "model", "a jaxcnn Layer (init, apply)", type(model).__name__, hint,
+             exc=TypeError)
+    return model

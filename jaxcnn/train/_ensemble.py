@@ -50,8 +50,9 @@ import numpy as np
 import optax
 
 from jaxcnn._checks import check_bool, check_choice, fail, is_int
+from jaxcnn.layers._base import check_model
 from jaxcnn.train._evaluate import evaluate
-from jaxcnn.train._state import TrainState, check_model, create_train_state
+from jaxcnn.train._state import TrainState, create_train_state
 from jaxcnn.train._step import make_train_step
 
 STRATEGIES = ("auto", "vmap", "unroll")

@@ -17,12 +17,13 @@ import numpy as np
 
 from jaxcnn._checks import fail, is_int
 from jaxcnn._jit import jit
+from jaxcnn.layers._base import check_model
 from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
 from jaxcnn.train._logging import StepLog, nonfinite_params
 from jaxcnn.train._run import prepare_workdir, to_jsonable, truncate_jsonl, write_json
-from jaxcnn.train._state import check_model, check_optimizer, create_train_state
+from jaxcnn.train._state import check_optimizer, create_train_state
 from jaxcnn.train._step import make_train_step
 
 

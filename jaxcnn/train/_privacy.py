@@ -38,8 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn._checks import fail
+from jaxcnn.layers._base import check_model
 from jaxcnn.train._losses import resolve_loss
-from jaxcnn.train._state import check_model, check_optimizer
+from jaxcnn.train._state import check_optimizer
 from jaxcnn.train._step import (apply_gradients, cast_input, check_batch, check_compute_dtype,
                                 global_norm, masked_accuracy, masked_mean)
 

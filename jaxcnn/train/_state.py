@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn._checks import check_key, fail
-from jaxcnn.layers._base import Layer
+from jaxcnn.layers._base import Layer, check_model
 
 
 class TrainState(NamedTuple):
@@ -25,14 +25,6 @@ class TrainState(NamedTuple):
     params: Any
     state: Any
     opt_state: Any
-
-
-def check_model(model, where: str) -> Layer:
-    if not isinstance(model, Layer):
-        hint = "Factories are always called: write lenet5(), not lenet5" if callable(model) else ""
-        fail(where, "model", "a jaxcnn Layer (init, apply)", type(model).__name__, hint,
-             exc=TypeError)
-    return model
 
 
 def check_optimizer(optimizer, where: str):

@@ -13,9 +13,10 @@ import optax
 
 from jaxcnn._checks import fail, is_int
 from jaxcnn._jit import jit
+from jaxcnn.layers._base import check_model
 from jaxcnn.train._losses import resolve_loss
 from jaxcnn.train._metrics import binary_scores, predictions, top_k_correct
-from jaxcnn.train._state import TrainState, check_model, check_optimizer
+from jaxcnn.train._state import TrainState, check_optimizer
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
