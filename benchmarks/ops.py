@@ -200,7 +200,7 @@ def torch_pass_fns(x, w, g, stride, padding):
 
     with torch.no_grad():
         ref = conv(xt, wt, stride=stride, padding=padding)
-    if tuple(ref.shape) != tuple(np.moveaxis(np.zeros(g.shape, np.int8), -1, 1).shape):
+    if tuple(ref.shape) != (g.shape[0], g.shape[-1]) + tuple(g.shape[1:-1]):
         raise AssertionError(f"torch output {tuple(ref.shape)} differs from {g.shape}")
     return {"forward": lambda: conv(xt, wt, stride=stride, padding=padding),
             "input_grad": backward([True, False, False]),

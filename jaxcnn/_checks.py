@@ -42,8 +42,10 @@ def to_tuple(value, n: int, where: str, what: str, *, minimum: int = 1) -> tuple
     return out
 
 
-def spatial_rank(x_ndim: int, where: str, what: str = "input rank") -> int:
-    """Spatial rank of a batched channels-last input; jaxcnn supports 1, 2 and 3."""
+def spatial_rank(x, where: str, what: str = "input rank") -> int:
+    """Spatial rank of a batched channels-last array ``x`` (refused by :func:`check_array`
+    unless it is one); jaxcnn supports 1, 2 and 3."""
+    x_ndim = check_array(where, "x", x).ndim
     n = x_ndim - 2
     if n not in (1, 2, 3):
         fail(where, what,

@@ -323,6 +323,11 @@ def test_augmentation_arguments_are_checked():
     x = jnp.zeros((2, 6, 6, 1))
     np.testing.assert_array_equal(augment.affine(x, jnp.zeros(2), jnp.zeros((2, 2)), jnp.ones(2),
                                                  mode="constant", cval=1)[0, 0, 0], [0.0])
+    # an int cval is taken as a float and fills what a 2-pixel shift uncovers
+    shifted = augment.affine(x, jnp.zeros(2), jnp.full((2, 2), 2.0), jnp.ones(2),
+                             mode="constant", cval=1)
+    assert shifted.dtype == jnp.float32 and float(shifted.max()) == 1.0
+    assert float(shifted.min()) == 0.0
     for make, where in ((lambda v: augment.random_affine(10.0, cval=v), "random_affine"),
                         (lambda v: augment.random_rotation(cval=v), "random_rotation"),
                         (lambda v: augment.affine(x, jnp.zeros(2), jnp.zeros((2, 2)),

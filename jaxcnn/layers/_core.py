@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
-from jaxcnn._checks import check_bool, check_callable, check_rate, check_real, fail, is_int
+from jaxcnn._checks import check_bool, check_rate, check_real, fail, is_int
 from jaxcnn.layers._base import check_initializer, initialize, is_multi, layer, stateless
 
 
@@ -86,7 +86,6 @@ def identity():
 
 def activation(fn, name=None):
     """An elementwise (or last-axis) function as a layer, e.g. ``activation(jnp.sin)``."""
-    check_callable("activation", "fn", fn, "a callable x -> y")
     if name is not None and not isinstance(name, str):
         fail("activation", "name", "a str or None", name, exc=TypeError)
     return stateless(name or getattr(fn, "__name__", "activation"), fn)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import check_array, fail, is_int, spatial_rank
+from jaxcnn._checks import fail, is_int, spatial_rank
 from jaxcnn.ops._pool import check_dtype
 
 
@@ -23,8 +23,7 @@ def global_avg_pool(x):
       >>> ops.global_avg_pool(jnp.ones((2, 5, 5, 3))).shape
       (2, 3)
     """
-    n = spatial_rank(jnp.ndim(check_array("global_avg_pool", "x", x)), "global_avg_pool",
-                     "x rank")
+    n = spatial_rank(x, "global_avg_pool", "x rank")
     check_dtype("global_avg_pool", x)
     return jnp.mean(x, axis=tuple(range(1, n + 1)))
 
@@ -38,8 +37,7 @@ def global_max_pool(x):
       >>> ops.global_max_pool(jnp.arange(8.0).reshape(1, 2, 2, 2))
       Array([[6., 7.]], dtype=float32)
     """
-    n = spatial_rank(jnp.ndim(check_array("global_max_pool", "x", x)), "global_max_pool",
-                     "x rank")
+    n = spatial_rank(x, "global_max_pool", "x rank")
     check_dtype("global_max_pool", x, integers=True)
     return jnp.max(x, axis=tuple(range(1, n + 1)))
 
@@ -94,7 +92,7 @@ def _pool_axis(x, axis, out, kind):
 
 
 def _adaptive(x, output_size, kind, where):
-    n = spatial_rank(jnp.ndim(check_array(where, "x", x)), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x, integers=kind == "max")
     sizes = adaptive_output_size(output_size, n, where, x.shape[1:-1])
     for axis, out in enumerate(sizes, start=1):

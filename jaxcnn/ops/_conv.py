@@ -101,8 +101,7 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
              [4., 6., 6., 6., 4.]], dtype=float32)
     """
     where = "conv"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     _check_kernel(where, x, kernel, n, groups)
     if kernel.shape[-1] % groups:
         fail(where, "output channels (kernel.shape[-1])", f"divisible by groups={groups}",
@@ -164,8 +163,7 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
       (1, 8, 8, 2)
     """
     where = "conv_transpose"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     _check_kernel(where, x, kernel, n, groups, transpose=True)
     kernel_size = kernel.shape[:n]
     stride = to_tuple(stride, n, where, "stride")

@@ -27,6 +27,7 @@ def stat_dtype(dtype):
 
 
 def _check_x(where, x, min_ndim=2):
+    check_array(where, "x", x)
     _check_float(where, "x", x)
     if jnp.ndim(x) < min_ndim:
         fail(where, "x rank", f">= {min_ndim} (batched, channels-last: (N, ..., C))", jnp.ndim(x),
@@ -159,7 +160,6 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
       (Array([-1.,  1.], dtype=float32), Array([0.2], dtype=float32), Array([1.1], dtype=float32))
     """
     where = "batch_norm"
-    check_array(where, "x", x)
     _check_x(where, x)
     check_axis_name(where, axis_name)
     train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
@@ -241,7 +241,6 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
       Array([[[-1.,  1., -1.,  1.]]], dtype=float32)
     """
     where = "group_norm"
-    check_array(where, "x", x)
     _check_x(where, x)
     eps = _check_eps(where, eps)
     c = x.shape[-1]
@@ -308,7 +307,6 @@ def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
              [-1.,  1.]], dtype=float32)
     """
     where = "layer_norm"
-    check_array(where, "x", x)
     _check_x(where, x)
     eps = _check_eps(where, eps)
     axes = normalize_axes(axes, x.ndim, where)
@@ -344,7 +342,7 @@ def instance_norm(x, scale=None, bias=None, eps=1e-5):
     where = "instance_norm"
     check_array(where, "x", x)
     _check_float(where, "x", x)
-    spatial_rank(jnp.ndim(x), where, "x rank")
+    spatial_rank(x, where, "x rank")
     eps = _check_eps(where, eps)
     sd = stat_dtype(x.dtype)
     mean, var = _moments(x.astype(sd), tuple(range(1, x.ndim - 1)))

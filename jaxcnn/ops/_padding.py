@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._checks import check_array, fail, is_int, spatial_rank
+from jaxcnn._checks import fail, is_int, spatial_rank
 
 PADDING_STRINGS = ("SAME", "VALID", "CAUSAL")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -85,7 +85,7 @@ def pad(x, padding, mode: str = "zeros", value=0.0):
       >>> ops.pad(jnp.arange(3.0).reshape(1, 3, 1), 2, "reflect")[0, :, 0]
       Array([2., 1., 0., 1., 2., 1., 0.], dtype=float32)
     """
-    n = spatial_rank(jnp.ndim(check_array("pad", "x", x)), "pad")
+    n = spatial_rank(x, "pad")
     if mode not in _NUMPY_MODE:
         fail("pad", "mode", "one of 'zeros', 'constant', 'reflect', 'replicate', 'circular'", mode)
     pairs = normalize_padding(padding, n, "pad", strings=())
@@ -127,7 +127,7 @@ def crop(x, cropping):
       >>> ops.crop(jnp.zeros((2, 8, 8, 3)), ((1, 2), 0)).shape
       (2, 5, 8, 3)
     """
-    n = spatial_rank(jnp.ndim(check_array("crop", "x", x)), "crop")
+    n = spatial_rank(x, "crop")
     pairs = normalize_padding(cropping, n, "crop", strings=())
     index = [slice(None)]
     for i, (size, (lo, hi)) in enumerate(zip(x.shape[1:-1], pairs)):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._checks import check_array, check_bool, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import check_bool, fail, is_int, spatial_rank, to_tuple
 from jaxcnn.ops._fast_pool import highest, lowest
 from jaxcnn.ops._lowering import pool_lowering
 from jaxcnn.ops._padding import normalize_padding, resolve_padding
@@ -219,8 +219,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
              [13., 15.]], dtype=float32)
     """
     where = "max_pool"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     return_indices = check_bool(where, "return_indices", return_indices)
@@ -242,8 +241,7 @@ def min_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
       Array([0., 3.], dtype=float32)
     """
     where = "min_pool"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
@@ -263,8 +261,7 @@ def sum_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
              [1., 2., 1.]], dtype=float32)
     """
     where = "sum_pool"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
@@ -298,8 +295,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
       Array([1.5, 3. , 4.5], dtype=float32)
     """
     where = "avg_pool"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     count_include_pad = check_bool(where, "count_include_pad", count_include_pad)
@@ -330,9 +326,8 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
       Array(5., dtype=float32)
     """
     where = "lp_pool"
-    check_array(where, "x", x)
     check_norm_type(where, norm_type)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     check_dtype(where, x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, 0)
@@ -373,8 +368,7 @@ def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size
       Array([0., 3., 2., 0.], dtype=float32)
     """
     where = "max_unpool"
-    check_array(where, "x", x)
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     if jnp.shape(indices) != jnp.shape(x):
         fail(where, "indices shape", f"x's shape {jnp.shape(x)}", jnp.shape(indices))
     if not jnp.issubdtype(jnp.result_type(indices), jnp.integer):

@@ -15,8 +15,7 @@ import numbers
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import (check_array, check_bool, check_choice, fail, is_int, spatial_rank,
-                             to_tuple)
+from jaxcnn._checks import check_bool, check_choice, fail, is_int, spatial_rank, to_tuple
 
 MODES = ("nearest", "linear", "cubic")
 _CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic constant
@@ -193,8 +192,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
       Array([1., 1., 2.], dtype=float32)
     """
     where = "upsample"
-    check_array(where, "x", x)
-    spatial_rank(jnp.ndim(x), where, "x rank")
+    spatial_rank(x, where, "x rank")
     check_resize_args(where, size, scale_factor, mode, align_corners)
     if mode != "nearest" and not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x dtype", f"a floating dtype for mode={mode!r}", str(x.dtype),
@@ -215,7 +213,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
 
 
 def _check_factor(where, x, factor, what):
-    n = spatial_rank(jnp.ndim(x), where, "x rank")
+    n = spatial_rank(x, where, "x rank")
     return n, to_tuple(factor, n, where, what)
 
 
@@ -240,7 +238,6 @@ def pixel_shuffle(x, upscale_factor):
              [2., 3.]], dtype=float32)
     """
     where = "pixel_shuffle"
-    check_array(where, "x", x)
     n, r = _check_factor(where, x, upscale_factor, "upscale_factor")
     c_in, spatial = x.shape[-1], x.shape[1:-1]
     if c_in % math.prod(r):
@@ -269,7 +266,6 @@ def pixel_unshuffle(x, downscale_factor):
       Array([0., 1., 2., 3.], dtype=float32)
     """
     where = "pixel_unshuffle"
-    check_array(where, "x", x)
     n, r = _check_factor(where, x, downscale_factor, "downscale_factor")
     spatial, c = x.shape[1:-1], x.shape[-1]
     if any(s % f for s, f in zip(spatial, r)):

@@ -15,21 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn._checks import as_numeric, fail
+from jaxcnn.train._metrics import example_mask
 
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 TASKS = ("multiclass", "binary", "regression")
 DEFAULT_LOSS = {"multiclass": "cross_entropy", "binary": "binary_cross_entropy",
                 "regression": "mse"}
-
-
-def _mask(mask, shape, where):
-    """The mask as float32 of ``shape`` (any shape of that size: ``(N, 1)`` for ``(N,)``)."""
-    if mask is None:
-        return jnp.ones(shape, jnp.float32)
-    mask = as_numeric(where, "mask", mask)
-    if mask.size != int(np.prod(shape)):
-        fail(where, "mask shape", f"{tuple(shape)} (one entry per example)", mask.shape)
-    return mask.astype(jnp.float32).reshape(shape)
 
 
 def _weighted_mean(values, weights):
@@ -97,7 +88,7 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=
     log_p = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
     loss = nll if eps == 0.0 else (1.0 - eps) * nll - eps * log_p.mean(axis=-1)
-    weights = _mask(mask, labels.shape, where)
+    weights = example_mask(mask, labels.shape, where)
     if class_weights is not None:
         weights = weights * _class_weights(class_weights, num_classes, where)[labels]
     return _weighted_mean(loss, weights)
@@ -141,7 +132,7 @@ def binary_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=N
     t = labels.astype(jnp.float32)
     t = t if eps == 0.0 else (1.0 - eps) * t + 0.5 * eps
     loss = jnp.maximum(logits, 0.0) - logits * t + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    weights = _mask(mask, labels.shape, where)
+    weights = example_mask(mask, labels.shape, where)
     if class_weights is not None:
         weights = weights * _class_weights(class_weights, 2, where)[labels.astype(jnp.int32)]
     return _weighted_mean(loss, weights)
@@ -169,7 +160,7 @@ def mse(predictions, targets, *, mask=None):
             fail("mse", "predictions shape", f"the targets shape {t.shape}", p.shape)
     n = p.shape[0] if p.ndim else 1
     per_example = ((p - t) ** 2).reshape(n, -1).mean(axis=1)
-    return _weighted_mean(per_example, _mask(mask, (n,), "mse"))
+    return _weighted_mean(per_example, example_mask(mask, (n,), "mse"))
 
 
 def resolve_loss(loss, task, label_smoothing=0.0, class_weights=None, *, where="make_train_step"):
