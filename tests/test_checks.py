@@ -1,6 +1,7 @@
-"""The shared argument checks of ``jaxcnn._checks`` (bools, callables, real numbers) and
-the arguments that use them: flags, initializers, activations, ``layer``/``stateless``/
-``named`` and ``axis_name`` (one error-message test each)."""
+"""The shared argument checks of ``jaxcnn._checks`` (bools, arrays, numeric array-likes,
+keys, callables, real numbers) and the arguments that use them: flags, initializers,
+activations, ``layer``/``stateless``/``named``, ``axis_name``, op inputs, losses and
+metrics, augmentation, ``summary``/``interpret`` (one error-message test each)."""
 
 import re
 
