@@ -193,7 +193,8 @@ def main(argv=None) -> dict:
     if cfg.val_fraction > 0:
         tr, va = stratified_split(train[1], cfg.val_fraction, cfg.split_seed)
         train, val = (train[0][tr], train[1][tr]), (train[0][va], train[1][va])
-    model = get_model(cfg.model, num_classes=len(class_names))
+    model_kwargs = {"num_classes": len(class_names)}  # saved: load_run rebuilds the model
+    model = get_model(cfg.model, **model_kwargs)
     steps = cfg.epochs * (len(train[0]) // cfg.batch_size)
     workdir = Path(cfg.workdir or "runs/image_classification/{}-{}-seed{}-{}".format(
         cfg.dataset, cfg.model, cfg.seed, time.strftime("%Y%m%d-%H%M%S")))
@@ -201,7 +202,8 @@ def main(argv=None) -> dict:
           f"{train[0].shape[1:]}, {len(class_names)} classes; model {cfg.model}", flush=True)
     result = fit(model, make_optimizer(cfg, steps), train, val, test, epochs=cfg.epochs,
                  batch_size=cfg.batch_size, seed=cfg.seed, workdir=workdir, resume=cfg.resume,
-                 config={**dataclasses.asdict(cfg), "normalisation": stats},
+                 config={**dataclasses.asdict(cfg), "normalisation": stats,
+                         "model_kwargs": model_kwargs},
                  augment=make_augment(cfg, train[0].shape[1:]),
                  label_smoothing=cfg.label_smoothing, ensemble=cfg.ensemble,
                  progress=cfg.progress)

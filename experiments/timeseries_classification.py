@@ -235,7 +235,8 @@ def main(argv=None):
     t0, c0 = time.perf_counter(), time.process_time()
     data = load_data(cfg)
     cfg = resolve(cfg, data)
-    model = get_model(cfg.model, num_classes=len(data.class_names))
+    model_kwargs = {"num_classes": len(data.class_names)}  # saved: load_run rebuilds it
+    model = get_model(cfg.model, **model_kwargs)
     passes = passes_per_epoch(cfg, len(data.x_train))
     x_train, y_train = np.tile(data.x_train, (passes, 1, 1)), np.tile(data.y_train, passes)
     epochs = math.ceil(cfg.epochs / passes)
@@ -246,7 +247,8 @@ def main(argv=None):
     result = fit(model, make_optimizer(cfg, total_steps), (x_train, y_train),
                  test=(data.x_test, data.y_test), epochs=epochs, batch_size=cfg.batch_size,
                  seed=cfg.seed, workdir=cfg.workdir, resume=cfg.resume, ensemble=cfg.ensemble,
-                 config=dataclasses.asdict(cfg), eval_batch_size=256, log_every=100,
+                 config={**dataclasses.asdict(cfg), "model_kwargs": model_kwargs},
+                 eval_batch_size=256, log_every=100,
                  epoch_loop=cfg.epoch_loop, **select)
     ts, workdir = result.train_state, Path(cfg.workdir)
     summary = {}

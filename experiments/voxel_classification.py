@@ -197,7 +197,8 @@ def main(argv=None):
     cfg = resolve(cfg, data)
     binary = len(data.class_names) == 2
     widths = {} if cfg.model == "voxnet" else {"widths": (cfg.width, 2 * cfg.width, 4 * cfg.width)}
-    model = get_model(cfg.model, num_classes=1 if binary else len(data.class_names), **widths)
+    model_kwargs = {"num_classes": 1 if binary else len(data.class_names), **widths}
+    model = get_model(cfg.model, **model_kwargs)  # model_kwargs saved: load_run rebuilds it
     steps_per_epoch = len(data.x_train) // cfg.batch_size
     optimizer = optax.adamw(optax.cosine_onecycle_schedule(cfg.epochs * steps_per_epoch, cfg.lr),
                             weight_decay=cfg.weight_decay)
@@ -205,7 +206,8 @@ def main(argv=None):
     result = fit(model, optimizer, (data.x_train, data.y_train), val=val,
                  test=(data.x_test, data.y_test), epochs=cfg.epochs,
                  batch_size=cfg.batch_size, seed=cfg.seed, workdir=cfg.workdir,
-                 resume=cfg.resume, ensemble=cfg.ensemble, config=dataclasses.asdict(cfg),
+                 resume=cfg.resume, ensemble=cfg.ensemble,
+                 config={**dataclasses.asdict(cfg), "model_kwargs": model_kwargs},
                  augment=make_augment(cfg), compute_dtype="float32",
                  task="binary" if binary else "multiclass",
                  eval_batch_size=128, log_every=20)

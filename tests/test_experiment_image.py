@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jaxcnn.train import load_run, num_params
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,6 +36,8 @@ def test_default_experiment_learns(experiment, tmp_path):
     assert config["dataset"] == "digits" and config["model"] == "digits_cnn"  # presets resolved
     assert len((workdir / "metrics.jsonl").read_text().splitlines()) >= 3
     assert any((workdir / "checkpoints").iterdir())
+    run = load_run(workdir)  # the model rebuilt from config.json's model and model_kwargs
+    assert num_params(run.params) == 99_178 and run.config["model_kwargs"] == {"num_classes": 10}
     for name in ("curves", "filters", "feature_maps", "confusion"):
         assert (workdir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -191,7 +191,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
                     label_smoothing=label_smoothing, class_weights=class_weights,
                     compute_dtype=compute_dtype, early_stopping=early_stopping, monitor=monitor,
                     ensemble=ensemble, checkpoint_every=checkpoint_every, epoch_loop=loop,
-                    steps_per_epoch=steps_per_epoch, train_size=len(x))
+                    steps_per_epoch=steps_per_epoch, train_size=len(x),
+                    in_shape=x.shape[1:], in_dtype=str(x.dtype))
     pos = {"epoch": 0, "step_in_epoch": 0, "history": [], "best": None, "best_epoch": None,
            "stopped": False, "epoch_sums": None, "seed": seed, "batch_size": batch_size,
            "ensemble": ensemble}
