@@ -5,7 +5,8 @@ Commands (from the repository root):
     python experiments/image_classification.py                  # 8x8 digits, offline
     python experiments/image_classification.py --dataset mnist --data-dir ../shared/data/mnist
     python experiments/image_classification.py --dataset mnist --model small_cnn --epochs 12
-    python experiments/image_classification.py --dataset cifar10 --data-dir /tmp/cifar10
+    python experiments/image_classification.py --dataset cifar10 \
+        --data-dir ../shared/data/cifar10-jpeg.tar.gz
     python experiments/image_classification.py --dataset folder --data-dir PATH --model small_cnn
     python experiments/image_classification.py --dataset npz --data pathmnist.npz
 
@@ -63,7 +64,8 @@ class Config:
     """Train an image classifier; fields left at None take the dataset's preset."""
 
     dataset: Literal["digits", "mnist", "cifar10", "folder", "npz"] = "digits"
-    data_dir: Optional[str] = None  # mnist / cifar10 / folder: where the files are (or go)
+    data_dir: Optional[str] = None  # mnist / cifar10 / folder: where the files are
+    # (cifar10 and folder also read a .tar.gz of an image folder without extracting it)
     data: Optional[str] = None  # npz: the file (--data and --data-dir are interchangeable)
     model: Optional[str] = None  # a name from jaxcnn.models.list_models()
     epochs: Optional[int] = None

@@ -10,6 +10,7 @@ publishers' md5 checksums) when absent; offline, the error says where to put the
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import pickle
@@ -198,8 +199,9 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
 
     ``data_dir`` may hold the official python batches (``cifar-10-batches-py/``), the
     binary batches (``cifar-10-batches-bin/``), an image folder
-    (``train/<class>/*.png``, ``test/<class>/...``) or the ``cifar-10-python.tar.gz``
-    archive (extracted beside it). When none is there the archive is downloaded
+    (``train/<class>/*.png``, ``test/<class>/...``), a ``.tar.gz`` of such a folder (read
+    without extracting it: ``load_cifar10("cifar10-jpeg.tar.gz")``) or the
+    ``cifar-10-python.tar.gz`` archive (extracted beside it). When none is there the archive is downloaded
     (default folder: ``cache_dir("cifar10")``) and its md5 verified. Python batches are
     unpickled with a loader that accepts numpy arrays only.
 
@@ -209,6 +211,8 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
     """
     download = check_bool("load_cifar10", "download", download)
     root = Path(data_dir) if data_dir is not None else cache_dir("cifar10")
+    if root.is_file() and tarfile.is_tarfile(root):
+        return load_image_folder(root)
     kind, folder = _cifar_layout(root)
     if kind is None:
         fetch("cifar10", CIFAR10_FILES, CIFAR10_MIRRORS, root, download_missing=download)
@@ -234,10 +238,11 @@ def _image_files(folder: Path):
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _decode(path, size):
+def _decode(source, size):
+    """An image file (a path or a file object) as ``uint8`` ``(H, W, C)``, C = 1 or 3."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(source) as im:
         im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
         if size is not None and im.size != (size[1], size[0]):
             im = im.resize((size[1], size[0]), Image.BILINEAR)
@@ -245,20 +250,56 @@ def _decode(path, size):
     return a[..., None] if a.ndim == 2 else a
 
 
-def _read_split(folder: Path, classes, size):
+def _folder_tree(root: Path):
+    """``{split: {class: [path, ...]}}`` of an image folder; split ``""`` when the folder
+    has no ``train``/``test`` sub-folders."""
+    splits = ("train", "test") if (root / "train").is_dir() and (root / "test").is_dir() else ("",)
+    return {sp: {c.name: _image_files(c) for c in sorted((root / sp).iterdir()) if c.is_dir()}
+            for sp in splits}
+
+
+def _archive_tree(path: Path):
+    """``{split: {class: [file object, ...]}}`` of an image archive (``.tar``, ``.tar.gz``)
+    laid out like an image folder, read into memory without extracting it. One top-level
+    folder common to every image (``cifar10/train/cat/1.jpg``) is skipped."""
+
+    with tarfile.open(path) as tar:
+        files = [(m.name, tar.extractfile(m).read()) for m in tar
+                 if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTENSIONS]
+    parts = [Path(name).parts for name, _ in files]
+    while parts and len(parts[0]) > 2 and parts[0][0] not in ("train", "test") and all(
+            len(q) > 2 and q[0] == parts[0][0] for q in parts):
+        parts = [q[1:] for q in parts]
+    depths = {len(q) for q in parts}
+    if len(depths) != 1 or depths - {2, 3} or (depths == {3} and {q[0] for q in parts} - {
+            "train", "test"}):
+        fail("load_image_folder", f"the layout of {path}", "<class>/<image> or "
+             "train|test/<class>/<image> inside the archive",
+             sorted({"/".join(q[:-1]) for q in parts})[:4] or "no images")
+    if depths == {3} and {q[0] for q in parts} != {"train", "test"}:
+        fail("load_image_folder", f"the splits in {path}", "both train/ and test/",
+             sorted({q[0] for q in parts}))
+    tree = {}
+    for q, (_, data) in sorted(zip(parts, files), key=lambda t: t[0]):
+        split, cls = (q[0], q[1]) if len(q) == 3 else ("", q[0])
+        tree.setdefault(split, {}).setdefault(cls, []).append(io.BytesIO(data))
+    return tree
+
+
+def _read_split(where, tree, classes, size):
     files, labels = [], []
     for i, c in enumerate(classes):
-        found = _image_files(folder / c) if (folder / c).is_dir() else []
+        found = tree.get(c, [])
         files += found
         labels += [i] * len(found)
     if not files:
-        fail("load_image_folder", f"the images in {folder}", "at least one file with extension "
+        fail("load_image_folder", f"the images in {where}", "at least one file with extension "
              + "/".join(IMAGE_EXTENSIONS), "none", "Expected <folder>/<class name>/<image>")
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         images = list(pool.map(lambda p: _decode(p, size), files))
     shapes = {a.shape[:2] for a in images}
     if len(shapes) > 1:
-        fail("load_image_folder", f"the image sizes in {folder}", "all equal", sorted(shapes)[:4],
+        fail("load_image_folder", f"the image sizes in {where}", "all equal", sorted(shapes)[:4],
              "Pass size=(height, width) to resize them")
     if len({a.shape[-1] for a in images}) > 1:  # some grayscale, some colour: all colour
         images = [np.repeat(a, 3, -1) if a.shape[-1] == 1 else a for a in images]
@@ -269,10 +310,11 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
     """Images in class folders: ``root/train/<class>/*`` and ``root/test/<class>/*``.
 
     Without ``train``/``test`` sub-folders, ``root/<class>/*`` is split into train and
-    test by :func:`stratified_split` (``test_fraction``, ``seed``). Classes are the
-    sorted folder names of the training set. Grayscale images give ``C = 1``, colour
-    (and mixed) ones ``C = 3``; ``size=(H, W)`` resizes (bilinear), otherwise all images
-    must have the same size.
+    test by :func:`stratified_split` (``test_fraction``, ``seed``). ``root`` may also be
+    a ``.tar``/``.tar.gz`` archive of such a folder, read without extracting it. Classes
+    are the sorted folder names of the training set. Grayscale images give ``C = 1``,
+    colour (and mixed) ones ``C = 3``; ``size=(H, W)`` resizes (bilinear), otherwise all
+    images must have the same size.
 
     Example:
       >>> import pathlib, tempfile, numpy as np
@@ -288,23 +330,28 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
       ((8, 5, 6, 3), (2, 5, 6, 3), ('cat', 'dog'))
     """
     root = Path(root)
-    if not root.is_dir():
-        fail("load_image_folder", "root", "an existing folder", str(root))
-    split = (root / "train").is_dir() and (root / "test").is_dir()
-    train_dir = root / "train" if split else root
-    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    if root.is_file() and tarfile.is_tarfile(root):
+        tree = _archive_tree(root)
+    elif root.is_dir():
+        tree = _folder_tree(root)
+    else:
+        fail("load_image_folder", "root", "an existing folder or .tar/.tar.gz archive", str(root))
+    split = "train" in tree
+    train_tree = tree["train" if split else ""]
+    classes = tuple(sorted(train_tree))
     if not classes:
-        fail("load_image_folder", f"the class folders in {train_dir}", "at least one", "none",
+        fail("load_image_folder", f"the class folders in {root / ('train' if split else '')}",
+             "at least one", "none",
              "Expected <root>/<class name>/<image> or <root>/train/<class name>/<image>")
     if split:
-        extra = sorted({p.name for p in (root / "test").iterdir() if p.is_dir()} - set(classes))
+        extra = sorted(set(tree["test"]) - set(classes))
         if extra:
             fail("load_image_folder", "the test classes", f"among the train classes {classes}",
                  extra)
-        x_train, y_train = _read_split(root / "train", classes, size)
-        x_test, y_test = _read_split(root / "test", classes, size)
+        x_train, y_train = _read_split(root / "train", train_tree, classes, size)
+        x_test, y_test = _read_split(root / "test", tree["test"], classes, size)
     else:
-        x, y = _read_split(root, classes, size)
+        x, y = _read_split(root, train_tree, classes, size)
         tr, te = stratified_split(y, test_fraction, seed)
         x_train, y_train, x_test, y_test = x[tr], y[tr], x[te], y[te]
     if x_train.shape[1:] != x_test.shape[1:]:
