@@ -1,4 +1,4 @@
-"""The container every loader returns, and a stratified split."""
+"""The containers the loaders return (``Dataset``, ``VoxelData``), and a stratified split."""
 
 from __future__ import annotations
 
@@ -22,6 +22,23 @@ class Dataset(NamedTuple):
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple
+
+
+class VoxelData(NamedTuple):
+    """Train/test (and optional validation) voxel grids with their labels.
+
+    ``x_*``: ``(N, D, H, W, 1)`` occupancy in ``[0, 1]`` (``uint8`` or ``float32``);
+    ``y_*``: ``(N,)`` ``int32`` indices into ``class_names``. ``x_val``/``y_val`` are
+    ``None`` when the source has no validation split.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 def check_pair(where: str, x, y, what: str = "images"):

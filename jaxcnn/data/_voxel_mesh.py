@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn.data._dataset import VoxelData
 
 _SAMPLE_STEP = 0.4   # lattice spacing on triangles, in voxels
 _RAY_OFFSET = (1.234567e-4, 7.654321e-5)   # keeps rays off shared triangle edges
@@ -206,8 +207,6 @@ def load_off_folder(root, grid: int = 32, *, mode: str = "solid", padding: int =
     sorted order. Voxelising a mesh takes milliseconds at ``32^3``; cache the result
     (``np.savez``) for the full ModelNet.
     """
-    from jaxcnn.data.voxels import VoxelData
-
     root = Path(root)
     where = "load_off_folder"
     if not root.is_dir():

@@ -15,31 +15,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int
-from jaxcnn.data._dataset import check_pair
+from jaxcnn.data._dataset import VoxelData, check_pair  # noqa: F401  (VoxelData: public here)
 from jaxcnn.data._voxel_mesh import load_off_folder, read_off, voxelize_mesh  # noqa: F401
 from jaxcnn.data._voxel_shapes import SHAPE_CLASSES, make_shapes  # noqa: F401
-
-
-class VoxelData(NamedTuple):
-    """Train/test (and optional validation) voxel grids with their labels.
-
-    ``x_*``: ``(N, D, H, W, 1)`` occupancy in ``[0, 1]`` (``uint8`` or ``float32``);
-    ``y_*``: ``(N,)`` ``int32`` indices into ``class_names``. ``x_val``/``y_val`` are
-    ``None`` when the source has no validation split.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple
-    x_val: np.ndarray | None = None
-    y_val: np.ndarray | None = None
 
 
 def load_shapes(grid: int = 32, *, train_per_class: int = 200, val_per_class: int = 50,

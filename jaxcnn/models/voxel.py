@@ -11,8 +11,8 @@ two larger models start with a stride-2 convolution (grids of ``32^3`` are proce
 
 from __future__ import annotations
 
-from jaxcnn import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, leaky_relu,
-                    max_pool, relu, serial)
+from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, leaky_relu,
+                           max_pool, relu, serial)
 from jaxcnn._checks import check_rate, fail, is_int
 from jaxcnn.models.image import basic_block, conv_bn_relu
 
