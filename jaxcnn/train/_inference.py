@@ -174,17 +174,20 @@ def _select_member(params, state, members, member, where):
     return take(params), take(state)
 
 
+def outputs(model, probabilities, params, state, x):
+    """Eval-mode outputs of ``model``: logits, or probabilities (softmax over the last
+    axis; the sigmoid for a single output)."""
+    logits, _ = model.apply(params, state, x, train=False)
+    if not probabilities:
+        return logits
+    if logits.shape[-1] == 1:
+        return jax.nn.sigmoid(logits)
+    return jax.nn.softmax(logits, axis=-1)
+
+
 @functools.cache
 def _forward():
-    def forward(model, probabilities, params, state, x):
-        logits, _ = model.apply(params, state, x, train=False)
-        if not probabilities:
-            return logits
-        if logits.shape[-1] == 1:
-            return jax.nn.sigmoid(logits)
-        return jax.nn.softmax(logits, axis=-1)
-
-    return jit(forward, static_argnums=(0, 1))
+    return jit(outputs, static_argnums=(0, 1))
 
 
 def predict(model, params, state, x, *, batch_size=256, probabilities=False):
