@@ -15,5 +15,6 @@ from jaxcnn.summary import Summary, receptive_field, summary
 from jaxcnn import train  # noqa: E402  (the training engine; needs the layers above)
 from jaxcnn import data, models  # noqa: E402  (datasets, augmentation, the model zoo)
 from jaxcnn._export import export, load_exported  # noqa: E402
+from jaxcnn.convert import from_torch  # noqa: E402
 
 __version__ = "0.1.0"
