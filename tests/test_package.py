@@ -1,4 +1,5 @@
-"""``import jaxcnn`` exposes the public names of the planned API (notes/API.md) that exist."""
+"""``import jaxcnn`` exposes the public API: every layer factory builds a ``Layer``, the
+combinators, ops and initializers are there, and layers and ops are distinct namespaces."""
 
 import jax
 import pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Voxel classification (issue 6) on the GPU machine: shapes, AdrenalMNIST3D and the
+# Voxel classification on a GPU machine: shapes, AdrenalMNIST3D and the
 # ModelNet10 chair/monitor pair x seeds 0 1 2, all with the experiment's default settings.
 #
 #   bash experiments/gpu/run_voxels.sh            # from the repository root
