@@ -12,7 +12,8 @@ LAYER_FACTORIES = {  # name -> arguments that build one
     "dense": (10,), "flatten": (), "reshape": ((-1,),), "identity": (), "activation": (abs,),
     "relu": (), "relu6": (), "gelu": (), "silu": (), "tanh": (), "sigmoid": (), "elu": (),
     "softplus": (), "hard_swish": (), "leaky_relu": (), "softmax": (), "log_softmax": (),
-    "dropout": (0.5,), "spatial_dropout": (0.5,),
+    "dropout": (0.5,), "spatial_dropout": (0.5,), "channel_split": (2,), "channel_shuffle": (2,),
+    "pad": (1,), "crop": (1,), "match_spatial": (),
 }
 COMBINATORS = ["serial", "parallel", "fan_out", "fan_in_sum", "fan_in_concat", "concat",
                "residual", "named"]

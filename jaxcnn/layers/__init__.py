@@ -12,3 +12,5 @@ from jaxcnn.layers._pool import (adaptive_avg_pool, adaptive_max_pool, avg_pool,
                                 global_max_pool, lp_pool, max_pool, min_pool, sum_pool)
 from jaxcnn.layers._norm import batch_norm, group_norm, instance_norm, layer_norm
 from jaxcnn.layers._resize import pixel_shuffle, pixel_unshuffle, upsample
+from jaxcnn.layers._channels import channel_shuffle, channel_split
+from jaxcnn.layers._padding import crop, match_spatial, pad

@@ -176,7 +176,24 @@ def fan_in_concat(axis: int = -1) -> Layer:
 
 
 def concat(*branches: Layer, axis: int = -1) -> Layer:
-    """Applies every branch to the same input and concatenates the outputs along ``axis``."""
+    """Applies every branch to the same input and concatenates the outputs along ``axis``.
+
+    It is ``serial(fan_out(k), parallel(*branches), fan_in_concat(axis))``, so its params
+    (and state) are ``{"fan_out_0": {}, "parallel_1": {"<name>_<i>": branch i's params},
+    "fan_in_concat_2": {}}``, branch ``i`` under its layer name and index; the output's
+    channels are branch 0's, then branch 1's, and so on.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import concat, conv, max_pool, serial, relu
+      >>> net = concat(conv(4, 1), serial(conv(2, 3, padding=1), relu()),
+      ...              max_pool(3, stride=1, padding=1))
+      >>> out_shape, params, _ = net.init(jax.random.key(0), (8, 8, 3))
+      >>> out_shape, list(params["parallel_1"])
+      ((8, 8, 9), ['conv_0', 'serial_1', 'max_pool_2'])
+      >>> params["parallel_1"]["serial_1"]["conv_0"]["kernel"].shape
+      (3, 3, 3, 2)
+    """
     _check_layers("concat", branches)
     return serial(fan_out(len(branches)), parallel(*branches), fan_in_concat(axis))._replace(
         name="concat")

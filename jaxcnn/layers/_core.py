@@ -55,8 +55,26 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
     return layer(where, init_params, forward)
 
 
-def flatten():
-    """Flattens everything but the batch axis: ``(N, *rest) -> (N, prod(rest))``."""
+def flatten(channels_first=False):
+    """Flattens everything but the batch axis: ``(N, *rest) -> (N, prod(rest))``.
+
+    ``channels_first=True`` flattens ``(N, *spatial, C)`` in PyTorch's ``(C, *spatial)``
+    order (moving the channels first), so a ported ``Linear`` weight needs no permutation;
+    the layer is then named ``flatten_channels_first``. (:func:`jaxcnn.from_torch`
+    permutes the weights for either order.)
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn import flatten
+      >>> x = jnp.arange(6.0).reshape(1, 3, 2)  # (N, L, C)
+      >>> flatten().apply({}, {}, x, train=False)[0][0].tolist()
+      [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+      >>> flatten(channels_first=True).apply({}, {}, x, train=False)[0][0].tolist()
+      [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
+    """
+    if check_bool("flatten", "channels_first", channels_first):
+        return stateless("flatten_channels_first",
+                         lambda x: jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1))
     return stateless("flatten", lambda x: x.reshape(x.shape[0], -1))
 
 
