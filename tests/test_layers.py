@@ -339,7 +339,8 @@ def test_low_precision_inputs_keep_dtype(dtype):
     (lambda: jc.conv(4, 3, padding_mode="wrap"), ValueError,
      r"conv: padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular'"),
     (lambda: jc.conv(4, (3, 3)).init(KEY, (8, 2)), ValueError,
-     r"conv: kernel_size must be an int or a sequence of 1 ints \(one per spatial dimension\)"),
+     r"conv: in_shape must be \(H, W, C\) for this 2-d network, got \(8, 2\). in_shape excludes "
+     r"the batch axis"),
     (lambda: jc.conv(4, 5, **F).init(KEY, (3, 3, 2)), ValueError,
      r"conv: padded input size along spatial axis 0 must be >= the dilated kernel size 5"),
     (lambda: jc.conv_transpose(4, 3, padding="SAME"), ValueError,

@@ -1,6 +1,6 @@
 """Layers (pairs of pure functions, see ``_base``) and combinators."""
 
-from jaxcnn.layers._base import Layer, layer, stateless
+from jaxcnn.layers._base import Layer, layer, stateless, with_rank
 from jaxcnn.layers._scope import capture
 from jaxcnn.layers._combinators import (concat, fan_in_concat, fan_in_sum, fan_out, named,
                                         parallel, residual, serial)

@@ -72,12 +72,75 @@ def check_shape(in_shape, where: str):
     return tuple(int(d) for d in in_shape)
 
 
-def check_spatial_shape(in_shape, where: str) -> int:
-    """The spatial rank (1, 2 or 3) of a channels-last shape without batch."""
+_LAYOUTS = {1: "(L, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
+
+
+def check_spatial_shape(in_shape, where: str, rank: int | None = None) -> int:
+    """The spatial rank (1, 2 or 3) of a channels-last shape without batch; with ``rank``,
+    a shape of another rank is refused with a reminder that ``in_shape`` has no batch axis
+    (``(4, 28, 28, 1)`` for a 2-d net would otherwise build a 3-d one)."""
+    if rank is not None and not is_multi(in_shape) and len(in_shape) != rank + 1:
+        fix = ("in_shape excludes the batch axis: pass x.shape[1:] (one example's shape, "
+               "channels last)")
+        if len(in_shape) == rank:
+            fix += f"; a single-channel example keeps its channel axis: {tuple(in_shape) + (1,)}"
+        fail(where, "in_shape", f"{_LAYOUTS[rank]} for this {rank}-d network", tuple(in_shape),
+             fix)
     if is_multi(in_shape) or len(in_shape) not in (2, 3, 4):
         fail(where, "in_shape", "(*spatial, channels) with 1, 2 or 3 spatial axes (no batch axis)",
              in_shape)
     return len(in_shape) - 1
+
+
+def check_batched(where: str, x, rank: int):
+    """Refuses an input ``x`` that is not a batch of ``rank``-d channels-last examples
+    (an unbatched example is the usual mistake), from its static rank."""
+    ndim = getattr(x, "ndim", None)
+    if ndim is not None and ndim != rank + 2:
+        fix = ("Add the batch axis: x[None] for a single example" if ndim == rank + 1
+               else "Inputs are batched and channels-last")
+        fail(where, "the input's shape", f"(N, {_LAYOUTS[rank][1:]}: a batch of {rank}-d "
+             "examples, channels last", tuple(x.shape), fix)
+    return x
+
+
+def check_x(x, where: str):
+    """Refuses ``apply(params, x, train=...)``: the state was left out, so ``x`` is missing."""
+    if x is NOT_GIVEN:
+        raise TypeError(
+            f"{where}: apply takes (params, state, x, *, train, key=None), got two positional "
+            "arguments (params, x?). Pass the state that init returned (an empty dict for "
+            "nets without batch norm): y, state = net.apply(params, state, x, train=False)")
+    return x
+
+
+def with_rank(model: Layer, rank: int, where: str) -> Layer:
+    """``model`` refusing, at ``init``, an ``in_shape`` that is not ``rank``-d (the batch
+    axis passed along is the usual cause) and, at ``apply``, an input that is not a batch
+    of ``rank``-d examples. Every model of :mod:`jaxcnn.models` is wrapped this way.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import serial, conv, with_rank
+      >>> net = with_rank(serial(conv(4, 3)), 2, "my_net")
+      >>> net.init(jax.random.key(0), (4, 8, 8, 1))
+      Traceback (most recent call last):
+      ...
+      ValueError: my_net: in_shape must be (H, W, C) for this 2-d network, got (4, 8, 8, 1). in_shape excludes the batch axis: pass x.shape[1:] (one example's shape, channels last)
+    """
+    check_model(model, "with_rank")
+    if rank not in (1, 2, 3):
+        fail("with_rank", "rank", "1, 2 or 3", rank)
+
+    def init(key, in_shape):
+        check_spatial_shape(check_shape(in_shape, where), where, rank)
+        return model.init(key, in_shape)
+
+    def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_batched(where, check_x(x, where), rank)
+        return model.apply(params, state, x, train=train, key=key)
+
+    return Layer(init, apply, model.name)
 
 
 def _struct(shape, dtype=jnp.float32):
@@ -131,8 +194,8 @@ def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
         params, state = init_params(key, in_shape)
         return output_shape(forward, params, state, in_shape), params, state
 
-    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
-        return forward(params, state, x, check_train(train, name), key)
+    def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        return forward(params, state, check_x(x, name), check_train(train, name), key)
 
     return Layer(init, apply, name)
 

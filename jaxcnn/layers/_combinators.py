@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn._checks import fail, is_int
-from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, is_multi
+from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, check_x, is_multi
 from jaxcnn.layers._scope import child, record
 
 
@@ -70,7 +70,8 @@ def serial(*layers: Layer) -> Layer:
             shape, params[name], state[name] = l.init(jax.random.fold_in(key, i), shape)
         return shape, params, state
 
-    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+    def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_x(x, where)
         check_train(train, where)
         new_state = {}
         for i, (name, l) in enumerate(zip(names, layers)):
@@ -97,7 +98,8 @@ def parallel(*layers: Layer) -> Layer:
             shapes.append(out)
         return tuple(shapes), params, state
 
-    def apply(params, state, xs, *, train=NOT_GIVEN, key=None):
+    def apply(params, state, xs=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_x(xs, where)
         check_train(train, where)
         if not isinstance(xs, (tuple, list)) or len(xs) != len(layers):
             fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__, exc=TypeError)
@@ -119,7 +121,8 @@ def fan_out(num: int) -> Layer:
     def init(key, in_shape):
         return (check_shape(in_shape, "fan_out"),) * num, {}, {}
 
-    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+    def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_x(x, "fan_out")
         check_train(train, "fan_out")
         return (x,) * num, state
 
@@ -132,7 +135,8 @@ def _fan_in(name, merge, merge_shapes):
             fail(name, "in_shape", "a tuple of shapes (the outputs of parallel branches)", in_shape)
         return merge_shapes(check_shape(in_shape, name)), {}, {}
 
-    def apply(params, state, xs, *, train=NOT_GIVEN, key=None):
+    def apply(params, state, xs=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_x(xs, name)
         check_train(train, name)
         return merge(xs), state
 
@@ -226,7 +230,8 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
                  f"Pass a projection shortcut, e.g. shortcut=conv({out[-1]}, 1, stride=...)")
         return out, {"block": pb, "shortcut": ps}, {"block": sb, "shortcut": ss}
 
-    def apply(params, state, x, *, train=NOT_GIVEN, key=None):
+    def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
+        check_x(x, "residual")
         check_train(train, "residual")
         y, sb = _run("block", block, params["block"], state["block"], x, train,
                      _child_key(key, 0))

@@ -7,7 +7,8 @@ import jax
 from jaxcnn import initializers as inits
 from jaxcnn import ops
 from jaxcnn._checks import check_bool, check_choice, fail, is_int, to_tuple
-from jaxcnn.layers._base import check_initializer, check_spatial_shape, initialize, layer
+from jaxcnn.layers._base import (check_batched, check_initializer, check_spatial_shape,
+                                 initialize, layer)
 from jaxcnn.ops._padding import PADDING_MODES, normalize_padding
 
 
@@ -16,6 +17,15 @@ def _rank_hint(*args):
         if isinstance(a, (tuple, list)):
             return len(a)
     return 1
+
+
+def fixed_rank(*args):
+    """The spatial rank the tuples among ``args`` fix (their length), or ``None`` when every
+    argument is an int or a string (the layer then serves any rank)."""
+    for a in args:
+        if isinstance(a, (tuple, list)) and len(a) in (1, 2, 3):
+            return len(a)
+    return None
 
 
 def check_geometry(where, kernel_size, stride=1, dilation=1, padding=0, strings=None):
@@ -76,18 +86,20 @@ def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
     _check_channels(where, out_channels, groups)
     use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding)
+    rank = fixed_rank(kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
     kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
     bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where)
+        n = check_spatial_shape(in_shape, where, rank)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         return _kernel_and_bias(where, key, ks + (in_shape[-1] // groups, out_channels), use_bias,
                                 kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
+        check_batched(where, x, params["kernel"].ndim - 2)
         return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
                         dilation=dilation, groups=groups, padding_mode=padding_mode), state
 
@@ -110,11 +122,12 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
     _check_channels(where, out_channels, groups)
     use_bias = check_bool(where, "use_bias", use_bias)
     check_geometry(where, kernel_size, stride, dilation, padding, strings=("VALID",))
+    rank = fixed_rank(kernel_size, stride, dilation, padding, output_padding)
     kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
     bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where)
+        n = check_spatial_shape(in_shape, where, rank)
         _check_in_channels(where, in_shape, groups)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         params, state = _kernel_and_bias(where, key, ks + (in_shape[-1], out_channels // groups),
@@ -125,6 +138,7 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
         return params, state
 
     def forward(params, state, x, train, key):
+        check_batched(where, x, params["kernel"].ndim - 2)
         return ops.conv_transpose(x, params["kernel"], params.get("bias"), stride=stride,
                                   padding=padding, output_padding=output_padding,
                                   dilation=dilation, groups=groups), state
@@ -146,12 +160,13 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
     if not is_int(depth_multiplier) or depth_multiplier < 1:
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)
+    rank = fixed_rank(kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
     kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
     bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where)
+        n = check_spatial_shape(in_shape, where, rank)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         mid = in_shape[-1] * depth_multiplier
         d_key, p_key, b_key = jax.random.split(key, 3)
@@ -164,6 +179,7 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
         return params, {}
 
     def forward(params, state, x, train, key):
+        check_batched(where, x, params["depthwise_kernel"].ndim - 2)
         return ops.separable_conv(x, params["depthwise_kernel"], params["pointwise_kernel"],
                                   params.get("bias"), stride=stride, padding=padding,
                                   dilation=dilation, padding_mode=padding_mode), state
@@ -183,17 +199,19 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
     if not is_int(depth_multiplier) or depth_multiplier < 1:
         fail(where, "depth_multiplier", "a positive int", depth_multiplier)
     check_geometry(where, kernel_size, stride, dilation, padding)
+    rank = fixed_rank(kernel_size, stride, dilation, padding)
     check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
     kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
     bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where)
+        n = check_spatial_shape(in_shape, where, rank)
         ks = to_tuple(kernel_size, n, where, "kernel_size")
         c_out = in_shape[-1] * depth_multiplier
         return _kernel_and_bias(where, key, ks + (1, c_out), use_bias, kernel_init, bias_init)
 
     def forward(params, state, x, train, key):
+        check_batched(where, x, params["kernel"].ndim - 2)
         return ops.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
                         dilation=dilation, groups=x.shape[-1], padding_mode=padding_mode), state
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jaxcnn._checks import check_bool, check_choice, check_rate, fail, is_int
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
-                           max_pool, relu, residual, serial, stateless, tanh)
+                           max_pool, relu, residual, serial, stateless, tanh, with_rank)
 
 _ACTIVATIONS = {"relu": relu, "tanh": tanh}
 
@@ -60,9 +60,10 @@ def lenet5(num_classes=10, variant="28", activation="relu"):
     check_choice(variant, ("28", "32"), where, "variant")
     check_choice(activation, tuple(_ACTIVATIONS), where, "activation")
     act = _ACTIVATIONS[activation]
-    return serial(conv(6, 5, padding=2 if variant == "28" else 0), act(), max_pool(2),
-                  conv(16, 5), act(), max_pool(2),
-                  flatten(), dense(120), act(), dense(84), act(), dense(num_classes))
+    return with_rank(serial(conv(6, 5, padding=2 if variant == "28" else 0), act(), max_pool(2),
+                            conv(16, 5), act(), max_pool(2),
+                            flatten(), dense(120), act(), dense(84), act(), dense(num_classes)),
+                     2, where)
 
 
 def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
@@ -85,7 +86,8 @@ def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
     layers = []
     for c in channels:
         layers += [conv(c, 3, padding=1), relu(), conv(c, 3, padding=1), relu(), max_pool(2)]
-    return serial(*layers, flatten(), dense(hidden), relu(), dropout(rate), dense(num_classes))
+    return with_rank(serial(*layers, flatten(), dense(hidden), relu(), dropout(rate),
+                            dense(num_classes)), 2, where)
 
 
 def conv_bn_relu(out_channels, kernel_size=3, stride=1):
@@ -121,7 +123,7 @@ def small_cnn(num_classes=10, widths=(32, 64, 128), rate=0.0):
     for i, w in enumerate(widths):
         stages += [conv_bn_relu(w), conv_bn_relu(w)]
         stages.append(max_pool(2) if i < len(widths) - 1 else global_avg_pool())
-    return serial(*stages, dropout(rate), dense(num_classes))
+    return with_rank(serial(*stages, dropout(rate), dense(num_classes)), 2, where)
 
 
 VGG_CONFIGS = {
@@ -158,7 +160,7 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
         for _ in range(n):
             layers += ([conv_bn_relu(c)] if batch_norm else [conv(c, 3, padding=1), relu()])
         layers.append(max_pool(2, ceil_mode=True))
-    return serial(*layers, global_avg_pool(), dense(num_classes))
+    return with_rank(serial(*layers, global_avg_pool(), dense(num_classes)), 2, where)
 
 
 def pad_shortcut(out_channels, stride=2):
@@ -229,8 +231,9 @@ def resnet_cifar(depth=20, num_classes=10, shortcut="A", width=16):
     check_choice(shortcut, ("A", "B"), where, "shortcut")
     n = (depth - 2) // 6
     widths = (width, 2 * width, 4 * width)
-    return serial(conv_bn_relu(width), *_stages(widths, (n,) * 3, (1, 2, 2), shortcut, width),
-                  global_avg_pool(), dense(num_classes))
+    return with_rank(serial(conv_bn_relu(width),
+                            *_stages(widths, (n,) * 3, (1, 2, 2), shortcut, width),
+                            global_avg_pool(), dense(num_classes)), 2, f"resnet{depth}")
 
 
 def resnet20(num_classes=10, shortcut="A"):
@@ -276,5 +279,5 @@ def resnet18(num_classes=10, small_input=True):
     else:
         stem = [conv(64, 7, stride=2, padding=3, use_bias=False), batch_norm(), relu(),
                 max_pool(3, stride=2, padding=1)]
-    return serial(*stem, *_stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), "B", 64),
-                  global_avg_pool(), dense(num_classes))
+    return with_rank(serial(*stem, *_stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2),
+                                    "B", 64), global_avg_pool(), dense(num_classes)), 2, where)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from jaxcnn._checks import check_choice, check_rate, fail, is_int
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
-                           layer_norm, max_pool, named, relu, residual, serial)
+                           layer_norm, max_pool, named, relu, residual, serial, with_rank)
 
 
 def _check_ints(where, what, values, minimum=1):
@@ -30,11 +30,11 @@ def _check_ints(where, what, values, minimum=1):
 
 def _classifier(where, features, num_classes, pool=None):
     if num_classes is None:
-        return features
+        return with_rank(features, 1, where)
     if not is_int(num_classes) or num_classes < 1:
         fail(where, "num_classes", "a positive int (or None for the features alone)", num_classes)
-    return serial(named("features", features), named("pool", pool or global_avg_pool()),
-                  named("head", dense(num_classes)))
+    return with_rank(serial(named("features", features), named("pool", pool or global_avg_pool()),
+                            named("head", dense(num_classes))), 1, where)
 
 
 def conv_bn_relu(out_channels, kernel_size, dilation=1, padding="SAME", momentum=0.9):

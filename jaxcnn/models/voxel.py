@@ -12,7 +12,7 @@ two larger models start with a stride-2 convolution (grids of ``32^3`` are proce
 from __future__ import annotations
 
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, leaky_relu,
-                           max_pool, relu, serial)
+                           max_pool, relu, serial, with_rank)
 from jaxcnn._checks import check_rate, fail, is_int
 from jaxcnn.models.image import basic_block, conv_bn_relu
 
@@ -49,9 +49,10 @@ def voxnet(num_classes=10, rates=(0.2, 0.3, 0.4), negative_slope=0.1):
     if not isinstance(rates, (tuple, list)) or len(rates) != 3:
         fail(where, "rates", "three dropout rates (conv 1, pool, hidden)", rates)
     r1, r2, r3 = (check_rate(r, where) for r in rates)
-    return serial(conv(32, 5, stride=2), leaky_relu(negative_slope), dropout(r1),
-                  conv(32, 3), leaky_relu(negative_slope), max_pool(2), dropout(r2),
-                  flatten(), dense(128), relu(), dropout(r3), dense(num_classes))
+    return with_rank(serial(conv(32, 5, stride=2), leaky_relu(negative_slope), dropout(r1),
+                            conv(32, 3), leaky_relu(negative_slope), max_pool(2), dropout(r2),
+                            flatten(), dense(128), relu(), dropout(r3), dense(num_classes)),
+                     3, where)
 
 
 def resnet3d_small(num_classes=10, widths=(16, 32, 64), blocks=(1, 1, 1), stem_stride=2):
@@ -83,7 +84,7 @@ def resnet3d_small(num_classes=10, widths=(16, 32, 64), blocks=(1, 1, 1), stem_s
             change = stride != 1 or w != prev
             layers.append(basic_block(w, stride, "B" if change else "identity"))
             prev = w
-    return serial(*layers, global_avg_pool(), dense(num_classes))
+    return with_rank(serial(*layers, global_avg_pool(), dense(num_classes)), 3, where)
 
 
 def small_cnn3d(num_classes=10, widths=(16, 32, 64), rate=0.0, stem_stride=2):
@@ -107,4 +108,4 @@ def small_cnn3d(num_classes=10, widths=(16, 32, 64), rate=0.0, stem_stride=2):
     for i, w in enumerate(widths):
         layers += [conv_bn_relu(w), conv_bn_relu(w)]
         layers.append(max_pool(2) if i < len(widths) - 1 else global_avg_pool())
-    return serial(*layers, dropout(rate), dense(num_classes))
+    return with_rank(serial(*layers, dropout(rate), dense(num_classes)), 3, where)

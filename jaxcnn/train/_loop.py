@@ -63,6 +63,47 @@ def _check_positive(value, name, where, allow_none=False):
     return value
 
 
+def _check_layout(x, where):
+    """Refuses a batch of images or volumes that looks channels-first (NCHW, NCDHW): a
+    small second axis and large spatial ones (e.g. ``(N, 1, 28, 28)``)."""
+    if x.ndim in (4, 5) and x.shape[1] <= 4 and all(d > 4 for d in x.shape[2:]):
+        layout = "(N, H, W, C)" if x.ndim == 4 else "(N, D, H, W, C)"
+        fail(where, "the training inputs' layout", f"channels-last {layout}", x.shape,
+             "It looks channels-first (channels on axis 1); move them last: "
+             "x = np.moveaxis(x, 1, -1)")
+
+
+def _num_classes(model, in_shape, task):
+    """The number of classes the model's output encodes (2 for one binary logit)."""
+    if task == "binary":
+        return 2
+    shapes = []
+
+    def init(key):
+        out_shape, params, state = model.init(key, in_shape)
+        shapes.append(out_shape)
+        return params
+
+    jax.eval_shape(init, jax.random.key(0))
+    return shapes[0][-1] if shapes[0] else 1
+
+
+def check_labels(y, num_classes, name, where):
+    """Refuses integer labels outside ``[0, num_classes)`` before training starts (they
+    would show up only as a non-finite or meaningless loss), naming a value and the count."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iub":
+        return
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        values = ", ".join(str(v) for v in np.unique(y[bad])[:5])
+        raise ValueError(
+            f"{where}: the {name} labels must be in [0, {num_classes}) for a model with "
+            f"{num_classes} outputs, got {int(bad.sum())} of {y.size} outside it (values "
+            f"{values}{', ...' if len(np.unique(y[bad])) > 5 else ''}). Labels count from 0 "
+            "(1-based labels: use y - 1), or build the model with num_classes=max(y) + 1")
+
+
 def _ensemble_fns(model, optimizer, members, loss, step_options):
     """``(init(key, in_shape), step)`` for ``members`` models trained side by side
     (:mod:`jaxcnn.train._ensemble`: member ``i`` gets ``split(key, members)[i]``)."""
@@ -180,7 +221,12 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         init, train_step = _ensemble_fns(model, optimizer, ensemble, loss, step_options)
     key = jax.random.key(seed)
     run_key = jax.random.fold_in(key, 1)
+    _check_layout(x, where)
     ts = init(jax.random.fold_in(key, 0), x.shape[1:])
+    if task != "regression" and loss is None:
+        for name, split in (("train", train), ("val", val), ("test", test)):
+            if split is not None:
+                check_labels(split[1], _num_classes(model, x.shape[1:], task), name, where)
     eval_kw = dict(task=task, loss=loss, top_k=top_k, compute_dtype=compute_dtype,
                    members=ensemble > 1)
     eval_bs = eval_batch_size or batch_size
