@@ -51,7 +51,16 @@ def spatial_rank(x, where: str, what: str = "input rank") -> int:
         fail(where, what,
                   "3, 4 or 5 (batched, channels-last: NWC, NHWC or NDHWC)", x_ndim,
                   "Add a batch axis with x[None] if you passed a single example")
+    check_nonempty(where, x)
     return n
+
+
+def check_nonempty(where: str, x):
+    """Refuses an array with an empty axis other than the batch: an empty batch is a
+    batch, an empty image or channel axis is a bug upstream (a mean over it is NaN)."""
+    if 0 in x.shape[1:]:
+        fail(where, "the non-batch axes of x", "non-empty (only the batch may be empty)",
+             tuple(x.shape))
 
 
 def check_bool(where: str, what: str, value, expected: str = "a bool", *,

@@ -16,9 +16,18 @@ if XLA_TEST_FLAGS not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Property tests (tests/test_fuzz_*.py): "ci" is the default, derandomised so a run is
+# reproducible; "--hypothesis-profile=long" draws 20x more examples from a fresh seed.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=_SLOW_OK)
+settings.register_profile("long", max_examples=400, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile("ci")
 
 # Per-dtype tolerances for comparisons against float64 numpy references.
 TOL = {np.dtype("float32"): dict(rtol=2e-5, atol=2e-5),

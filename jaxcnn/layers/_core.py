@@ -72,10 +72,11 @@ def flatten(channels_first=False):
       >>> flatten(channels_first=True).apply({}, {}, x, train=False)[0][0].tolist()
       [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
     """
+    # sizes from the static shape, not -1: reshape cannot infer -1 for an empty batch
     if check_bool("flatten", "channels_first", channels_first):
-        return stateless("flatten_channels_first",
-                         lambda x: jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1))
-    return stateless("flatten", lambda x: x.reshape(x.shape[0], -1))
+        return stateless("flatten_channels_first", lambda x: jnp.moveaxis(x, -1, 1).reshape(
+            x.shape[0], math.prod(x.shape[1:])))
+    return stateless("flatten", lambda x: x.reshape(x.shape[0], math.prod(x.shape[1:])))
 
 
 def reshape(shape):
@@ -93,8 +94,11 @@ def reshape(shape):
             fail("reshape", "shape", f"compatible with in_shape {in_shape} ({size} elements)", shape)
         return {}, {}
 
-    return layer("reshape", init_params,
-                 lambda p, s, x, train, key: (x.reshape((x.shape[0],) + shape), s))
+    def forward(params, state, x, train, key):  # -1 resolved here: an empty batch has no size
+        size = math.prod(x.shape[1:]) // math.prod(d for d in shape if d != -1)
+        return x.reshape((x.shape[0],) + tuple(size if d == -1 else d for d in shape)), state
+
+    return layer("reshape", init_params, forward)
 
 
 def identity():
@@ -156,20 +160,33 @@ def leaky_relu(negative_slope: float = 0.01):
 
 
 def _check_axis(where, axis):
-    """An int or a tuple of ints; ranges are checked by JAX against the input's rank."""
+    """An int or a tuple of ints; ranges are checked at ``init`` against the input's rank."""
     if not (is_int(axis) or (isinstance(axis, tuple) and axis and all(is_int(a) for a in axis))):
         fail(where, "axis", "an int or a non-empty tuple of ints", axis, exc=TypeError)
     return axis
 
 
+def _over_axis(where, fn, axis):
+    """A stateless layer ``fn(x, axis=axis)``; ``axis`` counts the batch axis, as in JAX."""
+    axis = _check_axis(where, axis)
+
+    def init_params(key, in_shape):
+        rank = len(in_shape) + 1
+        axes = (axis,) if is_int(axis) else axis
+        if any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) < len(axes):
+            fail(where, "axis", f"distinct axes in [-{rank}, {rank}) for a batched input of rank "
+                 f"{rank}", axis)
+        return {}, {}
+
+    return layer(where, init_params, lambda p, s, x, train, key: (fn(x, axis=axis), s))
+
+
 def softmax(axis: int = -1):
-    axis = _check_axis("softmax", axis)
-    return stateless("softmax", functools.partial(jax.nn.softmax, axis=axis))
+    return _over_axis("softmax", jax.nn.softmax, axis)
 
 
 def log_softmax(axis: int = -1):
-    axis = _check_axis("log_softmax", axis)
-    return stateless("log_softmax", functools.partial(jax.nn.log_softmax, axis=axis))
+    return _over_axis("log_softmax", jax.nn.log_softmax, axis)
 
 
 def _dropout(name, rate, mask_shape):

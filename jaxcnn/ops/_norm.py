@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import check_array, check_bool, fail, is_int, spatial_rank
+from jaxcnn._checks import check_array, check_bool, check_nonempty, fail, is_int, spatial_rank
 from jaxcnn.ops._conv import _check_float
 from jaxcnn.ops._fast_conv import channel_sum
 from jaxcnn.ops._lowering import decide
@@ -32,6 +32,7 @@ def _check_x(where, x, min_ndim=2):
     if jnp.ndim(x) < min_ndim:
         fail(where, "x rank", f">= {min_ndim} (batched, channels-last: (N, ..., C))", jnp.ndim(x),
              "Add a batch axis with x[None] if you passed a single example")
+    check_nonempty(where, x)
 
 
 def _check_eps(where, eps):
