@@ -24,11 +24,18 @@ def _net():
 
 
 def _trained_like(net, in_shape):
-    """Parameters and non-trivial batch-norm statistics (one train-mode pass)."""
-    _, params, state = net.init(jax.random.key(0), in_shape)
-    x = jax.random.normal(jax.random.key(1), (4,) + in_shape)
-    _, state = net.apply(params, state, x, train=True)
-    return params, state
+    """Parameters and non-trivial batch-norm statistics (one train-mode pass), compiled as
+    one program (eager dispatch compiles every operation on its own)."""
+    def init(key):
+        _, params, state = net.init(key, in_shape)
+        x = jax.random.normal(jax.random.key(1), (4,) + in_shape)
+        return params, net.apply(params, state, x, train=True)[1]
+
+    return jax.jit(init)(jax.random.key(0))
+
+
+def _eval(net, params, state, x):
+    return jax.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])(params, state, x)
 
 
 def _custom_calls(exported):
@@ -63,7 +70,7 @@ def test_a_process_without_jaxcnn_runs_it_at_two_batch_sizes(artifact, tmp_path)
     assert out.returncode == 0, out.stderr
     ys = np.load(tmp_path / "y.npz")
     for n, x in xs.items():
-        expected, _ = net.apply(params, state, jnp.asarray(x), train=False)
+        expected = _eval(net, params, state, jnp.asarray(x))
         np.testing.assert_allclose(ys[str(n)], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -72,7 +79,7 @@ def test_load_exported_and_probabilities(artifact, tmp_path):
     run = jc.load_exported(path)
     assert run.exported.in_avals[0].shape[1:] == (6, 6, 2)
     x = np.random.default_rng(1).normal(size=(7, 6, 6, 2)).astype(np.float32)
-    expected = np.asarray(net.apply(params, state, jnp.asarray(x), train=False)[0])
+    expected = np.asarray(_eval(net, params, state, jnp.asarray(x)))
     np.testing.assert_allclose(run(x), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(run(x[:2].astype(np.float64)), expected[:2], rtol=1e-5, atol=1e-5)
     jc.export(net, params, state, (6, 6, 2), tmp_path / "p.bin", probabilities=True)
@@ -93,7 +100,7 @@ def test_one_and_three_spatial_dimensions(in_shape, n, tmp_path):
     run = jc.load_exported(_export_to(net, params, state, in_shape, tmp_path / "m.bin"))
     assert _custom_calls(run.exported) <= {"shape_assertion"}
     x = jax.random.normal(jax.random.key(n), (n,) + in_shape)
-    np.testing.assert_allclose(run(x), net.apply(params, state, x, train=False)[0],
+    np.testing.assert_allclose(run(x), _eval(net, params, state, jnp.asarray(x)),
                                rtol=1e-5, atol=1e-5)
 
 
@@ -137,5 +144,5 @@ def test_readme_example(artifact, tmp_path):
     scope = {"jc": jc, "run": SimpleNamespace(model=net, params=params, state=state),
              "x_test": x}
     exec(compile(block, "README.md", "exec"), scope)
-    np.testing.assert_allclose(scope["logits"], net.apply(params, state, x, train=False)[0],
+    np.testing.assert_allclose(scope["logits"], _eval(net, params, state, jnp.asarray(x)),
                                rtol=1e-5, atol=1e-5)

@@ -31,14 +31,19 @@ def _data(n=48, seed=0):
     return x, y
 
 
+def _eval(model, params, state, x):
+    return jax.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])(params, state,
+                                                                          jnp.asarray(x))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A short fit of a batch-norm CNN from the zoo; the best epoch is what fit returns."""
     workdir = tmp_path_factory.mktemp("inference") / "run"
     x, y = _data()
     model = get_model(CONFIG["model"], **CONFIG["model_kwargs"])
-    result = fit(model, optax.adam(0.05), (x, y), val=(x[:16], y[:16]), epochs=3,
-                 batch_size=16, workdir=workdir, config=CONFIG, progress=False)
+    result = fit(model, optax.adam(0.05), (x, y), epochs=3, batch_size=16, workdir=workdir,
+                 config=CONFIG, monitor="train_loss", progress=False)
     return model, result, workdir
 
 
@@ -46,7 +51,7 @@ def test_fresh_process_reproduces_the_training_outputs(run, tmp_path):
     model, result, workdir = run
     x = _data(n=21, seed=1)[0]
     ts = result.train_state  # the best epoch's state (keep_best)
-    expected, _ = model.apply(ts.params, ts.state, jnp.asarray(x), train=False)
+    expected = _eval(model, ts.params, ts.state, x)
     assert jax.tree.leaves(ts.state)  # batch-norm statistics: the state matters
     script = textwrap.dedent(f"""
         import numpy as np
@@ -112,7 +117,9 @@ def test_run_folders_missing_what_load_run_needs(run, tmp_path):
     with pytest.raises(ValueError, match=r"run folder must be one with checkpoints/"):
         load_run(tmp_path)
     (tmp_path / "best").mkdir()
-    with pytest.raises(ValueError, match=r"load_run: best/ must be a folder holding checkpoints"):
+    with pytest.raises(ValueError, match=r"load_run: best/ must be a folder holding checkpoints, "
+                       r"got '.*best'. fit writes best/ with keep_best=True once the monitored "
+                       r"metric improves; use which='last'"):
         load_run(tmp_path, which="best")
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -149,7 +156,7 @@ def test_predict_matches_apply_and_compiles_once():
     net = jc.serial(jc.conv(4, 3), jc.batch_norm(), jc.relu(), jc.flatten(), jc.dense(3))
     _, params, state = net.init(jax.random.key(0), (6, 6, 2))
     x = np.random.default_rng(0).normal(size=(10, 6, 6, 2)).astype(np.float32)
-    expected = np.asarray(net.apply(params, state, jnp.asarray(x), train=False)[0])
+    expected = np.asarray(_eval(net, params, state, x))
     from jaxcnn.train._inference import _forward
     before = _forward()._cache_size()
     logits = predict(net, params, state, x, batch_size=4)  # batches 4, 4, 2 (padded to 4)
@@ -186,6 +193,5 @@ def test_readme_example(run):
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "load_run(" in b)
     scope = {"net": model, "x_test": _data(n=5, seed=2)[0]}
     exec(compile(block.replace('"runs/my_run"', repr(str(workdir))), "README.md", "exec"), scope)
-    expected = model.apply(result.train_state.params, result.train_state.state,
-                           jnp.asarray(scope["x_test"]), train=False)[0]
+    expected = _eval(model, result.train_state.params, result.train_state.state, scope["x_test"])
     np.testing.assert_array_equal(scope["labels"], np.argmax(expected, axis=-1))

@@ -94,7 +94,9 @@ def _restore(directory, step, where):
     with ocp.CheckpointManager(directory) as manager:
         steps = sorted(manager.all_steps())
         if not steps:
-            fail(where, f"{directory.name}/", "a folder holding checkpoints", str(directory))
+            hint = ("fit writes best/ with keep_best=True once the monitored metric improves; "
+                    "use which='last'" if directory.name == "best" else "")
+            fail(where, f"{directory.name}/", "a folder holding checkpoints", str(directory), hint)
         if step is None:
             step = steps[-1]
         elif step not in steps:
