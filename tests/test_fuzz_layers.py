@@ -53,7 +53,11 @@ FACTORIES = {
     "elu": ((st.one_of(st.floats(0, 2), ODD),), ("elu",)),
     "softmax": ((st.one_of(st.integers(-3, 2), ODD),), ("softmax",)),
     "reshape": ((st.lists(st.integers(-1, 6), min_size=1, max_size=3).map(tuple),), ("reshape",)),
-    "flatten": ((), ("flatten",)),
+    "flatten": ((BOOL,), ("flatten",)),
+    "pad": ((PAD, st.sampled_from(["zeros", "constant", "reflect", "replicate", "circular", "x"]),
+             st.one_of(st.floats(-1, 1), ODD)), ("pad",)),
+    "crop": ((PAD,), ("crop",)),
+    "channel_shuffle": ((ANY,), ("channel_shuffle",)),
     "global_max_pool": ((), ("global_max_pool",)),
 }
 DTYPES = ["float32", "float32", "bfloat16", "float16"]
