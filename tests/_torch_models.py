@@ -110,3 +110,202 @@ def resnet18(num_classes=1000):
 def resnet20(num_classes=10):
     """jaxcnn.models.resnet20() (option-A shortcuts)."""
     return ResNet((3, 3, 3), (16, 32, 64), num_classes, imagenet=False)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck (stride on the 3x3)."""
+
+    def __init__(self, c_in, width, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, 4 * width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or c_in != 4 * width:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, 4 * width, 1, stride, bias=False),
+                                            nn.BatchNorm2d(4 * width))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(ResNet):
+    """torchvision.models.resnet50's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000):
+        nn.Module.__init__(self)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = 64
+        for i, (n, w) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+            layers = []
+            for j in range(n):
+                layers.append(Bottleneck(c_in, w, 2 if i > 0 and j == 0 else 1))
+                c_in = 4 * w
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
+        self.num_stages = 4
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(c_in, num_classes)
+
+
+def resnet34(num_classes=1000):
+    """torchvision.models.resnet34's architecture and state-dict keys."""
+    return ResNet((3, 4, 6, 3), (64, 128, 256, 512), num_classes, imagenet=True)
+
+
+def _conv_bn_act(c_in, c_out, k=3, stride=1, groups=1, act=nn.ReLU6):
+    """torchvision's Conv2dNormActivation: keys ``.0`` (conv), ``.1`` (batch norm)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, groups=groups,
+                                   bias=False), nn.BatchNorm2d(c_out), act(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 block (``conv`` holds the layers)."""
+
+    def __init__(self, c_in, c_out, stride, t):
+        super().__init__()
+        hidden = c_in * t
+        self.use_res_connect = stride == 1 and c_in == c_out
+        layers = [_conv_bn_act(c_in, hidden, 1)] if t != 1 else []
+        layers += [_conv_bn_act(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision.models.mobilenet_v2's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        features, c_in = [_conv_bn_act(3, 32, 3, 2)], 32
+        for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+            for i in range(n):
+                features.append(InvertedResidual(c_in, c, s if i == 0 else 1, t))
+                c_in = c
+        features.append(_conv_bn_act(c_in, 1280, 1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision's ShuffleNetV2 InvertedResidual (``branch1``, ``branch2``)."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.stride, half = stride, c_out // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
+                nn.BatchNorm2d(c_in), nn.Conv2d(c_in, half, 1, bias=False), nn.BatchNorm2d(half),
+                nn.ReLU(inplace=True))
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(c_in if stride > 1 else half, half, 1, bias=False), nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True), nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False),
+            nn.BatchNorm2d(half), nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        n, c, h, w = out.shape  # torchvision's channel_shuffle(out, 2)
+        return out.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ShuffleNetV2(nn.Module):
+    """torchvision.models.shufflenet_v2_x1_0's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000, widths=(24, 116, 232, 464, 1024), repeats=(4, 8, 4)):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
+                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = widths[0]
+        for i, (c, n) in enumerate(zip(widths[1:-1], repeats)):
+            units = [ShuffleUnit(c_in, c, 2)] + [ShuffleUnit(c, c, 1) for _ in range(n - 1)]
+            setattr(self, f"stage{i + 2}", nn.Sequential(*units))
+            c_in = c
+        self.conv5 = nn.Sequential(nn.Conv2d(c_in, widths[-1], 1, bias=False),
+                                   nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.conv1(x))
+        x = self.stage4(self.stage3(self.stage2(x)))
+        return self.fc(self.conv5(x).mean([2, 3]))
+
+
+class Fire(nn.Module):
+    """torchvision's SqueezeNet Fire module."""
+
+    def __init__(self, c_in, squeeze, expand):
+        super().__init__()
+        self.squeeze = nn.Conv2d(c_in, squeeze, 1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat([self.expand1x1_activation(self.expand1x1(x)),
+                          self.expand3x3_activation(self.expand3x3(x))], 1)
+
+
+class SqueezeNet(nn.Module):
+    """torchvision.models.squeezenet1_1's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=True), pool(), Fire(64, 16, 64),
+            Fire(128, 16, 64), pool(), Fire(128, 32, 128), Fire(256, 32, 128), pool(),
+            Fire(256, 48, 192), Fire(384, 48, 192), Fire(384, 64, 256), Fire(512, 64, 256))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1),
+                                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1)))
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+class AlexNet(nn.Module):
+    """torchvision.models.alexnet's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * 36, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

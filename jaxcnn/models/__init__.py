@@ -11,6 +11,8 @@ from jaxcnn._checks import fail
 from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, pad_shortcut,
                                  resnet18, resnet20, resnet32, resnet56, resnet_cifar, small_cnn,
                                  vgg)
+from jaxcnn.models.imagenet import (alexnet, bottleneck, fire, inverted_residual, mobilenet_v2,
+                                    resnet34, resnet50, shuffle_unit, shufflenet_v2, squeezenet)
 from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
 from jaxcnn.models.voxel import resnet3d_small, small_cnn3d, voxnet
 
@@ -27,6 +29,13 @@ MODELS = {
     "resnet32": resnet32,
     "resnet56": resnet56,
     "resnet18": resnet18,
+    # ImageNet classifiers in torchvision's layout (jaxcnn.models.imagenet)
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "mobilenet_v2": mobilenet_v2,
+    "shufflenet_v2": shufflenet_v2,
+    "squeezenet": squeezenet,
+    "alexnet": alexnet,
     # 1-d time series (jaxcnn.models.timeseries)
     "fcn": fcn,
     "resnet1d": resnet1d,

@@ -274,10 +274,16 @@ def resnet18(num_classes=10, small_input=True):
     """
     where = "resnet18"
     _check_classes(where, num_classes)
-    if small_input:
-        stem = [conv_bn_relu(64)]
-    else:
-        stem = [conv(64, 7, stride=2, padding=3, use_bias=False), batch_norm(), relu(),
-                max_pool(3, stride=2, padding=1)]
-    return with_rank(serial(*stem, *_stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2),
-                                    "B", 64), global_avg_pool(), dense(num_classes)), 2, where)
+    return with_rank(serial(*resnet_stem(small_input),
+                            *_stages((64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), "B", 64),
+                            global_avg_pool(), dense(num_classes)), 2, where)
+
+
+def resnet_stem(small_input):
+    """The layers before a ResNet's first stage: a 3x3 ``conv_bn_relu(64)`` for small
+    (CIFAR) inputs, else the ImageNet stem (7x7 stride-2 conv, batch norm, ReLU, 3x3
+    stride-2 max pool)."""
+    if check_bool("resnet_stem", "small_input", small_input):
+        return [conv_bn_relu(64)]
+    return [conv(64, 7, stride=2, padding=3, use_bias=False), batch_norm(), relu(),
+            max_pool(3, stride=2, padding=1)]
