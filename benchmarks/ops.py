@@ -35,9 +35,13 @@ except ImportError:  # --torch is refused
     torch = None
 
 from jaxcnn import jit
-from jaxcnn.ops import _fast_conv, _fast_pool, _lowering
-from jaxcnn.ops._fast_conv import ConvPlan, planned_conv
+from jaxcnn.ops import _conv_passes, _fast_pool, _lowering
+from jaxcnn.ops._fast_conv import ConvPlan
 from jaxcnn.ops._pool import _reduce
+
+def planned_conv(x, w, plan, stride, pads, dilation):
+    return _conv_passes.planned_conv(x, w, None, plan, stride, pads, dilation)
+
 
 B = 128
 # (name, x shape, kernel size, C_out, stride, padding, grad wrt x?)
@@ -69,11 +73,12 @@ CONV_PLANS = {
     "lax+dX int+dW patches": ConvPlan("lax", "interior", "patches"),
     "fold+dX int+dW patches": ConvPlan("fold", "interior", "patches"),
     "direct+dW patches": ConvPlan("direct", "lax", "patches"),
+    "native": ConvPlan("native", "native", "native"),
 }
 # The lowerings of each pass timed alone by --passes.
-PASSES = {"forward": ("lax", "patches", "fold", "fold_out", "direct"),
-          "kernel_grad": ("lax", "patches", "fold", "fold_out"),
-          "input_grad": ("lax", "interior", "patches", "fold", "fold_out")}
+PASSES = {"forward": ("lax", "native", "patches", "fold", "fold_out", "direct"),
+          "kernel_grad": ("lax", "native", "patches", "fold", "fold_out"),
+          "input_grad": ("lax", "native", "interior", "patches", "fold", "fold_out")}
 # (name, x shape, window)
 POOL_CASES = [
     ("lenet pool1", (B, 28, 28, 6), (2, 2)),
@@ -168,8 +173,10 @@ def pass_fns(shape, ksize, c_out, stride, padding, grad_x, dtype):
                 f = lambda x, w, g, plan=plan: planned_conv(x, w, plan, st, pads, dl)
             else:
                 i = 0 if pass_ == "input_grad" else 1
-                f = lambda x, w, g, plan=plan, i=i: _fast_conv._conv_bwd(  # noqa: E731
-                    plan, st, pads, dl, (x, w, None), g)[i]
+                cfg = _conv_passes.ConvConfig(st, pads, dl, 1, plan)
+                f = ((lambda x, w, g, cfg=cfg: _conv_passes.input_grad(g, w, cfg, x.shape[1:-1]))
+                     if i == 0 else
+                     (lambda x, w, g, cfg=cfg: _conv_passes.kernel_grad(x, g, cfg, w.shape[:-2])))
             fns[name] = jit(f)
         out[pass_] = fns
     auto = _lowering.conv_plan(x.shape, w.shape, st, pads, dl, 1, dtype)

@@ -55,7 +55,7 @@ import optax
 import jaxcnn as jc
 from jaxcnn import ops
 from jaxcnn.models import lenet5, resnet20
-from jaxcnn.train import create_train_state, jit_train_step, make_train_step
+from jaxcnn.train import create_train_state, jit_train_step, make_train_step  # noqa: F401
 
 try:
     import torch
@@ -84,11 +84,12 @@ def jaxcnn_model(name):
                      jc.max_pool(2), jc.flatten(), jc.dense(128), jc.relu(), jc.dense(10))
 
 
-def jaxcnn_runner(name, x, y, lowering="auto"):
+def jaxcnn_runner(name, x, y, lowering="auto", jit=jax.jit):
+    """The README's way: the train step compiled with plain ``jax.jit`` (``jit``)."""
     model, opt = jaxcnn_model(name), optax.adam(LR)
     ts = create_train_state(model, opt, jax.random.key(0), x.shape[1:])
-    step = jit_train_step(make_train_step(model, opt))
-    infer = jc.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])
+    step = jit(make_train_step(model, opt), donate_argnums=0)
+    infer = jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])
     batch, key = {"x": x, "y": y}, jax.random.key(1)
     box = [ts]
 
@@ -328,6 +329,8 @@ def make_runner(lib, name, x, y):
         return jaxcnn_runner(name, x, y)
     if lib == "jaxcnn[lax]":
         return jaxcnn_runner(name, x, y, lowering="lax")
+    if lib == "jaxcnn[jaxcnn.jit]":
+        return jaxcnn_runner(name, x, y, jit=jc.jit)
     if lib == "flax":
         return flax_runner(name, x, y)
     if lib == "flax[xla]":

@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 
 from jaxcnn import ops
-from jaxcnn.ops import _lowering
-from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, channel_sum, keep_cotangent, keep_input,
-                                   planned_conv)
+from jaxcnn.ops import _conv_passes, _lowering, _native
+from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, channel_sum, cotangent_computed_once,
+                                   input_computed_once, is_lax)
 from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
+
+LAX_SIDE_RULES = tuple(r for r in _lowering.RULES if r.choice != "native")
+
+
+def planned_conv(x, w, plan, stride, pads, dilation):
+    return _conv_passes.planned_conv(x, w, None, plan, stride, pads, dilation)
 
 TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
 
@@ -122,7 +128,8 @@ def _conv_cases():
     return cases
 
 
-PLANS = [ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
+PLANS = [ConvPlan("native", "native", "native"), ConvPlan("native", "interior", "patches"),
+         ConvPlan("patches", "interior", "patches"), ConvPlan("lax", "interior", "lax"),
          ConvPlan("patches", "patches", "lax"), ConvPlan("lax", "interior_patches", "patches"),
          ConvPlan("lax", "interior", "patches", "patches"),
          ConvPlan("direct", "direct", "patches", "direct")]
@@ -141,7 +148,7 @@ def test_conv_plans_equal_lax(x_shape, w_shape, stride, pads, dilation, dtype):
     @jax.jit  # one compilation for all plans
     def run(x, w):
         conv = lambda x, w, plan: planned_conv(x, w, plan, stride, pads, dilation)  # noqa
-        # Differentiated (the custom VJP's forward rule) and not (its primal: inference).
+        # Differentiated (the training forward) and not (inference).
         return [_value_and_grads(lambda x, w: conv(x, w, plan), (x, w)) + (conv(x, w, plan),)
                 for plan in plans]
 
@@ -167,52 +174,68 @@ def test_conv_op_fast_equals_lax_and_first_layer():
 
 
 def test_inference_lowering_runs_only_undifferentiated():
-    """The custom VJP's primal (no gradient taken) runs ``inference``, its forward rule
-    (under differentiation) ``forward``: lax conv in one, patches matmul in the other."""
+    """Not differentiated the forward primitive runs ``inference``; under differentiation
+    ``forward``: lax conv in one, patches matmul in the other."""
     x, w = jnp.ones((2, 6, 6, 1)), jnp.ones((3, 3, 1, 2))
     plan = ConvPlan("patches", "lax", "patches", "lax")
     conv = lambda x, w: planned_conv(x, w, plan, (1, 1), ((1, 1),) * 2, (1, 1))  # noqa: E731
-    primal = str(jax.make_jaxpr(conv)(x, w))
-    forward = str(jax.make_jaxpr(lambda x, w: jax.vjp(conv, x, w)[0])(x, w))
-    # The primal's jaxpr is kept inside the custom_vjp_call; only the forward rule's
-    # output is computed when differentiating: check what each computes.
-    assert "conv_general_dilated" in primal
-    assert "dot_general" in forward and "conv_general_dilated" not in forward
+    primal = jax.jit(conv).lower(x, w).as_text()
+    forward = jax.jit(lambda x, w: jax.vjp(conv, x, w)[0]).lower(x, w).as_text()
+    assert "convolution" in primal and "dot_general" not in primal
+    assert "dot_general" in forward and "convolution" not in forward
     with lowering("lax"):
         want = conv(x, w)
     np.testing.assert_allclose(conv(x, w), want, rtol=1e-6)
     np.testing.assert_allclose(jax.vjp(conv, x, w)[0], want, rtol=1e-6)
 
 
-def test_keep_input_is_identity_with_identity_gradient():
-    """The division only appears under differentiation, and changes no finite value."""
-    x = jnp.asarray([[-0.0, 1.5, -3.25e-30, 3.4e38]], jnp.float32)
-    assert "div" not in str(jax.make_jaxpr(keep_input)(x))
-    y, t = jax.jvp(keep_input, (x,), (jnp.full_like(x, 2.0),))
-    np.testing.assert_array_equal(y, x)
-    assert np.signbit(y[0, 0]) and "div" in str(jax.make_jaxpr(
-        lambda x: jax.jvp(keep_input, (x,), (x,)))(x))
-    np.testing.assert_array_equal(t, 2.0)
-    np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(keep_input(x) * 3.0))(x), 3.0)
+# Values that an identity written as arithmetic (e.g. x / (x * 0 + 1)) would change.
+SPECIAL = [-0.0, 1.5, -3.25e-30, 3.4e38, np.inf, -np.inf, np.nan, 1e-45, -1e-40]
 
 
-def test_keep_cotangent_is_identity_with_identity_gradient():
-    """Nothing changes undifferentiated; the tangent (and cotangent) passes through a
-    division that changes no finite value."""
-    y = jnp.asarray([[-0.0, 1.5, -3.25e-30, 3.4e38]], jnp.float32)
-    t = jnp.asarray([[-0.0, -2.0, -3.25e-30, 3.0e38]], jnp.float32)
-    assert "div" not in str(jax.make_jaxpr(keep_cotangent)(y))
-    out, t_out = jax.jvp(keep_cotangent, (y,), (t,))
-    np.testing.assert_array_equal(out, y)
-    np.testing.assert_array_equal(t_out, t)
-    assert np.signbit(t_out[0, 0]) and "div" in str(jax.make_jaxpr(
-        lambda y: jax.jvp(keep_cotangent, (y,), (y,)))(y))
-    ct = jnp.asarray([[4.0, -0.5, 2e-30, 1e30]], jnp.float32)
-    np.testing.assert_array_equal(jax.vjp(keep_cotangent, y)[1](ct)[0], ct)
+def test_input_computed_once_is_exactly_the_identity():
+    """The barrier appears under differentiation only, and changes no value: inf, nan,
+    -0.0 and denormals included, in the value, the tangent and the gradient."""
+    x = jnp.asarray([SPECIAL], jnp.float32)
+    assert "optimization_barrier" not in str(jax.make_jaxpr(input_computed_once)(x))
+    assert "optimization_barrier" in str(jax.make_jaxpr(
+        lambda x: jax.jvp(input_computed_once, (x,), (x,)))(x))
+    for f in (input_computed_once, jax.jit(input_computed_once)):
+        y, t = jax.jvp(f, (x,), (x[:, ::-1],))
+        np.testing.assert_array_equal(y, x)
+        np.testing.assert_array_equal(t, x[:, ::-1])
+        assert np.signbit(y[0, 0])
+        np.testing.assert_array_equal(jax.vjp(f, x)[1](x)[0], x)
 
 
-def test_conv_3d_keeps_its_cotangent_and_equals_lax():
-    """The 3-d rule wraps the output: same values and gradients (x, w, bias) as lax."""
+def test_cotangent_computed_once_is_exactly_the_identity():
+    y = jnp.asarray([SPECIAL], jnp.float32)
+    t = y[:, ::-1]
+    assert "optimization_barrier" not in str(jax.make_jaxpr(cotangent_computed_once)(y))
+    for f in (cotangent_computed_once, jax.jit(cotangent_computed_once)):
+        out, t_out = jax.jvp(f, (y,), (t,))
+        np.testing.assert_array_equal(out, y)
+        np.testing.assert_array_equal(t_out, t)
+        np.testing.assert_array_equal(jax.vjp(f, y)[1](t)[0], t)
+        assert np.signbit(jax.vjp(f, y)[1](y)[0][0, 0])
+
+
+def test_conv_gradient_keeps_inf_and_equals_lax():
+    """An inf in the input of a conv layer gives the gradients lax gives, not NaN."""
+    x = jnp.zeros((1, 5, 5, 1)).at[0, 2, 2, 0].set(jnp.inf)
+    w = jnp.ones((3, 3, 1, 2))
+    f = lambda w, x: jnp.sum(ops.conv(x, w, padding=1)[..., :1])  # noqa: E731
+    for rules in (None, LAX_SIDE_RULES):
+        with lowering("auto", rules=rules):
+            got = jax.grad(f)(w, x)
+        with lowering("lax"):
+            want = jax.grad(f)(w, x)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_conv_3d_computes_its_cotangent_once_and_equals_lax():
+    """Without the native backend the 3-d rule puts the output's cotangent behind a
+    barrier: same values and gradients (x, w, bias) as lax. With it, no barrier."""
     rng = np.random.default_rng(11)
     x = jnp.asarray(rng.normal(size=(2, 6, 5, 4, 3)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(3, 3, 2, 3, 4)), jnp.float32)
@@ -221,15 +244,20 @@ def test_conv_3d_keeps_its_cotangent_and_equals_lax():
     f = lambda x, w, b: jnp.sum(jnp.maximum(ops.conv(x, w, b), 0) * ct)  # noqa: E731
     with lowering("lax"):
         want = _value_and_grads(f, (x, w, b))
-    divs = lambda: str(jax.make_jaxpr(jax.grad(f))(x, w, b)).count(" div ")  # noqa: E731
-    with lowering("auto", rules=[r for r in _lowering.RULES
-                                 if r.decision != "conv.keep_cotangent"]):
-        without = divs()
-    with lowering("auto"):
-        if jax.default_backend() == "cpu":  # one more division: the cotangent's
-            assert divs() == without + 1
+    barriers = lambda: str(jax.make_jaxpr(jax.grad(f))(x, w, b)).count(  # noqa: E731
+        "optimization_barrier")
+    with lowering("auto", rules=[r for r in LAX_SIDE_RULES
+                                 if r.decision != "conv.cotangent_once"]):
+        without = barriers()
+    with lowering("auto", rules=LAX_SIDE_RULES):
+        if jax.default_backend() == "cpu":  # one more barrier: the cotangent's
+            assert barriers() == without + 1
         got = _value_and_grads(jax.jit(f), (x, w, b))
     _close(got, want, jnp.float32)
+    plan = conv_plan(x.shape, w.shape, (1,) * 3, ((0, 0),) * 3, (1,) * 3, 1, jnp.float32,
+                     backend="cpu")
+    if plan.kernel_grad == "native":
+        assert not plan.cotangent_once and not plan.input_once
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -315,70 +343,81 @@ def test_choose_follows_rule_table_mode_and_backend():
 def test_conv_plan_and_pool_lowering_use_given_rules():
     args = ((8, 16, 16, 1), (3, 3, 1, 4), (2, 2), ((1, 1),) * 2, (1, 1))
     with lowering("auto", rules=FAKE):
-        assert conv_plan(*args, 1, jnp.float32, backend="cpu") == ("patches", "interior", "lax",
-                                                                   "lax")
-        assert conv_plan(*args, 1, jnp.float32, backend="tpu") == LAX_PLAN
+        assert conv_plan(*args, 1, jnp.float32, backend="cpu")[:4] == (
+            "patches", "interior", "lax", "lax")
+        assert is_lax(conv_plan(*args, 1, jnp.float32, backend="tpu"))
         assert pool_lowering("max", (1, 4, 4, 1), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
                              jnp.float32) is None
     with lowering("fast", rules=FAKE):
         assert pool_lowering("max", (1, 4, 4, 1), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
                              jnp.float32) is not None
-    # Grouped convolutions and explicit precision always use lax.
-    assert conv_plan(*args, 2, jnp.float32) == LAX_PLAN
+    # Grouped convolutions: native or lax only; explicit precision: lax only.
+    with lowering("fast"):
+        assert set(conv_plan(*args, 2, jnp.float32)[:3]) <= {"native", "lax"}
+        assert set(conv_plan(*args, 2, jnp.float32, rules=LAX_SIDE_RULES)[:3]) == {"lax"}
     assert conv_plan(*args, 1, jnp.float32, precision="highest") == LAX_PLAN
 
 
-def test_default_rules_pick_measured_fast_paths_on_cpu():
+def _plans(rules):
     ones3, zeros3 = (1,) * 3, ((0, 0),) * 3
+    shapes = {
+        "voxnet_first": ((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3, zeros3, ones3),
+        "voxnet_second": ((32, 14, 14, 14, 32), (3, 3, 3, 32, 32), ones3, zeros3, ones3),
+        "lenet_first": ((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2),) * 2, (1, 1)),
+        "lenet_second": ((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0),) * 2, (1, 1)),
+        "resnet_stem": ((128, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1),) * 2, (1, 1)),
+        "strided": ((128, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1),) * 2, (1, 1)),
+        "strided_1d": ((128, 64, 16), (3, 16, 32), (2,), ((1, 1),), (1,)),
+    }
+    return {k: conv_plan(*v, 1, jnp.float32, backend="cpu", rules=rules)
+            for k, v in shapes.items()}
+
+
+def test_default_rules_pick_measured_fast_paths_on_cpu():
     with lowering("auto"):
-        voxnet_first = conv_plan((32, 32, 32, 32, 1), (5, 5, 5, 1, 32), (2,) * 3, zeros3,
-                                 ones3, 1, jnp.float32, backend="cpu")
-        assert voxnet_first == ("fold", "fold", "fold", "fold")
-        voxnet_second = conv_plan((32, 14, 14, 14, 32), (3, 3, 3, 32, 32), ones3, zeros3,
-                                  ones3, 1, jnp.float32, backend="cpu")
-        assert voxnet_second == ("fold_out", "fold", "fold_out", "fold_out")
-        lenet_first = conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2),) * 2,
-                                (1, 1), 1, jnp.float32, backend="cpu")
-        assert lenet_first == ("direct", "lax", "lax", "direct")
-        lenet_second = conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), ((0, 0),) * 2,
-                                 (1, 1), 1, jnp.float32, backend="cpu")
-        assert lenet_second == ("lax", "patches", "lax", "lax")
+        plans = _plans(LAX_SIDE_RULES)  # without the native library
+        assert plans["voxnet_first"][:4] == ("fold", "fold", "fold", "fold")
+        assert plans["voxnet_second"][:4] == ("fold_out", "fold", "fold_out", "fold_out")
+        assert plans["lenet_first"][:4] == ("direct", "lax", "lax", "direct")
+        assert plans["lenet_second"][:4] == ("lax", "patches", "lax", "lax")
         # Patches pay in training only (shared with the kernel gradient): inference is lax.
-        resnet_stem = conv_plan((128, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1),) * 2,
-                                (1, 1), 1, jnp.float32, backend="cpu")
-        assert resnet_stem == ("patches", "lax", "patches", "lax")
-        strided = conv_plan((128, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1),) * 2,
-                            (1, 1), 1, jnp.float32, backend="cpu")
-        assert strided == ("lax", "patches", "lax", "lax")
-        strided_1d = conv_plan((128, 64, 16), (3, 16, 32), (2,), ((1, 1),), (1,), 1,
-                               jnp.float32, backend="cpu")
-        assert strided_1d == ("lax", "interior", "lax", "lax")
-        assert conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
-                         jnp.float32, backend="gpu") == LAX_PLAN
-        assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "divide"
-        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=3) == "divide"
-        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=2) == "lax"
-        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "gpu", n=3) == "lax"
+        assert plans["resnet_stem"][:4] == ("patches", "lax", "patches", "lax")
+        assert plans["strided"][:4] == ("lax", "patches", "lax", "lax")
+        assert plans["strided_1d"][:4] == ("lax", "interior", "lax", "lax")
+        for plan in plans.values():  # lax kernel gradients read a stored input
+            assert plan.input_once and plan.bias_grad == ("matmul" if plan.forward.startswith(
+                "fold") else "lax")
+        assert plans["voxnet_second"].cotangent_once and not plans["strided"].cotangent_once
+        if _native.available():  # every pass native, no barrier needed
+            for plan in _plans(None).values():
+                assert plan[:4] == ("native",) * 4
+                assert not plan.input_once and not plan.cotangent_once
+        assert is_lax(conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1),
+                                1, jnp.float32, backend="gpu"))
         assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu") == "matmul"
-        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "matmul"
-        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=2) == "lax"
-        assert _lowering.decide("conv.keep_input", jnp.float32, "gpu") == "lax"
         assert _lowering.decide("norm.batch", jnp.float32, "gpu") == "lax"
+        # float64 and bfloat16: lax-side rules only (oneDNN runs float32)
+        plan64 = conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
+                           jnp.float64, backend="cpu")
+        assert "native" not in plan64
     with lowering("lax"):
-        assert _lowering.decide("conv.keep_input", jnp.float32, "cpu") == "lax"
-        assert _lowering.decide("conv.keep_cotangent", jnp.float32, "cpu", n=3) == "lax"
+        assert is_lax(_plans(None)["voxnet_second"])
         assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "lax"
-        assert _lowering.decide("conv.bias_grad", jnp.float32, "cpu", n=3) == "lax"
 
 
-def test_forward_mode_needs_the_lax_lowering():
-    """The alternatives are custom VJPs (reverse mode only); "lax" supports jvp."""
+def test_choose_refuses_unknown_decisions():
+    with pytest.raises(ValueError, match=r"choose: decision must be one of 'conv.inference'.*"
+                                         r"got 'conv.kernel_gard'"):
+        choose("conv.kernel_gard", {"float": True}, "cpu")
+
+
+def test_forward_mode_works_with_every_lowering():
+    """The passes are primitives with bilinear JVPs: jvp works whatever the lowering."""
     x, w = jnp.ones((2, 6, 6, 1)), jnp.ones((3, 3, 1, 2))
     f = lambda x: jnp.sum(ops.max_pool(ops.conv(x, w), 2))  # noqa: E731
-    with lowering("fast"), pytest.raises(TypeError, match="forward-mode autodiff"):
-        jax.jvp(f, (x,), (x,))
-    with lowering("lax"):
-        assert float(jax.jvp(f, (x,), (x,))[1]) == 4 * 2 * 2 * 9.0
+    for mode in ("fast", "auto", "lax"):
+        with lowering(mode):
+            assert float(jax.jvp(f, (x,), (x,))[1]) == 4 * 2 * 2 * 9.0
 
 
 def test_mode_from_context_and_environment(monkeypatch):

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._checks import check_array, check_choice, fail, is_int, spatial_rank, to_tuple
-from jaxcnn.ops._fast_conv import LAX_PLAN, add_bias, keep_cotangent, keep_input, planned_conv
-from jaxcnn.ops._lowering import conv_plan, decide
+from jaxcnn.ops._conv_passes import ConvConfig, input_grad, planned_conv
+from jaxcnn.ops._fast_conv import is_lax
+from jaxcnn.ops._lowering import conv_plan
 from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
                                  normalize_padding, resolve_padding)
 
@@ -52,15 +53,12 @@ def _check_kernel(where, x, kernel, n, groups, transpose=False):
              kernel.shape[-2], "Check the input's channel count (channels-last: (N, *spatial, C))")
 
 
-def _add_bias(where, y, bias):
-    if bias is None:
-        return y
-    check_array(where, "bias", bias)
-    if jnp.shape(bias) != (y.shape[-1],):
-        fail(where, "bias shape", f"({y.shape[-1]},)", jnp.shape(bias))
-    if decide("conv.bias_grad", y.dtype, n=y.ndim - 2) == "matmul":
-        return add_bias(y, bias.astype(y.dtype))
-    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+def _check_bias(where, bias, c_out):
+    if bias is not None:
+        check_array(where, "bias", bias)
+        if jnp.shape(bias) != (c_out,):
+            fail(where, "bias shape", f"({c_out},)", jnp.shape(bias))
+    return bias
 
 
 def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
@@ -116,20 +114,10 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
         x = _pad_pairs(x, pads, padding_mode, where=where)
         pads = ((0, 0),) * n
     check_window_fits(where, x.shape[1:-1], pads, kernel_size, dilation)
+    bias = _check_bias(where, bias, kernel.shape[-1])
     plan = conv_plan(x.shape, kernel.shape, stride, pads, dilation, groups, x.dtype, precision)
-    if decide("conv.keep_input", x.dtype) == "divide":
-        x = keep_input(x)  # no recomputation of x's producers in the kernel gradient
-    if plan != LAX_PLAN:  # a faster lowering of the same sum (jaxcnn/ops/_lowering.py)
-        y = planned_conv(x, kernel.astype(x.dtype), plan, stride, pads, dilation)
-    else:
-        y = lax.conv_general_dilated(
-            x, kernel.astype(x.dtype), window_strides=stride, padding=pads,
-            rhs_dilation=dilation, dimension_numbers=dimension_numbers(n),
-            feature_group_count=groups, precision=precision)
-    y = _add_bias(where, y, bias)
-    if decide("conv.keep_cotangent", y.dtype, n=n) == "divide":
-        y = keep_cotangent(y)  # the output cotangent computed once, not in each reader
-    return y
+    return planned_conv(x, kernel.astype(x.dtype), bias, plan, stride, pads, dilation, groups,
+                        precision)
 
 
 def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
@@ -185,6 +173,11 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
         if out < 1:
             fail(where, f"output size along spatial axis {i}", "positive", out,
                  "The padding removes more than the transposed convolution adds")
+    bias = _check_bias(where, bias, kernel.shape[-1] * groups)
+    y = _transpose_by_input_grad(x, kernel, stride, pads, dilation, output_padding, groups,
+                                 precision)
+    if y is not None:
+        return _plus_bias(y, bias)
     # (*k, C_in, C_out/g) -> (*k, C_in/g, C_out): per group, swap the in/out roles.
     c_in, c_out_g = kernel.shape[-2:]
     w = kernel.reshape(kernel_size + (groups, c_in // groups, c_out_g))
@@ -194,7 +187,32 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
         x, w.astype(x.dtype), window_strides=(1,) * n, padding=tuple(full), lhs_dilation=stride,
         rhs_dilation=dilation, dimension_numbers=dimension_numbers(n), feature_group_count=groups,
         precision=precision)
-    return _add_bias(where, y, bias)
+    return _plus_bias(y, bias)
+
+
+def _plus_bias(y, bias):
+    if bias is None:
+        return y
+    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+
+
+def _transpose_by_input_grad(x, kernel, stride, pads, dilation, output_padding, groups,
+                             precision):
+    """The transposed convolution as the input gradient of the convolution it transposes
+    (forward kernel ``(*k, C_out / g, C_in)``: the last two axes swapped), when that
+    convolution's plan has a non-``lax`` input gradient; else ``None``."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    if any(op >= s for op, s in zip(output_padding, stride)):
+        return None
+    out = tuple((size - 1) * s - lo - hi + d * (k - 1) + op + 1 for size, s, (lo, hi), d, k, op
+                in zip(x.shape[1:-1], stride, pads, dilation, ksize, output_padding))
+    w = jnp.swapaxes(kernel, -1, -2).astype(x.dtype)
+    y_shape = (x.shape[0],) + out + (w.shape[-2] * groups,)
+    plan = conv_plan(y_shape, w.shape, stride, pads, dilation, groups, x.dtype, precision)
+    if plan.input_grad in ("lax", None) or is_lax(plan):
+        return None
+    return input_grad(x, w, ConvConfig(stride, tuple(pads), dilation, groups, plan), out)
 
 
 def separable_conv(x, depthwise_kernel, pointwise_kernel, bias=None, *, stride=1, padding=0,

@@ -13,6 +13,7 @@ A plan names one lowering per pass of an ungrouped convolution
 * kernel gradient: ``"lax"`` or ``"patches"`` (``patches^T @ dY``);
 * forward (or inference) ``"direct"``: the sum of ``K * C_in`` scaled shifted slices, one
   elementwise loop (first layers: a matmul with a handful of columns runs far below peak);
+* ``"native"`` for any pass: oneDNN's convolution through the XLA FFI (``_native.py``);
 * for 3-d convolutions, any pass may also be ``"fold"``: the depth offsets stacked on the
   channel axis and the output depth folded into the batch, i.e. one 2-d convolution
   (XLA's CPU 2-d convolutions are much faster than its 3-d ones), differentiated by JAX;
@@ -26,7 +27,6 @@ and XLA removes it.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from typing import NamedTuple, Optional
@@ -40,26 +40,41 @@ _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
                       3: ("NDHWC", "DHWIO", "NDHWC")}
 
 
+def dimension_numbers(n: int):
+    """``lax`` dimension numbers for channels-last input and spatial-first kernel."""
+    return _DIMENSION_NUMBERS[n]
+
+
 class ConvPlan(NamedTuple):
-    """One lowering per pass: ``forward`` and ``kernel_grad`` in {"lax", "patches", "fold",
-    "fold_out", "direct"}, ``input_grad`` in {"lax", "interior", "interior_patches",
-    "patches", "fold", "fold_out", "direct"} (``"fold"``, ``"fold_out"``: 3-d only; a gradient named after a forward lowering is that lowering's
-    autodiff gradient). ``forward`` runs when the convolution is differentiated (the
-    custom VJP's forward rule), ``inference`` (``None``: as ``forward``) when it is not
-    (the custom VJP's primal): a forward lowering can pay only together with its kernel
-    gradient."""
+    """Every lowering decision of one convolution, taken once from the rule table.
+
+    ``forward`` and ``kernel_grad`` in {"lax", "native", "patches", "fold", "fold_out",
+    "direct"}, ``input_grad`` in {"lax", "native", "interior", "interior_patches",
+    "patches", "fold", "fold_out", "direct"} (``"fold"``, ``"fold_out"``: 3-d only; a
+    gradient named after a forward lowering is that lowering's transpose). ``forward`` runs
+    when the convolution is differentiated, ``inference`` (``None``: as ``forward``) when
+    it is not: a forward lowering can pay only together with its kernel gradient.
+    ``input_once`` and ``cotangent_once``: the input (for the kernel gradient) and the
+    output cotangent (for the gradients) are computed once into a buffer
+    (:func:`input_computed_once`, :func:`cotangent_computed_once`) instead of recomputed
+    inside each ``lax`` pass that reads them. ``bias_grad``: ``"matmul"`` sums the bias
+    gradient by :func:`channel_sum` (:func:`add_bias`), ``"lax"`` by autodiff of ``+``."""
     forward: str = "lax"
     input_grad: str = "lax"
     kernel_grad: str = "lax"
     inference: Optional[str] = None
+    input_once: bool = False
+    cotangent_once: bool = False
+    bias_grad: str = "lax"
 
 
 LAX_PLAN = ConvPlan()
 
 
 def is_lax(plan):
-    """True when every pass of ``plan`` is the plain ``lax`` lowering."""
-    return all(p in ("lax", None) for p in plan)
+    """True when every pass of ``plan`` is the plain ``lax`` convolution (the other
+    decisions aside)."""
+    return all(p in ("lax", None) for p in plan[:4])
 
 
 def _acc_dtype(dtype):
@@ -108,16 +123,16 @@ def patches_conv(x, w, stride, pads, dilation):
     return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype)
 
 
-def _patches_kernel_grad(x, w, g, stride, pads, dilation, p=None):
-    if p is None:
-        p = patches(x, w.shape[:-2], stride, pads, dilation)
+def patches_kernel_grad(x, w_shape, g, stride, pads, dilation):
+    """``dw`` as ``patches(x)^T @ dY``."""
+    p = patches(x, w_shape[:-2], stride, pads, dilation)
     p = p.reshape(-1, p.shape[-1])
     dw = lax.dot_general(p, g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
-                         preferred_element_type=_acc_dtype(w.dtype))
-    return dw.astype(w.dtype).reshape(w.shape)
+                         preferred_element_type=_acc_dtype(x.dtype))
+    return dw.astype(x.dtype).reshape(w_shape)
 
 
-def _interior_input_grad(x_shape, w, g, stride, pads, dilation, conv=None):
+def interior_input_grad(x_shape, w, g, stride, pads, dilation, conv=None):
     """``dx``: ``g`` dilated by ``stride - 1`` zeros (interior padding), padded, then a
     stride-1 convolution with the spatially flipped, in/out-swapped kernel."""
     n = len(x_shape) - 2
@@ -194,45 +209,8 @@ def fold_out_conv(x, w, stride, pads, dilation):
     return y
 
 
-_FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv,
+FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv,
             "fold_out": fold_out_conv, "direct": direct_conv}
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv(x, w, plan, stride, pads, dilation):
-    """Not differentiated: the ``inference`` lowering."""
-    return _FORWARD[plan.inference or plan.forward](x, w, stride, pads, dilation)
-
-
-def _conv_fwd(x, w, plan, stride, pads, dilation):
-    """Differentiated: the ``forward`` lowering; patches shared with the kernel gradient."""
-    if plan.forward == "patches" and plan.kernel_grad == "patches":
-        p = patches(x, w.shape[:-2], stride, pads, dilation)
-        return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype), (x, w, p)
-    y = _FORWARD[plan.forward](x, w, stride, pads, dilation)
-    if plan.forward == "direct":  # an elementwise sum: keep XLA from recomputing it
-        y = _unfusable_identity(y)
-    return y, (x, w, None)
-
-
-def _conv_bwd(plan, stride, pads, dilation, res, g):
-    x, w, p = res
-    if plan.input_grad == "interior":
-        dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation)
-    elif plan.input_grad == "interior_patches":
-        dx = _interior_input_grad(x.shape, w, g, stride, pads, dilation, patches_conv)
-    else:
-        f = _FORWARD[plan.input_grad]
-        dx = jax.vjp(lambda x_: f(x_, w, stride, pads, dilation), x)[1](g)[0]
-    if plan.kernel_grad == "patches":
-        dw = _patches_kernel_grad(x, w, g, stride, pads, dilation, p)
-    else:
-        f = _FORWARD[plan.kernel_grad]
-        dw = jax.vjp(lambda w_: f(x, w_, stride, pads, dilation), w)[1](g)[0]
-    return dx.astype(x.dtype), dw.astype(w.dtype)
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 _SUM_BLOCK = 64
@@ -258,78 +236,69 @@ def channel_sum(a):
                            preferred_element_type=acc)
 
 
-@jax.custom_vjp
+def _broadcast_by_matmul(b, rows):
+    """``b`` (C,) repeated on ``rows`` rows, as the products whose transpose is
+    :func:`channel_sum`'s blocked sum."""
+    blocks = math.gcd(rows, _SUM_BLOCK)
+    if not 1 < blocks < rows:
+        blocks = 1
+    outer = lambda ones, v: lax.dot_general(ones, v, (((), ()), ((), ())))  # noqa: E731
+    inner = outer(jnp.ones((rows // blocks,), b.dtype), b).reshape(-1)
+    return outer(jnp.ones((blocks,), b.dtype), inner).reshape(rows, -1)
+
+
+@jax.custom_jvp
 def add_bias(y, b):
-    """``y + b`` over the last axis; the gradient of ``b`` is :func:`channel_sum` of the
-    cotangent (VoxNet: XLA fused the bias gradient's reduction with a recomputation of the
-    folded convolution and the pooling gradient, 170 ms of a 300 ms step)."""
+    """``y + b`` over the last axis, whose bias gradient (the transpose of the tangent) is
+    :func:`channel_sum` of the cotangent (VoxNet: XLA fused the bias gradient's reduction
+    with a recomputation of the folded convolution and the pooling gradient, 170 ms of a
+    300 ms step)."""
     return y + b.reshape((1,) * (y.ndim - 1) + (-1,))
 
 
-def _add_bias_fwd(y, b):
-    return add_bias(y, b), None
-
-
-def _add_bias_bwd(_, g):
-    return g, channel_sum(g).astype(g.dtype)
-
-
-add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
-
-
-def _unfusable_identity(x, like=None):
-    """``x / (like * 0 + 1)`` (``like`` defaults to ``x``; same shape): ``x`` for finite
-    values, behind a division, which XLA's CPU fusion treats as expensive and will not
-    duplicate into its consumers. A ``like`` other than ``x`` keeps the divisor out of a
-    tangent, so the expression stays linear in ``x``."""
-    return x / ((x if like is None else like) * 0 + 1)
+@add_bias.defjvp
+def _add_bias_jvp(primals, tangents):
+    (y, b), (ty, tb) = primals, tangents
+    rows = math.prod(y.shape[:-1])
+    tb = _broadcast_by_matmul(tb.astype(y.dtype), rows).reshape(y.shape)
+    return add_bias(y, b), ty + tb
 
 
 @jax.custom_jvp
-def keep_input(x):
-    """``x``; under differentiation ``x / (x * 0 + 1)`` (the same value for finite ``x``):
-    a division, which XLA's CPU fusion will not duplicate. The kernel gradient of a
-    convolution transposes its input; when that input is an elementwise chain (batch norm,
-    ReLU, residual adds), XLA fused the whole chain into the transpose and recomputed it
-    there (ResNet-20: 14 such transposes, 180+ ms of an 870 ms step). Behind the division
-    the transpose reads the input the forward pass already wrote."""
+def input_computed_once(x):
+    """``x``; under differentiation ``x`` goes through ``lax.optimization_barrier`` (the
+    identity, exact for every value), which XLA's fusion does not see through. The kernel
+    gradient of a ``lax`` convolution transposes its input; when that input is an
+    elementwise chain (batch norm, ReLU, residual adds), XLA fused the whole chain into the
+    transpose and recomputed it there (ResNet-20: 14 such transposes, 180+ ms of an 870 ms
+    step). Behind the barrier the transpose reads the input the forward pass wrote."""
     return x
 
 
-@keep_input.defjvp
-def _keep_input_jvp(primals, tangents):
+@input_computed_once.defjvp
+def _input_computed_once_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
-    return _unfusable_identity(x), t
+    return lax.optimization_barrier(x), t
 
 
 @jax.custom_jvp
-def keep_cotangent(y):
+def cotangent_computed_once(y):
     """``y``; under differentiation its tangent (so, in reverse mode, its cotangent) goes
-    through ``t / (y * 0 + 1)``, the same value for finite ``y`` and ``t`` (XLA's CPU
-    flushes denormal floats to zero here, as in its other arithmetic). A convolution's
-    backward pass reads its output cotangent two or three times (the kernel gradient's
-    transpose, the input gradient, the bias gradient); when that cotangent is an elementwise
-    chain (the ReLU, pooling and batch-norm gradients), XLA fused the chain into each reader
-    and recomputed it there (VoxNet: the pooling and ReLU gradients inside the 96-channel
-    transpose of the kernel gradient, 52 ms of the step's profile). Behind the division the
-    chain is computed once into a buffer."""
+    through ``lax.optimization_barrier`` (the identity, exact). A convolution's backward
+    pass reads its output cotangent two or three times (the kernel gradient, the input
+    gradient, the bias gradient); when that cotangent is an elementwise chain (the ReLU,
+    pooling and batch-norm gradients), XLA fused the chain into each ``lax`` reader and
+    recomputed it there (VoxNet: 52 ms of the step's profile)."""
     return y
 
 
-@keep_cotangent.defjvp
-def _keep_cotangent_jvp(primals, tangents):
+@cotangent_computed_once.defjvp
+def _cotangent_computed_once_jvp(primals, tangents):
     (y,), (t,) = primals, tangents
-    return y, _unfusable_identity(t, like=y)
+    return y, lax.optimization_barrier(t)
 
 
-def planned_conv(x, w, plan, stride, pads, dilation):
-    """Ungrouped convolution of ``x`` with ``w`` (already ``x.dtype``) lowered by ``plan``."""
-    stride, dilation = tuple(stride), tuple(dilation)
-    pads = tuple(tuple(p) for p in pads)
-    if is_lax(plan):
-        return _lax_conv(x, w, stride, pads, dilation)
-    return _conv(x, w, ConvPlan(*plan), stride, pads, dilation)
-
-
-__all__ = ["ConvPlan", "LAX_PLAN", "is_lax", "patches", "patches_conv", "fold_conv",
-           "fold_out_conv", "keep_input", "keep_cotangent", "planned_conv", "out_sizes"]
+__all__ = ["ConvPlan", "LAX_PLAN", "FORWARD", "add_bias", "channel_sum",
+           "cotangent_computed_once", "dimension_numbers", "input_computed_once",
+           "interior_input_grad", "is_lax", "out_sizes", "patches", "patches_conv",
+           "patches_kernel_grad", "fold_conv", "fold_out_conv"]

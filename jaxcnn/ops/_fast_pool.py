@@ -2,10 +2,10 @@
 
 The input is padded (or its unused tail cut off) to a whole number of windows, reshaped
 to ``(N, o_1, k_1, o_2, k_2, ..., C)`` and reduced over the ``k`` axes. Max and min get a
-custom VJP that sends each window's gradient to its *first* extreme element in row-major
-window order, the element ``lax.reduce_window``'s own gradient (``select_and_scatter``)
-picks, so both lowerings give the same numbers, ties included. Only differentiated calls
-(the custom VJP's forward rule) use the reshape; an undifferentiated max or min (inference)
+custom JVP whose tangent (so whose gradient) is each window's *first* extreme element in
+row-major window order, the element ``lax.reduce_window``'s own gradient
+(``select_and_scatter``) picks, so both lowerings give the same numbers, ties included,
+in forward and reverse mode. Only differentiated calls use the reshape; an undifferentiated max or min (inference)
 runs ``lax.reduce_window``, which was faster there. On CPU this replaces
 XLA's ``select_and_scatter``, the slowest part of a LeNet-5 train step.
 """
@@ -49,23 +49,22 @@ def _lax_extreme(x, window, pads, largest):
                              ((0, 0),) + tuple(pads) + ((0, 0),))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
 def _extreme(x, window, pads, largest):
     # Not differentiated: reduce_window, faster here in inference (1-d CNN: the reshape
     # lowering made inference 0.88x of lax); max/min are exact, so both agree bit for bit.
     return _lax_extreme(x, window, pads, largest)
 
 
-def _extreme_fwd(x, window, pads, largest):
+@_extreme.defjvp
+def _extreme_jvp(window, pads, largest, primals, tangents):
+    """Differentiated: the reshape, and the tangent of each window's first extreme element
+    (a select and a sum, linear in the tangent, so reverse mode transposes it to a scatter
+    into the windows by reshape instead of XLA's ``select_and_scatter``)."""
+    (x,), (t,) = primals, tangents
     xb = _to_blocks(x, window, pads, _identity(x.dtype, largest))
     axes = _window_axes(x.ndim - 2)
     y = jnp.max(xb, axis=axes) if largest else jnp.min(xb, axis=axes)
-    return y, (x, xb, y)
-
-
-def _extreme_bwd(window, pads, largest, res, g):
-    x, xb, y = res
-    axes = _window_axes(x.ndim - 2)
     # Row-major offset of each element inside its window, broadcastable to xb.
     offset = np.arange(int(np.prod(window)), dtype=np.int32).reshape(window)
     bshape = [1] * xb.ndim
@@ -75,13 +74,9 @@ def _extreme_bwd(window, pads, largest, res, g):
     hit = xb == jnp.expand_dims(y, axes)
     big = np.int32(np.iinfo(np.int32).max)
     first = jnp.min(jnp.where(hit, offset, big), axis=axes, keepdims=True)
-    gb = jnp.where(offset == first, jnp.expand_dims(g, axes), jnp.zeros((), g.dtype))
-    fill = _identity(x.dtype, largest)
-    # Back from blocks to x: the transpose of the (linear) pad-and-reshape.
-    return jax.vjp(lambda x_: _to_blocks(x_, window, pads, fill), x)[1](gb)
-
-
-_extreme.defvjp(_extreme_fwd, _extreme_bwd)
+    tb = _to_blocks(t, window, pads, 0)
+    ty = jnp.sum(jnp.where(offset == first, tb, jnp.zeros((), tb.dtype)), axis=axes)
+    return y, ty
 
 
 def lowest(dtype):

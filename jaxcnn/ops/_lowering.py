@@ -1,16 +1,23 @@
 """Which lowering an op uses: a rule table per (decision, shapes, dtype, backend).
 
 ``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several ways
-(see ``_fast_conv.py`` and ``_fast_pool.py``); which is fastest depends on the shapes and
-the backend. A decision (``"conv.inference"``: the forward pass when nothing is
-differentiated, ``"conv.forward"``: the forward pass of a training step,
-``"conv.input_grad"``, ``"conv.kernel_grad"``, ``"conv.keep_input"``,
-``"conv.keep_cotangent"``, ``"norm.batch"``, ``"conv.bias_grad"`` (these four: see
-:func:`decide`), ``"pool.max"``, ``"pool.min"``, ``"pool.sum"``) is taken at trace time
-from static facts only, so it is deterministic, by the first :class:`Rule` of
-:data:`RULES` for that decision whose ``applies`` (can this lowering compute it at all)
-and ``prefer`` (is it faster here, from the measurements in ``benchmarks/README.md``) both
-hold on the op's features; no rule means ``"lax"``.
+(``_native.py``: oneDNN through the XLA FFI; ``_fast_conv.py`` and ``_fast_pool.py``:
+``lax`` formulations); which is fastest depends on the shapes and the backend. Every
+decision is taken at trace time from static facts only, so it is deterministic, by the
+first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
+lowering compute it at all) and ``prefer`` (is it faster here, measured: see
+``benchmarks/README.md``) both hold on the op's features; no rule means ``"lax"``. The
+decisions (:data:`DECISIONS`; any other name is refused):
+
+* a convolution's passes: ``"conv.inference"`` (the forward pass when nothing is
+  differentiated), ``"conv.forward"`` (the forward pass of a training step),
+  ``"conv.input_grad"``, ``"conv.kernel_grad"``;
+* ``"conv.input_once"``, ``"conv.cotangent_once"``, ``"conv.bias_grad"``: see
+  :class:`~jaxcnn.ops._fast_conv.ConvPlan`; they see the passes already chosen (features
+  ``"forward"``, ``"input_grad"``, ``"kernel_grad"``);
+* ``"norm.batch"`` (:func:`decide`), ``"pool.max"``, ``"pool.min"``, ``"pool.sum"``.
+
+:func:`conv_plan` takes all of a convolution's decisions at once.
 
 The mode, from :func:`lowering` (innermost wins), else the environment variable
 ``JAXCNN_LOWERING``, else ``"auto"``:
@@ -21,12 +28,9 @@ The mode, from :func:`lowering` (innermost wins), else the environment variable
   debugging).
 
 The choice is made when a function is traced: a function jitted under one mode keeps
-that mode's lowering until it is traced again.
-
-Most alternatives are custom VJPs, so they support reverse mode (``jax.grad``,
-``jax.vjp``) only: forward mode (``jax.jvp``, ``jax.jacfwd``, forward-over-reverse
-Hessians) raises JAX's ``TypeError: can't apply forward-mode autodiff (jvp) to a
-custom_vjp function``; trace such code under ``lowering("lax")``.
+that mode's lowering until it is traced again. Every lowering supports every JAX
+transformation (forward and reverse mode at any order, ``vmap``): the convolution's
+passes are primitives with bilinear derivative rules (``_conv_passes.py``).
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._checks import check_choice
-from jaxcnn.ops import _fast_pool
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, is_lax
+from jaxcnn._checks import check_choice, fail
+from jaxcnn.ops import _fast_pool, _native
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, out_sizes
 
 MODES = ("auto", "lax", "fast")
+DECISIONS = ("conv.inference", "conv.forward", "conv.input_grad", "conv.kernel_grad",
+             "conv.input_once", "conv.cotangent_once", "conv.bias_grad", "norm.batch",
+             "pool.max", "pool.min", "pool.sum")
 ENV_VAR = "JAXCNN_LOWERING"
 
 
@@ -119,39 +126,63 @@ def _is_float(f):
     return f["float"]
 
 
+def _native_runs(f):
+    """oneDNN computes it: float32, non-negative padding, library loaded."""
+    return f["native"] and f["dtype"] == "float32" and f["min_pad"] >= 0
+
+
+def _ungrouped_float(f):
+    return f["float"] and f["groups"] == 1
+
+
 def _is_3d_float(f):
-    return f["float"] and f["n"] == 3
+    return _ungrouped_float(f) and f["n"] == 3
+
+
+def _reads_lax_kernel_grad(f):
+    return f["float"] and f["kernel_grad"] != "native"
+
+
+def _reads_lax_gradient(f):
+    return f["float"] and not f["input_grad"] == f["kernel_grad"] == "native"
 
 
 def _non_overlapping(f):
     return f["non_overlapping"]
 
 
-# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2, compiled with
-# jaxcnn.compiler_options() (`python benchmarks/ops.py --passes`: each pass alone, quiet
-# machine; `python benchmarks/ops.py`: forward + backward); see benchmarks/README.md.
+# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2 (`python benchmarks/ops.py
+# --passes`: each pass alone, quiet machine; `python benchmarks/ops.py`: forward + backward;
+# `python benchmarks/rule_ab.py`: whole train steps); see benchmarks/README.md. oneDNN's
+# passes ("native") beat every lax formulation on the four benchmark models' layers
+# (benchmarks/results/train_step.md); the lax rules below them are the fallback without
+# the native library.
 # 3-d, VoxNet conv1 (1 -> 32 5^3 s2): fold forward 15.0x, kernel gradient 8.4x (patches
 # 2.5x / 4.2x); conv2 (32 -> 32 3^3): fold_out forward 6.9x and kernel gradient 3.2x (fold
 # 2.7x / 1.8x), fold input gradient 6.5x (fold_out 4.7x).
 RULES = (
-    Rule("conv.inference", "direct", _is_float, _direct_pays),
-    Rule("conv.inference", "patches", _is_float, _patches_inference_pays),
+    Rule("conv.inference", "native", _native_runs, _always),
+    Rule("conv.inference", "direct", _ungrouped_float, _direct_pays),
+    Rule("conv.inference", "patches", _ungrouped_float, _patches_inference_pays),
     Rule("conv.inference", "fold", _is_3d_float, _few_channels),
     Rule("conv.inference", "fold_out", _is_3d_float, _always),
-    Rule("conv.forward", "direct", _is_float, _direct_pays),
-    Rule("conv.forward", "patches", _is_float, _patches_forward_pays),
+    Rule("conv.forward", "native", _native_runs, _always),
+    Rule("conv.forward", "direct", _ungrouped_float, _direct_pays),
+    Rule("conv.forward", "patches", _ungrouped_float, _patches_forward_pays),
     Rule("conv.forward", "fold", _is_3d_float, _few_channels),
     Rule("conv.forward", "fold_out", _is_3d_float, _always),
-    Rule("conv.kernel_grad", "patches", _is_float, _patches_kernel_grad_pays),
+    Rule("conv.kernel_grad", "native", _native_runs, _always),
+    Rule("conv.kernel_grad", "patches", _ungrouped_float, _patches_kernel_grad_pays),
     Rule("conv.kernel_grad", "fold", _is_3d_float, _few_channels),
     Rule("conv.kernel_grad", "fold_out", _is_3d_float, _always),
+    Rule("conv.input_grad", "native", _native_runs, _always),
     Rule("conv.input_grad", "fold", _is_3d_float, _always),
-    Rule("conv.input_grad", "patches", _is_float, _patches_input_grad_pays),
-    Rule("conv.input_grad", "interior", _is_float, lambda f: f["max_stride"] > 1),
-    # ResNet-20 train step 1.34x (1022 -> 763 ms, three variants alternated in one process).
-    Rule("conv.keep_input", "divide", _is_float, _always),
+    Rule("conv.input_grad", "patches", _ungrouped_float, _patches_input_grad_pays),
+    Rule("conv.input_grad", "interior", _ungrouped_float, lambda f: f["max_stride"] > 1),
+    # lax kernel gradients: ResNet-20 train step 1.34x (1022 -> 763 ms, alternated).
+    Rule("conv.input_once", "yes", _reads_lax_kernel_grad, _always),
     # VoxNet train step 1.13x and 1.18x (quiet, rule_ab.py); ResNet-20 0.97x, 1-d CNN 0.99x.
-    Rule("conv.keep_cotangent", "divide", _is_float, lambda f: f["n"] == 3),
+    Rule("conv.cotangent_once", "yes", _reads_lax_gradient, lambda f: f["n"] == 3),
     Rule("norm.batch", "matmul", _is_float, _always),
     # VoxNet train step 1.56x (361 -> 232 ms); LeNet-5 0.97x, so 3-d only.
     Rule("conv.bias_grad", "matmul", _is_float, lambda f: f["n"] == 3),
@@ -207,7 +238,11 @@ def lowering(mode_name="auto", rules=None):
 
 
 def choose(decision, features, backend=None, rules=None, mode_name=None):
-    """The lowering for ``decision`` given ``features``: ``"lax"`` or a rule's choice."""
+    """The lowering for ``decision`` (one of :data:`DECISIONS`) given ``features``:
+    ``"lax"`` or a rule's choice."""
+    if decision not in DECISIONS:
+        fail("choose", "decision", f"one of {', '.join(map(repr, DECISIONS))}", decision,
+             "A misspelt decision would silently keep the lax lowering")
     mode_name = mode() if mode_name is None else mode_name
     if mode_name == "lax":
         return "lax"
@@ -226,47 +261,40 @@ def _dtype_features(dtype):
     return {"dtype": jnp.dtype(dtype).name, "float": bool(jnp.issubdtype(dtype, jnp.floating))}
 
 
-def conv_features(x_shape, w_shape, stride, pads, dilation, dtype):
+def conv_features(x_shape, w_shape, stride, pads, dilation, dtype, groups=1):
+    """The static facts rules decide a convolution's lowering on."""
     n = len(x_shape) - 2
-    out = [(s + lo + hi - d * (k - 1) - 1) // st + 1 for s, (lo, hi), k, st, d
-           in zip(x_shape[1:-1], pads, w_shape[:n], stride, dilation)]
+    out = out_sizes(x_shape[1:-1], w_shape[:n], stride, pads, dilation)
     k = math.prod(w_shape[:n])
     return {"n": n, "c_in": x_shape[-1], "c_out": w_shape[-1], "kernel_volume": k,
-            "max_stride": max(stride), "max_dilation": max(dilation),
+            "groups": groups, "max_stride": max(stride), "max_dilation": max(dilation),
+            "min_pad": min(min(p) for p in pads),
             "patch_bytes": x_shape[0] * math.prod(out) * k * x_shape[-1]
             * jnp.dtype(dtype).itemsize,
-            **_dtype_features(dtype)}
+            "native": _native.available(), **_dtype_features(dtype)}
 
 
 def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision=None,
               backend=None, rules=None):
-    """The :class:`ConvPlan` for a convolution (``LAX_PLAN`` for grouped convolutions or an
-    explicit ``precision``, which only ``lax`` honours)."""
-    if groups != 1 or precision is not None:
+    """Every lowering decision of a convolution, as one
+    :class:`~jaxcnn.ops._fast_conv.ConvPlan` (``LAX_PLAN`` with an explicit ``precision``,
+    which only ``lax`` honours)."""
+    if precision is not None:
         return LAX_PLAN
-    f = conv_features(x_shape, w_shape, stride, pads, dilation, dtype)
+    f = conv_features(x_shape, w_shape, stride, pads, dilation, dtype, groups)
     pick = lambda d: choose(d, f, backend, rules)  # noqa: E731
-    plan = ConvPlan(pick("conv.forward"), pick("conv.input_grad"), pick("conv.kernel_grad"),
-                    pick("conv.inference"))
-    return LAX_PLAN if is_lax(plan) else plan
+    passes = {"forward": pick("conv.forward"), "input_grad": pick("conv.input_grad"),
+              "kernel_grad": pick("conv.kernel_grad"), "inference": pick("conv.inference")}
+    f.update(passes)
+    return ConvPlan(**passes, input_once=pick("conv.input_once") == "yes",
+                    cotangent_once=pick("conv.cotangent_once") == "yes",
+                    bias_grad=pick("conv.bias_grad"))
 
 
 def decide(decision, dtype, backend=None, rules=None, **features):
-    """The lowering chosen for a decision that depends on the dtype (and ``features``) only,
-    e.g. ``decide("norm.batch", x.dtype) == "matmul"``. The decisions of this kind:
-
-    * ``"conv.keep_input"``, choice ``"divide"``: a convolution's input goes through
-      :func:`_fast_conv.keep_input`, so that XLA does not recompute it inside the kernel
-      gradient;
-    * ``"conv.keep_cotangent"`` (feature ``n``), choice ``"divide"``: a convolution's
-      output goes through :func:`_fast_conv.keep_cotangent`, so that XLA computes the output
-      cotangent once instead of inside each pass of the backward pass that reads it;
-    * ``"norm.batch"``, choice ``"matmul"``: training batch norm sums by matrix products
-      with a hand-written gradient instead of ``jnp.mean`` and autodiff;
-    * ``"conv.bias_grad"`` (feature ``n``, the number of spatial dims), choice
-      ``"matmul"``: the bias gradient of a convolution is a matrix product
-      (:func:`_fast_conv.add_bias`).
-    """
+    """The lowering chosen for a decision that depends on the dtype (and ``features``) only:
+    ``decide("norm.batch", x.dtype) == "matmul"`` means training batch norm sums by matrix
+    products with a hand-written gradient instead of ``jnp.mean`` and autodiff."""
     return choose(decision, {**_dtype_features(dtype), **features}, backend, rules)
 
 
@@ -285,5 +313,5 @@ def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend
     return None
 
 
-__all__ = ["MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose", "conv_plan",
+__all__ = ["DECISIONS", "MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose", "conv_plan",
            "decide", "pool_lowering"]

@@ -1,0 +1,104 @@
+"""The optional native CPU convolution backend: oneDNN through the XLA FFI.
+
+``jaxcnn/ops/native/dnnl_conv.cc`` is built at install time into ``jaxcnn/ops/_dnnl_conv*.so``
+when a C++ compiler and the ``onednn-devel-cpu-gomp`` wheel are there (x86-64 Linux); it
+links ``libdnnl.so.3`` from the ``onednn-cpu-gomp`` wheel. Nothing is loaded at
+``import jaxcnn``: the library is loaded, and its three handlers (forward, input gradient,
+kernel gradient) registered as FFI targets, the first time a convolution asks
+:func:`available`. A missing library means the ``lax`` lowerings; a broken one logs one
+warning and means the same.
+
+``$JAXCNN_NATIVE=0`` (or ``off``) turns the backend off; ``$JAXCNN_NATIVE_THREADS=k`` sets
+the number of OpenMP threads each oneDNN call uses (default: the OpenMP runtime's).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import importlib.metadata
+import logging
+import os
+from pathlib import Path
+
+import jax
+
+ENV_VAR = "JAXCNN_NATIVE"
+THREADS_ENV_VAR = "JAXCNN_NATIVE_THREADS"
+TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
+           "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
+_SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
+            "kernel_grad": "JaxcnnConvKernelGrad"}
+_log = logging.getLogger("jaxcnn")
+
+
+def enabled_by_environment():
+    """False when ``$JAXCNN_NATIVE`` is ``0``, ``off``, ``false`` or ``no``."""
+    return os.environ.get(ENV_VAR, "").strip().lower() not in ("0", "off", "false", "no")
+
+
+def extension_path():
+    """The built library inside the package, or ``None``."""
+    found = sorted(glob.glob(str(Path(__file__).with_name("_dnnl_conv")) + "*.so"))
+    return found[0] if found else None
+
+
+def _preload_dnnl():
+    """Load ``libdnnl.so.3`` (from the ``onednn-cpu-gomp`` wheel, else the system's)
+    process-wide, so the extension's dependency resolves wherever the wheel put it."""
+    try:
+        files = importlib.metadata.distribution("onednn-cpu-gomp").files or ()
+        for f in files:
+            if f.name == "libdnnl.so.3":
+                return ctypes.CDLL(str(f.locate()), mode=ctypes.RTLD_GLOBAL)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return ctypes.CDLL("libdnnl.so.3", mode=ctypes.RTLD_GLOBAL)
+
+
+@functools.lru_cache(maxsize=None)
+def _load():
+    """The loaded library with its FFI targets registered, or ``None``."""
+    path = extension_path()
+    if path is None:
+        return None
+    try:
+        _preload_dnnl()
+        lib = ctypes.CDLL(path)
+        for pass_, target in TARGETS.items():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, _SYMBOLS[pass_])),
+                                        platform="cpu")
+        lib.JaxcnnSetThreads.restype = ctypes.c_int
+        lib.JaxcnnSetThreads.argtypes = [ctypes.c_int]
+        threads = os.environ.get(THREADS_ENV_VAR, "").strip()
+        if threads:
+            lib.JaxcnnSetThreads(int(threads))
+        return lib
+    except (OSError, AttributeError, ValueError) as err:
+        _log.warning("jaxcnn: the native convolution library %s could not be loaded (%s); "
+                     "convolutions use lax", path, err)
+        return None
+
+
+def available():
+    """True when the native backend is built, loads, and is not turned off by
+    ``$JAXCNN_NATIVE``.
+
+    Example:
+      >>> from jaxcnn.ops import _native
+      >>> isinstance(_native.available(), bool)
+      True
+    """
+    return enabled_by_environment() and _load() is not None
+
+
+def set_threads(n):
+    """Make every later oneDNN call use ``n`` OpenMP threads (0: the OpenMP default);
+    returns the previous setting, or ``None`` without the library."""
+    lib = _load()
+    return None if lib is None else lib.JaxcnnSetThreads(int(n))
+
+
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "available", "enabled_by_environment",
+           "extension_path", "set_threads"]

@@ -1,0 +1,304 @@
+// oneDNN convolutions for XLA:CPU through the XLA FFI: forward, input gradient and kernel
+// gradient of a channels-last float32 convolution (1-d as 2-d, 2-d, 3-d) with stride,
+// (low, high) padding, dilation and groups. Layouts are jaxcnn's: input (N, *spatial, C_in),
+// kernel (*kernel_size, C_in / groups, C_out), output (N, *out, C_out).
+//
+// One oneDNN primitive per (pass, shapes, parameters), created on first use and cached;
+// the cache lock is held only for the lookup. Execution is lock-free: primitives are
+// const and every call brings its own scratchpad (scratchpad_mode::user) and stream.
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+
+extern "C" void omp_set_num_threads(int);  // from the OpenMP runtime libdnnl loads
+
+namespace {
+
+std::atomic<int> g_threads{0};
+
+enum Pass { kForward = 0, kInputGrad = 1, kKernelGrad = 2 };
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+// The geometry of one convolution, in oneDNN's (N, C, *spatial) order; 1-d gets H = 1.
+struct Geometry {
+  memory::dims src, wei, dst, strides, dilates, pad_l, pad_r;
+  memory::dims wei_strides;  // jaxcnn's (*k, I/G, O) kernel as strides over `wei`
+  int64_t groups = 1;
+  bool ok = true;
+  std::string error;
+};
+
+memory::dims ChannelsFirst(ffi::Span<const int64_t> d, bool one_d) {
+  // (N, *spatial, C) -> (N, C, *spatial), 1-d -> (N, C, 1, W)
+  memory::dims out = {d[0], d[d.size() - 1]};
+  if (one_d) out.push_back(1);
+  for (size_t i = 1; i + 1 < d.size(); ++i) out.push_back(d[i]);
+  return out;
+}
+
+Geometry MakeGeometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
+                      ffi::Span<const int64_t> y, ffi::Span<const int64_t> stride,
+                      ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi,
+                      ffi::Span<const int64_t> dilation, int64_t groups) {
+  Geometry g;
+  const size_t n = x.size() - 2;
+  if (n < 1 || n > 3 || w.size() != n + 2 || y.size() != n + 2 || stride.size() != n ||
+      pad_lo.size() != n || pad_hi.size() != n || dilation.size() != n || groups < 1) {
+    g.ok = false;
+    g.error = "dnnl_conv: inconsistent ranks";
+    return g;
+  }
+  const bool one_d = n == 1;
+  g.groups = groups;
+  g.src = ChannelsFirst(x, one_d);
+  g.dst = ChannelsFirst(y, one_d);
+  if (one_d) {
+    g.strides = {1};
+    g.dilates = {0};
+    g.pad_l = {0};
+    g.pad_r = {0};
+  }
+  for (size_t i = 0; i < n; ++i) {
+    g.strides.push_back(stride[i]);
+    g.dilates.push_back(dilation[i] - 1);
+    g.pad_l.push_back(pad_lo[i]);
+    g.pad_r.push_back(pad_hi[i]);
+  }
+  // Kernel (*k, I/G, O): element (k..., i, o) at offset ((k...) * IG + i) * O + o.
+  const int64_t ig = w[n], o = w[n + 1], og = o / groups;
+  memory::dims k;
+  if (one_d) k.push_back(1);
+  for (size_t i = 0; i < n; ++i) k.push_back(w[i]);
+  std::vector<int64_t> kstride(k.size());
+  int64_t s = ig * o;
+  for (size_t i = k.size(); i-- > 0;) {
+    kstride[i] = s;
+    s *= k[i];
+  }
+  if (groups > 1) {
+    g.wei = {groups, og, ig};
+    g.wei_strides = {og, 1, o};
+  } else {
+    g.wei = {o, ig};
+    g.wei_strides = {1, o};
+  }
+  for (size_t i = 0; i < k.size(); ++i) {
+    g.wei.push_back(k[i]);
+    g.wei_strides.push_back(kstride[i]);
+  }
+  return g;
+}
+
+memory::format_tag ChannelsLast(size_t rank) {
+  return rank == 4 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
+}
+
+std::string Key(int pass, const Geometry& g) {
+  std::ostringstream os;
+  os << pass << '|' << g.groups;
+  for (const memory::dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l,
+                                &g.pad_r}) {
+    os << '|';
+    for (auto v : *d) os << v << ',';
+  }
+  return os.str();
+}
+
+// A cached primitive with the descriptors of its user-layout operands and, where the
+// primitive wants the kernel in another layout, the reorder to or from jaxcnn's.
+struct Entry {
+  dnnl::primitive prim;
+  memory::desc a_md, b_md, out_md;  // operand and result descriptors in user layout
+  memory::desc wei_user, wei_prim;  // kernel (or kernel gradient) layouts
+  bool reorder = false;
+  dnnl::reorder wei_reorder;
+  memory::desc scratch;
+};
+
+std::shared_ptr<Entry> Build(int pass, const Geometry& g) {
+  auto& eng = Engine();
+  const auto f32 = memory::data_type::f32;
+  const auto act = ChannelsLast(g.src.size());
+  memory::desc src(g.src, f32, act), dst(g.dst, f32, act);
+  memory::desc wei_user(g.wei, f32, g.wei_strides);
+  memory::desc wei_any(g.wei, f32, memory::format_tag::any);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const auto algo = dnnl::algorithm::convolution_direct;
+  auto fwd = dnnl::convolution_forward::primitive_desc(
+      eng, dnnl::prop_kind::forward_training, algo, src, wei_any, dst, g.strides, g.dilates,
+      g.pad_l, g.pad_r, attr);
+  auto e = std::make_shared<Entry>();
+  e->wei_user = wei_user;
+  if (pass == kForward) {
+    e->prim = dnnl::convolution_forward(fwd);
+    e->wei_prim = fwd.weights_desc();
+    e->scratch = fwd.scratchpad_desc();
+    e->a_md = src;
+    e->out_md = dst;
+  } else if (pass == kInputGrad) {
+    auto pd = dnnl::convolution_backward_data::primitive_desc(
+        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr);
+    e->prim = dnnl::convolution_backward_data(pd);
+    e->wei_prim = pd.weights_desc();
+    e->scratch = pd.scratchpad_desc();
+    e->a_md = dst;
+    e->out_md = src;
+  } else {
+    auto pd = dnnl::convolution_backward_weights::primitive_desc(
+        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr);
+    e->prim = dnnl::convolution_backward_weights(pd);
+    e->wei_prim = pd.diff_weights_desc();
+    e->scratch = pd.scratchpad_desc();
+    e->a_md = src;
+    e->b_md = dst;
+  }
+  e->reorder = e->wei_prim != wei_user;
+  if (e->reorder) {
+    if (pass == kKernelGrad) {
+      e->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(eng, e->wei_prim, eng,
+                                                                   wei_user));
+    } else {
+      e->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(eng, wei_user, eng,
+                                                                   e->wei_prim));
+    }
+  }
+  return e;
+}
+
+std::shared_ptr<Entry> Lookup(int pass, const Geometry& g) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<Entry>> cache;
+  const std::string key = Key(pass, g);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  auto e = Build(pass, g);  // outside the lock: building takes milliseconds
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(key, e).first->second;
+}
+
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t bytes)
+      : data(bytes ? std::aligned_alloc(64, (bytes + 63) / 64 * 64) : nullptr) {}
+  ~AlignedBuffer() { std::free(data); }
+  void* data;
+};
+
+// One pass: `a` and `b` are (x, w) for the forward, (dy, w) for the input gradient and
+// (x, dy) for the kernel gradient; `out` is y, dx or dw.
+ffi::Error Run(int pass, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
+               ffi::Span<const int64_t> stride, ffi::Span<const int64_t> pad_lo,
+               ffi::Span<const int64_t> pad_hi, ffi::Span<const int64_t> dilation,
+               int64_t groups) {
+  if (a.element_type() != ffi::F32 || b.element_type() != ffi::F32 ||
+      out->element_type() != ffi::F32) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "dnnl_conv: float32 only");
+  }
+  ffi::Span<const int64_t> x = a.dimensions(), w = b.dimensions(), y = out->dimensions();
+  if (pass == kInputGrad) {
+    x = out->dimensions();
+    y = a.dimensions();
+  } else if (pass == kKernelGrad) {
+    w = out->dimensions();
+    y = b.dimensions();
+  }
+  Geometry g = MakeGeometry(x, w, y, stride, pad_lo, pad_hi, dilation, groups);
+  if (!g.ok) return ffi::Error(ffi::ErrorCode::kInvalidArgument, g.error);
+  const int threads = g_threads.load(std::memory_order_relaxed);
+  if (threads > 0) omp_set_num_threads(threads);  // this calling thread's OpenMP teams
+  try {
+    auto e = Lookup(pass, g);
+    auto& eng = Engine();
+    auto& strm = Stream();
+    AlignedBuffer scratch(e->scratch.get_size());
+    AlignedBuffer wbuf(e->reorder ? e->wei_prim.get_size() : 0);
+    memory scratch_m(e->scratch, eng, scratch.data);
+    if (pass == kKernelGrad) {
+      memory src(e->a_md, eng, a.untyped_data()), ddst(e->b_md, eng, b.untyped_data());
+      memory dw_user(e->wei_user, eng, out->untyped_data());
+      memory dw = e->reorder ? memory(e->wei_prim, eng, wbuf.data) : dw_user;
+      e->prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst},
+                             {DNNL_ARG_DIFF_WEIGHTS, dw}, {DNNL_ARG_SCRATCHPAD, scratch_m}});
+      if (e->reorder) e->wei_reorder.execute(strm, dw, dw_user);
+    } else {
+      memory act(e->a_md, eng, a.untyped_data()), res(e->out_md, eng, out->untyped_data());
+      memory w_user(e->wei_user, eng, b.untyped_data());
+      memory wm = w_user;
+      if (e->reorder) {
+        wm = memory(e->wei_prim, eng, wbuf.data);
+        e->wei_reorder.execute(strm, w_user, wm);
+      }
+      if (pass == kForward) {
+        e->prim.execute(strm, {{DNNL_ARG_SRC, act}, {DNNL_ARG_WEIGHTS, wm},
+                               {DNNL_ARG_DST, res}, {DNNL_ARG_SCRATCHPAD, scratch_m}});
+      } else {
+        e->prim.execute(strm, {{DNNL_ARG_DIFF_DST, act}, {DNNL_ARG_WEIGHTS, wm},
+                               {DNNL_ARG_DIFF_SRC, res}, {DNNL_ARG_SCRATCHPAD, scratch_m}});
+      }
+    }
+    strm.wait();
+  } catch (const dnnl::error& err) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("dnnl_conv: ") + err.what());
+  }
+  return ffi::Error::Success();
+}
+
+template <int P>
+ffi::Error RunPass(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
+                   ffi::Span<const int64_t> stride, ffi::Span<const int64_t> pad_lo,
+                   ffi::Span<const int64_t> pad_hi, ffi::Span<const int64_t> dilation,
+                   int64_t groups) {
+  return Run(P, a, b, out, stride, pad_lo, pad_hi, dilation, groups);
+}
+
+#define JAXCNN_BINDING(P)                                  \
+  ffi::Ffi::Bind()                                         \
+      .Arg<ffi::AnyBuffer>()                               \
+      .Arg<ffi::AnyBuffer>()                               \
+      .Ret<ffi::AnyBuffer>()                               \
+      .Attr<ffi::Span<const int64_t>>("stride")            \
+      .Attr<ffi::Span<const int64_t>>("pad_lo")            \
+      .Attr<ffi::Span<const int64_t>>("pad_hi")            \
+      .Attr<ffi::Span<const int64_t>>("dilation")          \
+      .Attr<int64_t>("groups")
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvForward, RunPass<kForward>, JAXCNN_BINDING(kForward));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvInputGrad, RunPass<kInputGrad>,
+                              JAXCNN_BINDING(kInputGrad));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvKernelGrad, RunPass<kKernelGrad>,
+                              JAXCNN_BINDING(kKernelGrad));
+
+// The number of OpenMP threads each oneDNN call runs with (0: the OpenMP default).
+extern "C" int JaxcnnSetThreads(int n);
+extern "C" int JaxcnnSetThreads(int n) {
+  int old = g_threads.exchange(n < 0 ? 0 : n);
+  return old;
+}

@@ -1,0 +1,216 @@
+"""The native (oneDNN) convolution backend and the conv passes as primitives: equal to the
+lax reference, every JAX transformation on small 1-d, 2-d and 3-d models, vmap, a batch
+sharded over several devices, and the fallback when the backend is off or missing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxcnn as jc
+from jaxcnn import ops
+from jaxcnn.ops import _native
+from jaxcnn.ops._lowering import lowering
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NATIVE = _native.available() and jax.default_backend() == "cpu"
+needs_native = pytest.mark.skipif(not NATIVE, reason="native backend not built here")
+# float32 sums in a different order: relative to the largest magnitude of each result.
+RTOL = 2e-5
+
+
+def _close(got, want, rtol=RTOL):
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        scale = max(1.0, float(jnp.max(jnp.abs(w))))
+        np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(w) / scale,
+                                   rtol=rtol, atol=rtol)
+
+
+def _hlo(f, *args):
+    return jax.jit(f).lower(*args).compile().as_text()
+
+
+GROUPED = [  # x shape, kernel shape, stride, padding, dilation, groups
+    ((2, 9, 6), (3, 3, 4), 2, 1, 1, 2),
+    ((2, 7, 8, 6), (3, 3, 1, 6), 1, 1, 2, 6),  # depthwise
+    ((2, 6, 5, 4, 4), (3, 2, 3, 2, 6), (1, 2, 1), (1, 0, 1), 1, 2),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", GROUPED)
+def test_grouped_conv_and_transpose_equal_lax(x_shape, w_shape, stride, padding, dilation,
+                                              groups):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    w = jnp.asarray(rng.normal(size=w_shape), jnp.float32)
+    wt = jnp.asarray(rng.normal(size=w_shape[:-2] + (x_shape[-1], 3)), jnp.float32)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    def make_run():  # a new function per mode: jit caches traces by function
+        def run(x, w, wt):
+            f = lambda x, w: jnp.sum(jnp.sin(ops.conv(x, w, **kw)))  # noqa: E731
+            g = lambda x, w: jnp.sum(jnp.sin(ops.conv_transpose(x, w, **kw)))  # noqa: E731
+            return (ops.conv(x, w, **kw), jax.grad(f, (0, 1))(x, w),
+                    ops.conv_transpose(x, wt, **kw), jax.grad(g, (0, 1))(x, wt))
+        return run
+
+    with lowering("lax"):
+        want = jax.jit(make_run())(x, w, wt)
+    _close(jax.jit(make_run())(x, w, wt), want)
+    if NATIVE:
+        assert _hlo(make_run(), x, w, wt).count("jaxcnn_dnnl_conv") >= 6
+
+
+def _models():
+    """Small models of each rank: conv (strided, padded), pool, a second conv, dense."""
+    def net(n, k):
+        return jc.serial(jc.conv(3, k, stride=2, padding=1), jc.relu(), jc.max_pool(2),
+                         jc.conv(4, k, padding="SAME"), jc.tanh(), jc.flatten(), jc.dense(2))
+    return [(net(1, 3), (12, 2)), (net(2, 3), (8, 8, 2)), (net(3, 2), (6, 6, 6, 1))]
+
+
+@pytest.mark.parametrize("model, in_shape", _models(), ids=["1d", "2d", "3d"])
+def test_every_transformation_on_conv_models(model, in_shape):
+    """jit, grad, vmap, jvp, jacfwd, hessian, linearize, checkpoint and eval_shape run
+    by default and agree with the lax reference."""
+    _, params, state = model.init(jax.random.key(0), in_shape)
+    x = jax.random.normal(jax.random.key(1), (2,) + in_shape)
+
+    def f(p, x):
+        return model.apply(p, state, x, train=False)[0]
+
+    def loss(p, x):
+        return jnp.sum(f(p, x) ** 2)
+
+    first = lambda p: jax.tree.leaves(p)[1]  # noqa: E731  the first conv's kernel
+
+    def with_kernel(k, x):
+        leaves, tree = jax.tree.flatten(params)
+        leaves[1] = k
+        return loss(jax.tree.unflatten(tree, leaves), x)
+
+    k = first(params)
+
+    def run(params, x):
+        tangent = jax.tree.map(jnp.ones_like, params)
+        y, lin = jax.linearize(lambda x: f(params, x), x)
+        return {
+            "jit": jax.jit(f)(params, x),
+            "grad": jax.grad(loss)(params, x),
+            "vmap": jax.vmap(lambda x: f(params, x[None]))(x),
+            "per_example": jax.vmap(jax.grad(loss), (None, 0))(params, x[:, None]),
+            "ensemble": jax.vmap(loss, (0, None))(
+                jax.tree.map(lambda a: jnp.stack([a, 2 * a]), params), x),
+            "jvp": jax.jvp(lambda p: loss(p, x), (params,), (tangent,)),
+            "jacfwd": jax.jacfwd(lambda x: f(params, x))(x),
+            "hessian": jax.hessian(with_kernel)(k, x),
+            "linearize": (y, lin(jnp.ones_like(x))),
+            "checkpoint": jax.grad(jax.checkpoint(loss))(params, x),
+        }
+
+    got = jax.jit(run)(params, x)
+    with lowering("lax"):  # a new function: jit caches traces by function
+        want = jax.jit(lambda p, x: run(p, x))(params, x)
+    for name in want:
+        _close(got[name], want[name], 1e-4)
+    shape = jax.eval_shape(f, params, x)
+    assert shape.shape == got["jit"].shape and shape.dtype == jnp.float32
+
+
+def _run_python(code, **env):
+    full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                **env)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, cwd=ROOT, env=full, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_sharded_batch_equals_single_device_without_gathering():
+    """A jit step with the batch sharded over 8 host devices: native calls are not
+    partitioned by XLA, so they give way to lax there; the result equals one device's and
+    no activation is gathered."""
+    out = _run_python("""
+        import jax, jax.numpy as jnp, numpy as np, optax
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        import jaxcnn as jc
+        net = jc.serial(jc.conv(8, 3, padding=1), jc.relu(), jc.max_pool(2),
+                        jc.conv(8, 3, stride=2), jc.relu(), jc.flatten(), jc.dense(10))
+        _, params, state = net.init(jax.random.key(0), (12, 12, 3))
+        opt = optax.sgd(0.1)
+        def step(params, x, y):
+            def loss(p):
+                logits = net.apply(p, state, x, train=True)[0]
+                return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            g = jax.grad(loss)(params)
+            return optax.apply_updates(params, opt.update(g, opt.init(params))[0])
+        x = jax.random.normal(jax.random.key(1), (16, 12, 12, 3))
+        y = jnp.arange(16) % 10
+        single = jax.jit(step)(params, x, y)
+        single_hlo = jax.jit(step).lower(params, x, y).as_text()
+        mesh = Mesh(np.array(jax.devices()), ("batch",))
+        xs = jax.device_put(x, NamedSharding(mesh, P("batch")))
+        ys = jax.device_put(y, NamedSharding(mesh, P("batch")))
+        sharded_step = jax.jit(step)
+        sharded = sharded_step(params, xs, ys)
+        hlo = sharded_step.lower(params, xs, ys).compile().as_text()
+        err = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+                  zip(jax.tree.leaves(single), jax.tree.leaves(sharded)))
+        print(len(jax.devices()), "all-gather" in hlo, "jaxcnn_dnnl_conv" in hlo,
+              "jaxcnn_dnnl_conv" in single_hlo, err)
+    """, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    devices, gathers, native_sharded, native_single, err = out.split()
+    assert devices == "8" and gathers == "False" and native_sharded == "False"
+    assert native_single == str(NATIVE) and float(err) < 1e-5
+
+
+def test_backend_off_by_environment_falls_back_to_lax():
+    out = _run_python("""
+        import jax, jax.numpy as jnp
+        from jaxcnn import ops
+        from jaxcnn.ops import _native
+        x, w = jnp.ones((2, 6, 6, 3)), jnp.ones((3, 3, 3, 4))
+        f = lambda x, w: jnp.sum(ops.conv(x, w, padding=1) ** 2)
+        hlo = jax.jit(jax.grad(f, (0, 1))).lower(x, w).as_text()
+        print(_native.available(), "custom_call" in hlo, float(f(x, w)))
+    """, JAXCNN_NATIVE="0")
+    available, custom, value = out.split()
+    assert available == "False" and custom == "False"
+    assert float(value) == 2 * (16 * 27.0 ** 2 + 16 * 18.0 ** 2 + 4 * 12.0 ** 2) * 4
+
+
+def test_broken_library_logs_once_and_falls_back(tmp_path):
+    """A library that does not load: one warning, lax lowerings, no exception."""
+    out = _run_python(f"""
+        import logging, jax.numpy as jnp
+        logging.basicConfig(level=logging.WARNING)
+        from jaxcnn import ops
+        from jaxcnn.ops import _native
+        _native.extension_path = lambda: {str(tmp_path / "broken.so")!r}
+        y = ops.conv(jnp.ones((1, 4, 4, 1)), jnp.ones((3, 3, 1, 1)))
+        y = ops.conv(y, jnp.ones((1, 1, 1, 1)))
+        print(_native.available(), float(y.sum()))
+    """)
+    assert out.split() == ["False", "36.0"]
+
+
+@needs_native
+def test_readme_step_under_plain_jit_calls_the_native_passes():
+    net = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.conv(4, 3), jc.flatten(),
+                    jc.dense(2))
+    _, params, state = net.init(jax.random.key(0), (8, 8, 1))
+    x = jnp.ones((2, 8, 8, 1))
+
+    def loss(p):
+        return jnp.sum(net.apply(p, state, x, train=True)[0])
+
+    hlo = _hlo(jax.grad(loss), params)
+    for target in _native.TARGETS.values():
+        assert target in hlo
+    assert _native.set_threads(1) is not None and _native.set_threads(0) == 1
