@@ -13,7 +13,7 @@ from jaxcnn.layers import Layer, layer, stateless
 from jaxcnn.summary import Summary, receptive_field, summary
 
 from jaxcnn import train  # noqa: E402  (the training engine; needs the layers above)
-from jaxcnn import data, models  # noqa: E402  (datasets, augmentation, the model zoo)
+from jaxcnn import data, distributed, models  # noqa: E402  (datasets, the model zoo; meshes)
 from jaxcnn._export import export, load_exported  # noqa: E402
 from jaxcnn.convert import from_torch  # noqa: E402
 

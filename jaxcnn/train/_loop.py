@@ -18,6 +18,7 @@ import numpy as np
 from jaxcnn._checks import fail, is_int
 from jaxcnn._jit import jit
 from jaxcnn.layers._base import check_model
+from jaxcnn.distributed import Placement
 from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
@@ -120,7 +121,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         label_smoothing=0.0, class_weights=None, compute_dtype=None, early_stopping=None,
         monitor=None, keep_best=True, ensemble=1, progress=None, eval_batch_size=None,
         checkpoint_every=None, keep_checkpoints=3, log_every=50, epoch_loop="auto",
-        callback=None, top_k=(5,)):
+        callback=None, top_k=(5,), mesh=None):
     """Trains ``model`` with ``optimizer``; evaluates every epoch; logs, checkpoints, resumes.
 
     Each epoch shuffles the training set with a permutation seeded by ``(seed, epoch)``
@@ -160,6 +161,11 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         :mod:`jaxcnn.train._epoch`).
       callback: called as ``callback(row)`` with each dict written to ``metrics.jsonl``.
       top_k: report ``top{k}_accuracy`` for these ``k``.
+      mesh: train data-parallel over this ``jax.sharding.Mesh``
+        (:func:`jaxcnn.distributed.data_mesh`; for several processes see
+        :mod:`jaxcnn.distributed`): the train state and the training set are replicated on its devices and each batch
+        is split along its ``"data"`` axis (``batch_size`` must be a multiple of its size);
+        evaluation runs on each process's default device.
 
     Returns:
       A :class:`FitResult`.
@@ -200,6 +206,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         fail(where, "workdir", "a folder when resume=True", None)
     if callback is not None and not callable(callback):
         fail(where, "callback", "None or a function callback(row)", callback, exc=TypeError)
+    place = Placement(mesh, batch_size, where)
     x, y = train
     steps_per_epoch = len(x) // batch_size
     if steps_per_epoch == 0:
@@ -222,7 +229,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     key = jax.random.key(seed)
     run_key = jax.random.fold_in(key, 1)
     _check_layout(x, where)
-    ts = init(jax.random.fold_in(key, 0), x.shape[1:])
+    ts = place.state(init(jax.random.fold_in(key, 0), x.shape[1:]))
     if task != "regression" and loss is None:
         for name, split in (("train", train), ("val", val), ("test", test)):
             if split is not None:
@@ -263,7 +270,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             (workdir / "metrics.jsonl").unlink(missing_ok=True)
         prepare_workdir(workdir, {**to_jsonable(config or {}), "fit": settings})
 
-    data = {"x": jax.device_put(x), "y": jax.device_put(y)}
+    data = place.data({"x": x, "y": y})
     step = indexed_step(train_step)
     run_steps = (jit(step, donate_argnums=0) if loop == "python"
                  else jit(scan_steps(step), donate_argnums=0))
@@ -288,16 +295,16 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
             for begin, end in segments(start, steps_per_epoch, _count(ts), checkpoint_every):
                 if loop == "python":
                     for s in range(begin, end):
-                        ts, metrics = run_steps(ts, data, order[s], run_key)
+                        ts, metrics = run_steps(ts, data, place.rows(order[s]), run_key)
                         log.add(metrics, 1)
                 else:
-                    ts, metrics = run_steps(ts, data, order[begin:end], run_key)
+                    ts, metrics = run_steps(ts, data, place.rows(order[begin:end]), run_key)
                     log.add(metrics, end - begin)
                 if end < steps_per_epoch and checkpoint_every and log.step % checkpoint_every == 0:
                     save({"epoch": epoch, "step_in_epoch": end, "epoch_sums": log.epoch_sums})
             row = log.end_epoch()
             if val_eval is not None:
-                params, state = ts.params, ts.state
+                params, state = place.local((ts.params, ts.state))
                 row.update({f"val_{k}": v for k, v in val_eval(params, state).items()
                             if k != "confusion_matrix"})
             pos["history"].append(row)
@@ -321,11 +328,11 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
 
     final = ts
     if keep_best and best_state is not None:
-        final = jax.device_put(best_state)
+        final = place.state(best_state)
     test_metrics = {}
     if test is not None:
         test_metrics = make_evaluator(model, *test, eval_bs, where=where, **eval_kw)(
-            final.params, final.state)
+            *place.local((final.params, final.state)))
     if workdir is not None:
         result = {f"test_{k}": v for k, v in test_metrics.items()}
         result.update(step=_count(ts), epochs_run=len(pos["history"]),
