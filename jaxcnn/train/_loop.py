@@ -164,8 +164,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       mesh: train data-parallel over this ``jax.sharding.Mesh``
         (:func:`jaxcnn.distributed.data_mesh`; for several processes see
         :mod:`jaxcnn.distributed`): the train state and the training set are replicated on
-        its devices and each batch is split along its ``"data"`` axis (``batch_size`` must be a multiple of its size);
-        evaluation runs on each process's default device.
+        its devices and each batch is split along its ``"data"`` axis (``batch_size`` must
+        be a multiple of its size); evaluation runs on each process's default device.
 
     Returns:
       A :class:`FitResult`.
