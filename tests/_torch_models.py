@@ -309,3 +309,113 @@ class AlexNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, c_in, growth=32, bn_size=4):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(c_in)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(c_in, bn_size * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        new = self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+        return torch.cat([x, new], 1)
+
+
+class DenseNet121(nn.Module):
+    """torchvision.models.densenet121's architecture and state-dict keys."""
+
+    def __init__(self, num_classes=1000, growth=32, blocks=(6, 12, 24, 16)):
+        super().__init__()
+        f = nn.Sequential()
+        f.add_module("conv0", nn.Conv2d(3, 64, 7, 2, 3, bias=False))
+        f.add_module("norm0", nn.BatchNorm2d(64))
+        f.add_module("relu0", nn.ReLU(inplace=True))
+        f.add_module("pool0", nn.MaxPool2d(3, 2, 1))
+        c = 64
+        for i, n in enumerate(blocks):
+            block = nn.Sequential()
+            for j in range(n):
+                block.add_module(f"denselayer{j + 1}", _DenseLayer(c + j * growth, growth))
+            f.add_module(f"denseblock{i + 1}", block)
+            c += n * growth
+            if i < len(blocks) - 1:
+                t = nn.Sequential()
+                t.add_module("norm", nn.BatchNorm2d(c))
+                t.add_module("relu", nn.ReLU(inplace=True))
+                t.add_module("conv", nn.Conv2d(c, c // 2, 1, bias=False))
+                t.add_module("pool", nn.AvgPool2d(2, 2))
+                f.add_module(f"transition{i + 1}", t)
+                c //= 2
+        f.add_module("norm5", nn.BatchNorm2d(c))
+        self.features = f
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(F.relu(self.features(x)), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, c_in, c_out, k, stride=1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, eps=0.001)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class Inception(nn.Module):
+    def __init__(self, c_in, ch1, ch3r, ch3, ch5r, ch5, proj):
+        super().__init__()
+        self.branch1 = BasicConv2d(c_in, ch1, 1)
+        self.branch2 = nn.Sequential(BasicConv2d(c_in, ch3r, 1), BasicConv2d(ch3r, ch3, 3, 1, 1))
+        self.branch3 = nn.Sequential(BasicConv2d(c_in, ch5r, 1), BasicConv2d(ch5r, ch5, 3, 1, 1))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True),
+                                     BasicConv2d(c_in, proj, 1))
+
+    def forward(self, x):
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class GoogLeNet(nn.Module):
+    """torchvision.models.googlenet's architecture and state-dict keys as its pretrained
+    weights load (``aux_logits=False``, ``transform_input=True``)."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.conv1 = BasicConv2d(3, 64, 7, 2, 3)
+        self.maxpool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = BasicConv2d(64, 64, 1)
+        self.conv3 = BasicConv2d(64, 192, 3, padding=1)
+        self.maxpool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
+        self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
+        self.maxpool3 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
+        self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
+        self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
+        self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
+        self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
+        self.maxpool4 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
+        self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(1024, num_classes)
+
+    def forward(self, x):  # torchvision's _transform_input, then the network
+        x = torch.cat([x[:, i:i + 1] * (s / 0.5) + (m - 0.5) / 0.5 for i, (m, s) in enumerate(
+            zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))], 1)
+        x = self.maxpool1(self.conv1(x))
+        x = self.maxpool2(self.conv3(self.conv2(x)))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        for name in ("4a", "4b", "4c", "4d", "4e"):
+            x = getattr(self, f"inception{name}")(x)
+        x = self.inception5b(self.inception5a(self.maxpool4(x)))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))

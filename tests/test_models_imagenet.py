@@ -23,6 +23,8 @@ TWINS = {  # jaxcnn factory call -> torch twin (in tests/_torch_models.py)
     "shufflenet_v2": (models.shufflenet_v2, "ShuffleNetV2"),
     "squeezenet": (models.squeezenet, "SqueezeNet"),
     "alexnet": (models.alexnet, "AlexNet"),
+    "densenet121": (models.densenet121, "DenseNet121"),
+    "googlenet": (lambda: models.googlenet(transform_input=True), "GoogLeNet"),
 }
 
 
@@ -60,6 +62,8 @@ def test_errors():
         models.alexnet(rate=1.5)
     with pytest.raises(TypeError, match=r"resnet_stem: small_input must be a bool"):
         models.resnet50(small_input="yes")
+    with pytest.raises(TypeError, match=r"googlenet: transform_input must be a bool"):
+        models.googlenet(transform_input=1)
     with pytest.raises(ValueError, match=r"shufflenet_v2: widths must be 5 positive even ints"):
         models.shufflenet_v2(widths=(24, 116, 232, 464))
     with pytest.raises(ValueError, match=r"shuffle_unit: in_channels must be out_channels "

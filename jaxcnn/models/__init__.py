@@ -13,6 +13,7 @@ from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, 
                                  vgg)
 from jaxcnn.models.imagenet import (alexnet, bottleneck, fire, inverted_residual, mobilenet_v2,
                                     resnet34, resnet50, shuffle_unit, shufflenet_v2, squeezenet)
+from jaxcnn.models.imagenet_concat import dense_layer, densenet121, googlenet, inception
 from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
 from jaxcnn.models.voxel import resnet3d_small, small_cnn3d, voxnet
 
@@ -36,6 +37,8 @@ MODELS = {
     "shufflenet_v2": shufflenet_v2,
     "squeezenet": squeezenet,
     "alexnet": alexnet,
+    "densenet121": densenet121,
+    "googlenet": googlenet,
     # 1-d time series (jaxcnn.models.timeseries)
     "fcn": fcn,
     "resnet1d": resnet1d,
