@@ -212,7 +212,8 @@ def plot_history(history, path=None, *, title=None):
                 ax.plot(*zip(*pts), marker="o", label=prefix)
         ax.set_title(metric)
         ax.set_xticks(range(1, len(history) + 1)) if len(history) < 12 else None
-        ax.legend(fontsize=7)
+        if ax.lines:  # a regression history has no accuracy curves
+            ax.legend(fontsize=7)
     return _finish(fig, path, title)
 
 

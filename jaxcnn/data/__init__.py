@@ -10,6 +10,8 @@ from jaxcnn.data._dataset import Dataset, stratified_split
 from jaxcnn.data._download import cache_dir, download, fetch, file_checksum, verify_checksum
 from jaxcnn.data.images import (load_cifar10, load_digits, load_image_dataset, load_image_folder,
                                 load_mnist, load_npz, read_idx)
+from jaxcnn.data.segmentation import (SegmentationData, load_mnist_seg, load_segmentation_npz,
+                                      make_digit_canvases, make_shapes2d, make_shapes3d)
 from jaxcnn.data.timeseries import TimeSeriesData, load_mnist1d, load_ucr, read_ts, read_tsv
 from jaxcnn.data.voxels import (VoxelData, load_off_folder, load_shapes, load_voxel_npz,
                                 make_shapes, read_off, voxelize_mesh)

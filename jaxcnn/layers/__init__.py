@@ -2,8 +2,8 @@
 
 from jaxcnn.layers._base import Layer, layer, stateless, with_rank
 from jaxcnn.layers._scope import capture
-from jaxcnn.layers._combinators import (concat, fan_in_concat, fan_in_sum, fan_out, named,
-                                        parallel, residual, serial)
+from jaxcnn.layers._combinators import (concat, fan_in_concat, fan_in_mul, fan_in_sum, fan_out,
+                                        named, parallel, residual, serial)
 from jaxcnn.layers._conv import conv, conv_transpose, depthwise_conv, separable_conv
 from jaxcnn.layers._core import (activation, dense, dropout, elu, flatten, gelu, hard_swish,
                                  identity, leaky_relu, log_softmax, relu, relu6, reshape, sigmoid,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcnn._checks import fail, is_int
 from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, check_x, is_multi
@@ -152,6 +153,41 @@ def fan_in_sum() -> Layer:
         return in_shape[0]
 
     return _fan_in("fan_in_sum", lambda xs: sum(xs[1:], xs[0]), shapes)
+
+
+def fan_in_mul() -> Layer:
+    """Multiplies a tuple of inputs elementwise, with numpy broadcasting of the per-example
+    shapes (the batch axis excluded): a gate ``(C,)`` or ``(1, 1, C)`` scales every pixel of
+    a feature map ``(H, W, C)``, as in squeeze-and-excitation or attention gates.
+
+    Example:
+      >>> import jax
+      >>> from jaxcnn import (dense, fan_in_mul, fan_out, global_avg_pool, identity,
+      ...                     parallel, relu, serial, sigmoid)
+      >>> se = serial(fan_out(2), parallel(identity(), serial(
+      ...     global_avg_pool(), dense(4), relu(), dense(16), sigmoid())), fan_in_mul())
+      >>> se.init(jax.random.key(0), (8, 8, 16))[0]
+      (8, 8, 16)
+    """
+    where = "fan_in_mul"
+
+    def shapes(in_shape):
+        try:
+            return tuple(int(d) for d in np.broadcast_shapes(*in_shape))
+        except ValueError:
+            fail(where, "the branch shapes", "broadcastable against each other (numpy rules, "
+                 "batch axis excluded)", in_shape,
+                 "A gate for (H, W, C) features has shape (C,) or (1, 1, C)")
+
+    def merge(xs):
+        rank = max(x.ndim for x in xs)  # align the per-example axes on the right
+        xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+    return _fan_in(where, merge, shapes)
 
 
 def fan_in_concat(axis: int = -1) -> Layer:

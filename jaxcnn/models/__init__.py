@@ -14,6 +14,7 @@ from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, 
 from jaxcnn.models.imagenet import (alexnet, bottleneck, fire, inverted_residual, mobilenet_v2,
                                     resnet34, resnet50, shuffle_unit, shufflenet_v2, squeezenet)
 from jaxcnn.models.imagenet_concat import dense_layer, densenet121, googlenet, inception
+from jaxcnn.models.image2image import conv_autoencoder, conv_block, pad_to_multiple, unet
 from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
 from jaxcnn.models.voxel import resnet3d_small, small_cnn3d, voxnet
 
@@ -48,6 +49,8 @@ MODELS = {
     "voxnet": voxnet,
     "resnet3d_small": resnet3d_small,
     "small_cnn3d": small_cnn3d,
+    # image to image, any rank (jaxcnn.models.image2image): num_classes = output channels
+    "unet": unet,
 }
 
 

@@ -8,6 +8,10 @@ from jaxcnn.train._evaluate import evaluate, make_evaluator
 from jaxcnn.train._losses import binary_cross_entropy, mse, softmax_cross_entropy
 from jaxcnn.train._metrics import (accuracy, binary_scores, confusion_matrix, roc_auc,
                                    top_k_accuracy)
+from jaxcnn.train._pixel_losses import (pixel_binary_cross_entropy, pixel_cross_entropy,
+                                        soft_dice_loss)
+from jaxcnn.train._pixel_metrics import (evaluate_reconstruction, evaluate_segmentation, predict,
+                                         psnr, segmentation_confusion, segmentation_scores)
 from jaxcnn.train._state import TrainState, create_train_state, num_params
 from jaxcnn.train._step import apply_gradients, jit_train_step, make_eval_step, make_train_step
 from jaxcnn.train._loop import FitResult, fit
