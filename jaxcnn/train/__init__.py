@@ -10,7 +10,7 @@ from jaxcnn.train._metrics import (accuracy, binary_scores, confusion_matrix, ro
                                    top_k_accuracy)
 from jaxcnn.train._pixel_losses import (pixel_binary_cross_entropy, pixel_cross_entropy,
                                         soft_dice_loss)
-from jaxcnn.train._pixel_metrics import (evaluate_reconstruction, evaluate_segmentation, predict,
+from jaxcnn.train._pixel_metrics import (evaluate_reconstruction, evaluate_segmentation,
                                          psnr, segmentation_confusion, segmentation_scores)
 from jaxcnn.train._state import TrainState, create_train_state, num_params
 from jaxcnn.train._step import apply_gradients, jit_train_step, make_eval_step, make_train_step

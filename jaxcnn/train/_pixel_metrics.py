@@ -213,18 +213,3 @@ def evaluate_reconstruction(model, params, state, x, targets=None, batch_size=64
     return {"mse": mse, "psnr": 10.0 * math.log10(peak ** 2 / mse) if mse > 0 else float("inf"),
             "count": int(round(float(totals["count"])))}
 
-
-def predict(model, params, state, x, batch_size: int = 64) -> np.ndarray:
-    """``model``'s outputs in eval mode for ``x``, computed in batches (numpy out).
-
-    Example:
-      >>> import numpy as np
-      >>> from jaxcnn import relu
-      >>> from jaxcnn.train import predict
-      >>> predict(relu(), {}, {}, np.array([[-1.0], [2.0], [3.0]], np.float32), 2).ravel()
-      array([0., 2., 3.], dtype=float32)
-    """
-    check_model(model, "predict")
-    fn = jit(lambda p, s, b: model.apply(p, s, b, train=False)[0])
-    return np.concatenate([np.asarray(fn(params, state, jnp.asarray(x[i:i + batch_size])))
-                           for i in range(0, len(x), batch_size)])
