@@ -2,9 +2,10 @@
 
 Each checkpoint is a folder ``<dir>/<step>/`` with the arrays (``state``: the
 :class:`TrainState` and the key data) and a JSON part (``meta``: epoch, position within
-the epoch, config, history, best value). Orbax writes to a temporary folder and renames
-it when complete, so a process killed mid-write leaves the previous checkpoints intact;
-only the last ``max_to_keep`` are kept.
+the epoch, config, history, best value, and the path, dtype and shape of every saved
+array). Orbax writes to a temporary folder and renames it when complete, so a process
+killed mid-write leaves the previous checkpoints intact (``tests/test_train_resume.py``
+kills one inside the write); only the last ``max_to_keep`` are kept.
 """
 
 from __future__ import annotations
@@ -12,8 +13,44 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from jaxcnn._checks import fail, is_int
+
+_SIGNATURE = "array_signature"
+
+
+def _key_name(k):
+    for attr in ("name", "key", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def signature(tree) -> dict:
+    """``{"params/conv_0/kernel": "float32[3, 3, 1, 8]", ...}`` for every array of ``tree``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxcnn.train._checkpoint import signature
+      >>> signature({"w": jnp.zeros((2, 3)), "step": jnp.int32(0)})
+      {'step': 'int32[]', 'w': 'float32[2, 3]'}
+    """
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(_key_name(k) for k in path): f"{np.dtype(leaf.dtype).name}"
+            f"{list(np.shape(leaf))}" for path, leaf in flat}
+
+
+def signature_difference(saved: dict, current: dict) -> str | None:
+    """A sentence naming up to three arrays that differ between two signatures, or ``None``."""
+    diffs = [f"{p}: {saved[p]} in the checkpoint, {current[p]} now"
+             for p in current if p in saved and saved[p] != current[p]]
+    diffs += [f"{p} ({current[p]}) not in the checkpoint" for p in current if p not in saved]
+    diffs += [f"{p} ({saved[p]}) only in the checkpoint" for p in saved if p not in current]
+    if not diffs:
+        return None
+    more = f" and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+    return "; ".join(diffs[:3]) + more
 
 
 class Checkpoints:
@@ -59,6 +96,7 @@ class Checkpoints:
         if int(step) in self._manager.all_steps():
             return
         args = self._ocp.args
+        meta = {**meta, _SIGNATURE: signature(tree)}
         self._manager.save(int(step), args=args.Composite(
             state=args.StandardSave(tree), meta=args.JsonSave(meta)), force=True)
         self._manager.wait_until_finished()
@@ -73,13 +111,27 @@ class Checkpoints:
         args = self._ocp.args
         out = self._manager.restore(step, args=args.Composite(
             state=args.StandardRestore(abstract), meta=args.JsonRestore()))
-        return out.state, out.meta
+        meta = dict(out.meta)
+        meta.pop(_SIGNATURE, None)
+        return out.state, meta
 
     def read_meta(self, step=None):
         """The JSON part of checkpoint ``step`` (default: the latest)."""
+        meta = dict(self._read_meta(step))
+        meta.pop(_SIGNATURE, None)
+        return meta
+
+    def _read_meta(self, step=None):
         step = self.latest_step() if step is None else step
         return self._manager.restore(step, args=self._ocp.args.Composite(
             meta=self._ocp.args.JsonRestore())).meta
+
+    def difference(self, template, step=None) -> str | None:
+        """What differs between the arrays of checkpoint ``step`` (default: the latest) and
+        the pytree ``template`` (see :func:`signature_difference`); ``None`` when nothing
+        does or the checkpoint predates signatures."""
+        saved = self._read_meta(step).get(_SIGNATURE)
+        return None if saved is None else signature_difference(saved, signature(template))
 
     def clear(self):
         """Deletes every checkpoint in the folder."""

@@ -23,7 +23,8 @@ from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
 from jaxcnn.train._logging import StepLog, nonfinite_params
-from jaxcnn.train._run import prepare_workdir, to_jsonable, truncate_jsonl, write_json
+from jaxcnn.train._run import (check_same_settings, check_workdir, prepare_workdir, to_jsonable,
+                               truncate_jsonl, write_json)
 from jaxcnn.train._state import check_optimizer, create_train_state
 from jaxcnn.train._step import make_train_step
 
@@ -253,6 +254,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     best_state = None
     if workdir is not None:
         workdir = Path(workdir)
+        state_bytes = sum(a.nbytes for a in jax.tree.leaves(ts))
+        check_workdir(workdir, state_bytes, keep_checkpoints + 2, where)  # + best, + in flight
         ckpts = Checkpoints(workdir / "checkpoints", keep_checkpoints)
         best_ckpts = Checkpoints(workdir / "best", 1)
         if ckpts.latest_step() is not None:
@@ -261,6 +264,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
                      str(workdir), "It already holds checkpoints; pass resume=True (--resume) "
                      "to continue that run, or choose another workdir")
             ts, pos = _restore(ckpts, ts, run_key, pos, where)
+            check_same_settings(workdir, settings, _SAME_ON_RESUME, where)
             if best_ckpts.latest_step() is not None:
                 best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
                 best_state = jax.device_get(best_state)
@@ -341,6 +345,12 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
     return FitResult(final, pos["history"], test_metrics, workdir)
 
 
+# fit settings a resumed run must share with the run it continues (seed, batch size and
+# ensemble size are checked against the checkpoint itself)
+_SAME_ON_RESUME = ("task", "loss", "label_smoothing", "class_weights", "compute_dtype",
+                   "train_size", "in_shape", "in_dtype")
+
+
 def _count(train_state):
     """The step count on the host (members of an ensemble share it)."""
     return int(np.asarray(jax.device_get(train_state.step)).reshape(-1)[0])
@@ -360,9 +370,16 @@ def _restore(ckpts, ts, run_key, pos, where):
         if meta.get(name) != pos[name]:
             fail(where, name, f"{meta.get(name)!r} as in the checkpoint being resumed", pos[name],
                  "A resumed run must keep the seed, batch size and ensemble size")
+    template = {"train_state": ts, "key": jax.random.key_data(run_key)}
+    difference = ckpts.difference(template)
+    if difference:
+        raise ValueError(f"{where}: the model and optimizer must be those of the run being "
+                         f"resumed, got arrays that differ from those in {ckpts.directory}: "
+                         f"{difference}. "
+                         "Resume with the same model and optimizer, or start a new workdir")
     try:
-        tree, meta = ckpts.restore({"train_state": ts, "key": jax.random.key_data(run_key)})
-    except ValueError as err:
+        tree, meta = ckpts.restore(template)
+    except ValueError as err:  # checkpoints written before signatures were recorded
         fail(where, "the model and optimizer", "those of the run being resumed",
              "another parameter or optimizer-state structure",
              f"orbax says: {str(err).splitlines()[0]}")

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -71,10 +72,13 @@ def append_jsonl(path, row):
 
 
 def read_jsonl(path):
+    """The rows of a JSON-lines file; a last line without its newline (a process killed
+    while appending it) is left out."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
 def truncate_jsonl(path, max_step):
@@ -116,3 +120,46 @@ def prepare_workdir(workdir, config):
     write_json(workdir / "config.json", config)
     write_json(workdir / "run.json", run_info())
     return workdir
+
+
+def _mb(n):
+    return f"{n / 2**20:,.1f} MB"
+
+
+def check_workdir(workdir, checkpoint_bytes, copies, where):
+    """Refuses, before training, a run folder that cannot be created or written, or whose
+    disk has less free space than ``copies`` checkpoints of ``checkpoint_bytes`` (plus
+    1 MB for logs), rather than failing at the first checkpoint an hour later."""
+    workdir = Path(workdir)
+    probe = workdir / ".write_probe"
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"jaxcnn")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{where}: workdir must be a folder this process can create and write, "
+                         f"got {str(workdir)!r} ({type(err).__name__}: "
+                         f"{err.strerror or err}). Choose another workdir") from None
+    needed = copies * checkpoint_bytes + 2**20
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        raise ValueError(
+            f"{where}: the free space under workdir must be at least {_mb(needed)} ({copies} "
+            f"checkpoints of {_mb(checkpoint_bytes)}), got {_mb(free)} in {workdir}. Free "
+            "some space, choose another workdir or keep fewer checkpoints (keep_checkpoints)")
+
+
+def check_same_settings(workdir, settings, keys, where):
+    """Refuses to resume a run whose ``config.json`` records other values of ``keys`` of
+    ``fit``'s settings (another data set, task or loss), naming each difference."""
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text()).get("fit", {})
+    now = to_jsonable(settings)
+    diffs = [f"{k}={saved[k]!r} there, {now[k]!r} now" for k in keys
+             if k in saved and saved[k] != now.get(k)]
+    if diffs:
+        raise ValueError(f"{where}: the settings of a resumed run must be those in {path}, got "
+                         + "; ".join(diffs) + ". Resume with the same data and settings, or "
+                         "start a new workdir")
