@@ -153,6 +153,7 @@ def test_fan_in_mul_broadcasts_like_numpy():
     (lambda: unet(2, depth=0), "unet: depth must be a positive int"),
     (lambda: unet(2, up="bilinear"), "unet: up must be one of 'transpose', 'upsample'"),
     (lambda: unet(2, skip=1), "unet: skip must be a bool"),
+    (lambda: unet(2, ndim=4), "unet: ndim must be 1, 2, 3 or None, got 4"),
     (lambda: unet(2, norm="layer"), "conv_block: norm must be one of 'batch'"),
     (lambda: unet(2, base_width=12, norm="group"), "conv_block: width must be divisible by"),
     (lambda: conv_block(0), "conv_block: width must be a positive int"),

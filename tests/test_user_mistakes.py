@@ -18,6 +18,7 @@ KEY = jax.random.key(0)
 RANK = {"fcn": 1, "resnet1d": 1, "tcn": 1, "mnist1d_cnn": 1, "voxnet": 3,
         "resnet3d_small": 3, "small_cnn3d": 3}
 BATCH_AXIS = "in_shape excludes the batch axis: pass x.shape[1:]"
+ANY_RANK = {"unet"}  # the rank comes from in_shape unless ndim= fixes it
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -29,8 +30,15 @@ def test_every_zoo_model_refuses_an_in_shape_of_another_rank(name):
         msg = (rf"{name.split('1')[0] if name.startswith('vgg') else name}: in_shape must be "
                rf"{layout} for this {rank}-d network, got {re.escape(str(wrong))}\. "
                + re.escape(BATCH_AXIS))
+        kwargs = {"ndim": rank} if name in ANY_RANK else {}
         with pytest.raises(ValueError, match=msg):
-            get_model(name, num_classes=3).init(KEY, wrong)
+            get_model(name, num_classes=3, **kwargs).init(KEY, wrong)
+
+
+def test_a_model_of_any_rank_takes_its_rank_from_in_shape():
+    net = get_model("unet", num_classes=3, depth=1, base_width=4)
+    assert net.init(KEY, (8, 1))[0] == (8, 3)
+    assert net.init(KEY, (4, 8, 8, 1))[0] == (4, 8, 8, 3)
 
 
 def test_a_missing_channel_axis_is_named():

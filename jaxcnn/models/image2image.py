@@ -34,7 +34,8 @@ from jaxcnn import (Layer, batch_norm, concat, conv, conv_transpose, dense, flat
                     identity, max_pool, parallel, relu, reshape, serial, stateless, upsample)
 from jaxcnn import ops
 from jaxcnn._checks import check_bool, check_choice, fail, is_int
-from jaxcnn.layers._base import NOT_GIVEN, check_shape, check_spatial_shape, check_train
+from jaxcnn.layers._base import (NOT_GIVEN, check_shape, check_spatial_shape, check_train,
+                                 with_rank)
 
 AE_UPS = ("transpose", "upsample", "unpool")
 UNET_UPS = ("transpose", "upsample")
@@ -213,7 +214,8 @@ def conv_block(width: int, norm: str = "batch", groups: int = 8) -> Layer:
 
 
 def unet(num_classes: int = 2, *, depth: int = 3, base_width: int = 16, norm: str = "batch",
-         groups: int = 8, up: str = "transpose", skip: bool = True) -> Layer:
+         groups: int = 8, up: str = "transpose", skip: bool = True,
+         ndim: int | None = None) -> Layer:
     """U-Net for 1-d, 2-d or 3-d inputs; ``apply`` returns per-pixel (per-voxel) logits
     ``(N, *spatial, num_classes)`` of the input's spatial size.
 
@@ -226,6 +228,9 @@ def unet(num_classes: int = 2, *, depth: int = 3, base_width: int = 16, norm: st
       up: ``"transpose"`` (``2x2`` stride-2 transposed conv to the level's width) or
         ``"upsample"`` (nearest up-sampling then ``conv 3`` to the level's width).
       skip: concatenate the encoder's features to the decoder's at each level.
+      ndim: ``1``, ``2`` or ``3`` fixes the number of spatial axes, and ``init`` then refuses
+        an ``in_shape`` of another rank (the batch axis passed along is the usual mistake);
+        ``None`` (the default) takes the rank from ``in_shape``.
 
     Params: with ``k = 3^n`` (``n`` spatial axes), ``w_d = base_width * 2^d`` and ``C`` input
     channels, level ``d``'s encoder block has ``k (c_in w_d + w_d^2)`` kernel weights
@@ -250,6 +255,8 @@ def unet(num_classes: int = 2, *, depth: int = 3, base_width: int = 16, norm: st
     check_choice(up, UNET_UPS, where, "up")
     skip = check_bool(where, "skip", skip)
     conv_block(base_width * 2 ** depth, norm, groups)  # checks norm and groups for every width
+    if ndim is not None and (not is_int(ndim) or ndim not in (1, 2, 3)):
+        fail(where, "ndim", "1, 2, 3 or None", ndim)
 
     def level(d):
         w = base_width * 2 ** d
@@ -261,5 +268,6 @@ def unet(num_classes: int = 2, *, depth: int = 3, base_width: int = 16, norm: st
         middle = concat(identity(), down_up) if skip else down_up
         return serial(conv_block(w, norm, groups), middle, conv_block(w, norm, groups))
 
-    return pad_to_multiple(serial(level(0), conv(num_classes, 1)), 2 ** depth, where)
+    net = pad_to_multiple(serial(level(0), conv(num_classes, 1)), 2 ** depth, where)
+    return net if ndim is None else with_rank(net, ndim, where)
 
