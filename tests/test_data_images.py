@@ -78,6 +78,30 @@ def test_read_idx_truncated_gzip(tmp_path):
         read_idx(p)
 
 
+@pytest.mark.parametrize("damage", ["payload", "crc", "trailing"])
+def test_read_idx_corrupt_gzip(tmp_path, damage):
+    """A gzip file damaged anywhere (its deflate stream, its checksum, junk after it) is an
+    error naming the file, never a shorter or different array."""
+    good = bytearray(gzip.compress(idx_bytes(np.arange(400, dtype=np.uint8).reshape(20, 20))))
+    if damage == "payload":
+        good[12:16] = b"\xff\xff\xff\xff"
+    elif damage == "crc":
+        good[-8] ^= 0xFF
+    else:
+        good += b"\x1f\x8bjunk"
+    p = write(tmp_path / "t-idx2-ubyte.gz", bytes(good))
+    with pytest.raises(ValueError, match=f"read_idx: {p} must be a complete gzip file"):
+        read_idx(p)
+
+
+def test_load_mnist_labels_out_of_range(tmp_path):
+    mnist_folder(tmp_path)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    write(labels, idx_bytes(np.array([1, 12, 3], np.uint8)), gz=True)
+    with pytest.raises(ValueError, match=f"labels in {labels} must be in \\[0, 9\\], got \\(1, 12\\)"):
+        load_mnist(tmp_path, download=False)
+
+
 @pytest.mark.parametrize("gz,dotted", [(True, False), (False, False), (False, True)])
 def test_load_mnist(tmp_path, gz, dotted):
     arrays = mnist_folder(tmp_path, gz=gz, dotted=dotted)
@@ -232,6 +256,25 @@ def test_cifar_python_refuses_code(tmp_path):
         load_cifar10(tmp_path, download=False)
 
 
+@pytest.mark.parametrize("junk", [b"", b"\x80\x02}q\x00(", b"not a pickle at all"])
+def test_cifar_python_truncated_or_junk(tmp_path, junk):
+    write_cifar_python(tmp_path)
+    p = tmp_path / "data_batch_3"
+    p.write_bytes(junk or p.read_bytes()[:-100])  # b"": the real batch cut short
+    with pytest.raises(ValueError, match=f"load_cifar10: {p} must be a CIFAR-10 python batch"):
+        load_cifar10(tmp_path, download=False)
+
+
+def test_cifar_archive_truncated(tmp_path):
+    write_cifar_python(tmp_path / "src" / "cifar-10-batches-py", n=50)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"{archive} must be a complete .tar.gz archive"):
+        load_cifar10(tmp_path, download=False)
+
+
 def test_cifar_missing_offline(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz not found"):
         load_cifar10(tmp_path, download=False)
@@ -285,6 +328,58 @@ def test_image_folder_errors(tmp_path):
         load_image_folder(tmp_path / "nope")
 
 
+def test_image_folder_unreadable_image_is_named(tmp_path):
+    for i in range(3):
+        write_png(tmp_path / "a" / f"{i}.png", np.zeros((4, 4), np.uint8))
+        write_png(tmp_path / "b" / f"{i}.png", np.zeros((4, 4), np.uint8))
+    bad = tmp_path / "b" / "1.png"
+    bad.write_bytes(b"this is no PNG")
+    with pytest.raises(ValueError, match=f"the image {bad} must be a readable image file"):
+        load_image_folder(tmp_path)
+    bad.write_bytes((tmp_path / "a" / "0.png").read_bytes()[:-30])  # cut inside the data
+    with pytest.raises(ValueError, match=f"the image {bad} must be a readable image file"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_empty_class_folder(tmp_path):
+    write_png(tmp_path / "a" / "0.png", np.zeros((2, 2), np.uint8))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=f"images in {tmp_path}/b must be at least one file"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_odd_size_is_named(tmp_path):
+    for i in range(3):
+        write_png(tmp_path / "train" / "a" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
+        write_png(tmp_path / "test" / "a" / f"{i}.png", np.zeros((4, 4, 3), np.uint8))
+    odd = tmp_path / "train" / "a" / "2.png"
+    write_png(odd, np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match=f"image sizes in .*train must be all equal, got "
+                       f"'\\(4, 5\\) in {odd} but \\(4, 4\\) in .*0.png \\(1 of 3 differ"):
+        load_image_folder(tmp_path)
+
+
+def test_image_archive_broken_member_and_truncated_archive(tmp_path):
+    src = tmp_path / "src"
+    for i in range(4):
+        write_png(src / "c" / f"{i}.png", np.full((3, 3), i, np.uint8))
+        write_png(src / "d" / f"{i}.png", np.full((3, 3), i, np.uint8))
+    (src / "d" / "3.png").write_bytes(b"\x89PNG broken")
+    archive = tmp_path / "imgs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="imgs")
+    with pytest.raises(ValueError, match=f"the image {archive}:imgs/d/3.png must be a readable"):
+        load_image_folder(archive)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[:-60])
+    with pytest.raises(ValueError, match=f"{cut} must be a (complete .tar/.tar.gz archive|folder)"):
+        load_image_folder(cut)
+    (tmp_path / "junk.tar").write_bytes(b"junk" * 100)
+    with pytest.raises(ValueError, match="junk.tar must be a folder or a .tar/.tar.gz archive"):
+        load_image_folder(tmp_path / "junk.tar")
+
+
 # ----------------------------------------------------------------------------- npz, digits
 
 
@@ -316,6 +411,39 @@ def test_npz_errors(tmp_path):
         load_npz(p)
     with pytest.raises(ValueError, match="path must be the .npz file to read"):
         load_image_dataset("npz")
+
+
+def _npz(path, **changes):
+    arrays = dict(train_images=np.zeros((3, 4, 4), np.uint8), train_labels=np.array([0, 1, 1]),
+                  test_images=np.zeros((1, 4, 4), np.uint8), test_labels=np.array([1]))
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(train_labels=np.array([0, "x", None], object)),
+     "the array 'train_labels' in .*bad.npz must be a numeric array, got 'an object array"),
+    (dict(test_images=np.array(["a"])), "the array 'test_images' in .* got 'dtype <U1'"),
+    (dict(train_labels=np.array([0.0, 1.5, 1.0])),
+     "train_labels in .*bad.npz must be whole numbers .*got '1.5 at index 1"),
+    (dict(test_labels=np.array([-1])), "test_labels in .* must be non-negative class indices"),
+])
+def test_npz_object_arrays_and_bad_labels(tmp_path, changes, match):
+    with pytest.raises(ValueError, match="load_npz: " + match):
+        load_npz(_npz(tmp_path / "bad.npz", **changes))
+
+
+def test_npz_truncated_or_not_an_npz(tmp_path):
+    p = _npz(tmp_path / "bad.npz", train_images=np.zeros((50, 28, 28), np.uint8))
+    p.write_bytes(p.read_bytes()[:3000])
+    with pytest.raises(ValueError, match=f"load_npz: {p} must be a readable .npz file"):
+        load_npz(p)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="one.npy must be an .npz archive of named arrays"):
+        load_npz(tmp_path / "one.npy")
+    with pytest.raises(FileNotFoundError):
+        load_npz(tmp_path / "missing.npz")
 
 
 def test_digits_stratified():

@@ -125,9 +125,14 @@ def test_load_ucr_tsv_in_subfolder(tmp_path):
     ("@classLabel true a\n@data\n", "at least one case"),
     ("@classLabel false\n@data\n1,2:0.5\n", "@classLabel must be true"),
     ("@timeStamps true\n@classLabel true a\n@data\n(0,1),(1,2):a\n", "timestamped"),
+    # a line cut short, infinities, broken headers: each named by line or header key
+    ("@data\n1,2,3:a\n4,5,6:\n", "label on line 3 must be a class label.*cut short"),
+    ("@classLabel true a\n@data\n1,inf,3:a\n", "line 3 must be made of finite numbers.*'inf'"),
+    ("@dimensions two\n@data\n1,2:a\n", "@dimensions must be a positive int, got 'two'"),
+    ("@classLabel\n@data\n1,2:a\n", "@classLabel must be true followed by the class names"),
 ])
 def test_read_ts_errors(tmp_path, text, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=r"read_ts\(bad_TRAIN.ts\): (?s:.*)" + match):
         read_ts(write(tmp_path, "bad_TRAIN.ts", text))
 
 
@@ -137,9 +142,10 @@ def test_read_ts_errors(tmp_path, text, match):
     ("1\t1\t2\n1\n", "line 2 must be a label and at least one value"),
     ("1\tNaN\tNaN\n", "line 1 must be a series with at least one value"),
     ("\n", "at least one line"),
+    ("1\t1\t-Infinity\n", "line 1 must be made of finite numbers"),
 ])
 def test_read_tsv_errors(tmp_path, text, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=r"read_tsv\(bad_TEST.tsv\): (?s:.*)" + match):
         read_tsv(write(tmp_path, "bad_TEST.tsv", text))
 
 

@@ -105,6 +105,24 @@ def test_load_voxel_npz(tmp_path, rng):
         load_voxel_npz(tmp_path / "a.npz", grid=3)
 
 
+def test_load_voxel_npz_refuses_object_arrays_and_bad_labels(tmp_path, rng):
+    arrays = _write_npz(tmp_path / "a.npz", rng, size=4)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **dict(arrays, val_images=np.array([None, 1], object)))
+    with pytest.raises(ValueError, match=r"load_voxel_npz: the array 'val_images' in .*bad.npz "
+                       "must be a numeric array, got 'an object array"):
+        load_voxel_npz(bad)
+    np.savez(bad, **{k: v for k, v in arrays.items() if k != "val_labels"})
+    with pytest.raises(ValueError, match="val arrays in .* must be both val_images and val_labels"):
+        load_voxel_npz(bad)
+    np.savez(bad, **dict(arrays, test_labels=np.array([0, 1, 2.5, 1])))
+    with pytest.raises(ValueError, match="test_labels in .* must be whole numbers"):
+        load_voxel_npz(bad)
+    bad.write_bytes((tmp_path / "a.npz").read_bytes()[:500])
+    with pytest.raises(ValueError, match=f"load_voxel_npz: {bad} must be a readable .npz"):
+        load_voxel_npz(bad)
+
+
 # ----------------------------------------------------------------------- .off meshes
 
 CUBE_OFF = """OFF

@@ -2,9 +2,12 @@
 
 Every loader returns a :class:`~jaxcnn.data.Dataset` (``x`` is ``(N, H, W, C)``
 ``uint8``, ``y`` is ``int32``) and checks what it reads: a wrong magic number, a
-truncated file or image and label counts that disagree raise a ``ValueError`` that
-names the file. MNIST and CIFAR-10 are downloaded from their canonical mirrors (with the
-publishers' md5 checksums) when absent; offline, the error says where to put the files.
+truncated or corrupt file (gzip, tar, zip, image), image and label counts that disagree,
+labels out of range, an unreadable or odd-sized image, or an ``.npz`` with missing keys or
+object arrays raise a ``ValueError`` that names the file (and the key or member); a
+dataset is never returned with parts silently left out. MNIST and CIFAR-10 are downloaded
+from their canonical mirrors (with the publishers' md5 checksums) when absent; offline,
+the error says where to put the files.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import os
 import pickle
 import struct
 import tarfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from jaxcnn._checks import check_bool, check_choice, fail
-from jaxcnn.data._dataset import Dataset, check_pair, stratified_split
+from jaxcnn.data._dataset import Dataset, check_labels, check_pair, read_npz, stratified_split
 from jaxcnn.data._download import cache_dir, fetch
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -50,7 +54,7 @@ def _read_bytes(path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (EOFError, OSError, gzip.BadGzipFile) as e:
+        except (EOFError, OSError, zlib.error) as e:  # BadGzipFile is an OSError
             fail("read_idx", f"{path}", "a complete gzip file", f"a broken one ({e})",
                  "The file is truncated or corrupt: download it again")
     return raw
@@ -126,6 +130,10 @@ def load_mnist(data_dir=None, *, download: bool = True) -> Dataset:
             fail("load_mnist", f"the {split} arrays' ranks", "3 (images) and 1 (labels)",
                  (x.ndim, y.ndim), "Are the image and label files swapped?")
         check_pair("load_mnist", x, y, f"{split} split")
+        labels = paths[f"{prefix}-labels-idx1-ubyte.gz"]
+        if y.size and (y.min() < 0 or y.max() > 9):
+            fail("load_mnist", f"the labels in {labels}", "in [0, 9]",
+                 (int(y.min()), int(y.max())), "Is this the labels file?")
         arrays[split] = (x[..., None].astype(np.uint8), y.astype(np.int32))
     return Dataset(*arrays["train"], *arrays["test"], tuple(str(i) for i in range(10)))
 
@@ -147,13 +155,18 @@ def _cifar_pickle(path):
     try:
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OverflowError, MemoryError, struct.error) as e:  # what junk raises
         fail("load_cifar10", f"{path}", "a CIFAR-10 python batch", f"unreadable ({e})",
              "The file is truncated or corrupt")
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         fail("load_cifar10", f"{path}", "a dict with b'data' and b'labels'",
-             sorted(d) if isinstance(d, dict) else type(d).__name__)
-    x, y = np.asarray(d[b"data"], np.uint8), np.asarray(d[b"labels"], np.int32)
+             sorted(map(repr, d))[:8] if isinstance(d, dict) else type(d).__name__)
+    try:
+        x, y = np.asarray(d[b"data"], np.uint8), np.asarray(d[b"labels"], np.int32)
+    except (ValueError, TypeError, OverflowError) as e:
+        fail("load_cifar10", f"the data and labels of {path}", "uint8 pixels and int labels",
+             f"something else ({e})")
     if x.ndim != 2 or x.shape[1] != 3072:
         fail("load_cifar10", f"the data of {path}", "(N, 3072) (3x32x32 per row)", x.shape)
     check_pair("load_cifar10", x, y, str(path))
@@ -186,12 +199,19 @@ def _cifar_layout(root: Path):
     return None, root
 
 
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
 def _extract(archive: Path, dest: Path):
-    with tarfile.open(archive) as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-        else:  # pragma: no cover  (Python < 3.11.4)
-            tar.extractall(dest)
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # pragma: no cover  (Python < 3.11.4)
+                tar.extractall(dest)
+    except _ARCHIVE_ERRORS as e:
+        fail("load_cifar10", str(archive), "a complete .tar.gz archive", f"a broken one ({e})",
+             "The file is truncated or corrupt: delete it and download it again")
 
 
 def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
@@ -211,7 +231,7 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
     """
     download = check_bool("load_cifar10", "download", download)
     root = Path(data_dir) if data_dir is not None else cache_dir("cifar10")
-    if root.is_file() and tarfile.is_tarfile(root):
+    if root.is_file():
         return load_image_folder(root)
     kind, folder = _cifar_layout(root)
     if kind is None:
@@ -238,34 +258,43 @@ def _image_files(folder: Path):
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _decode(source, size):
-    """An image file (a path or a file object) as ``uint8`` ``(H, W, C)``, C = 1 or 3."""
+def _decode(name, source, size):
+    """An image file (a path or a file object) as ``uint8`` ``(H, W, C)``, C = 1 or 3; a
+    file PIL cannot read completely is an error naming it (``name``)."""
     from PIL import Image
 
-    with Image.open(source) as im:
-        im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        a = np.asarray(im, np.uint8)
+    try:
+        with Image.open(source) as im:
+            im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            a = np.asarray(im, np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
+            Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
+        fail("load_image_folder", f"the image {name}", "a readable image file",
+             f"unreadable ({type(e).__name__}: {e})", "The file is truncated or corrupt")
     return a[..., None] if a.ndim == 2 else a
 
 
 def _folder_tree(root: Path):
-    """``{split: {class: [path, ...]}}`` of an image folder; split ``""`` when the folder
-    has no ``train``/``test`` sub-folders."""
+    """``{split: {class: [(name, path), ...]}}`` of an image folder; split ``""`` when the
+    folder has no ``train``/``test`` sub-folders."""
     splits = ("train", "test") if (root / "train").is_dir() and (root / "test").is_dir() else ("",)
-    return {sp: {c.name: _image_files(c) for c in sorted((root / sp).iterdir()) if c.is_dir()}
-            for sp in splits}
+    return {sp: {c.name: [(str(p), p) for p in _image_files(c)]
+                 for c in sorted((root / sp).iterdir()) if c.is_dir()} for sp in splits}
 
 
 def _archive_tree(path: Path):
-    """``{split: {class: [file object, ...]}}`` of an image archive (``.tar``, ``.tar.gz``)
-    laid out like an image folder, read into memory without extracting it. One top-level
-    folder common to every image (``cifar10/train/cat/1.jpg``) is skipped."""
-
-    with tarfile.open(path) as tar:
-        files = [(m.name, tar.extractfile(m).read()) for m in tar
-                 if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTENSIONS]
+    """``{split: {class: [(name, file object), ...]}}`` of an image archive (``.tar``,
+    ``.tar.gz``) laid out like an image folder, read into memory without extracting it.
+    One top-level folder common to every image (``cifar10/train/cat/1.jpg``) is skipped."""
+    try:
+        with tarfile.open(path) as tar:
+            files = [(m.name, tar.extractfile(m).read()) for m in tar
+                     if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTENSIONS]
+    except _ARCHIVE_ERRORS as e:
+        fail("load_image_folder", str(path), "a complete .tar/.tar.gz archive",
+             f"a broken one ({e})", "The file is truncated or corrupt")
     parts = [Path(name).parts for name, _ in files]
     while parts and len(parts[0]) > 2 and parts[0][0] not in ("train", "test") and all(
             len(q) > 2 and q[0] == parts[0][0] for q in parts):
@@ -280,26 +309,34 @@ def _archive_tree(path: Path):
         fail("load_image_folder", f"the splits in {path}", "both train/ and test/",
              sorted({q[0] for q in parts}))
     tree = {}
-    for q, (_, data) in sorted(zip(parts, files), key=lambda t: t[0]):
+    for q, (name, data) in sorted(zip(parts, files), key=lambda t: t[0]):
         split, cls = (q[0], q[1]) if len(q) == 3 else ("", q[0])
-        tree.setdefault(split, {}).setdefault(cls, []).append(io.BytesIO(data))
+        tree.setdefault(split, {}).setdefault(cls, []).append((f"{path}:{name}",
+                                                               io.BytesIO(data)))
     return tree
 
 
-def _read_split(where, tree, classes, size):
+def _read_split(where, tree, classes, size, every_class=False):
+    """Images and labels of one split; ``every_class``: each class folder must hold an
+    image (the training split: an empty class folder is a mistake, not a class)."""
     files, labels = [], []
     for i, c in enumerate(classes):
         found = tree.get(c, [])
         files += found
         labels += [i] * len(found)
-    if not files:
-        fail("load_image_folder", f"the images in {where}", "at least one file with extension "
-             + "/".join(IMAGE_EXTENSIONS), "none", "Expected <folder>/<class name>/<image>")
+    empty = [c for c in classes if not tree.get(c)] if every_class else []
+    if not files or empty:
+        fail("load_image_folder", f"the images in {where}" + (f"/{empty[0]}" if empty else ""),
+             "at least one file with extension " + "/".join(IMAGE_EXTENSIONS), "none",
+             "Expected <folder>/<class name>/<image>")
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        images = list(pool.map(lambda p: _decode(p, size), files))
-    shapes = {a.shape[:2] for a in images}
-    if len(shapes) > 1:
-        fail("load_image_folder", f"the image sizes in {where}", "all equal", sorted(shapes)[:4],
+        images = list(pool.map(lambda f: _decode(*f, size), files))
+    odd = [i for i, a in enumerate(images) if a.shape[:2] != images[0].shape[:2]]
+    if odd:
+        i = odd[0]
+        fail("load_image_folder", f"the image sizes in {where}", "all equal",
+             f"{images[i].shape[:2]} in {files[i][0]} but {images[0].shape[:2]} in "
+             f"{files[0][0]} ({len(odd)} of {len(images)} differ from the first)",
              "Pass size=(height, width) to resize them")
     if len({a.shape[-1] for a in images}) > 1:  # some grayscale, some colour: all colour
         images = [np.repeat(a, 3, -1) if a.shape[-1] == 1 else a for a in images]
@@ -330,7 +367,10 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
       ((8, 5, 6, 3), (2, 5, 6, 3), ('cat', 'dog'))
     """
     root = Path(root)
-    if root.is_file() and tarfile.is_tarfile(root):
+    if root.is_file():
+        if not tarfile.is_tarfile(root):
+            fail("load_image_folder", str(root), "a folder or a .tar/.tar.gz archive",
+                 "a file that tarfile cannot read", "The archive is truncated or corrupt")
         tree = _archive_tree(root)
     elif root.is_dir():
         tree = _folder_tree(root)
@@ -348,10 +388,10 @@ def load_image_folder(root, *, size=None, test_fraction: float = 0.2, seed: int 
         if extra:
             fail("load_image_folder", "the test classes", f"among the train classes {classes}",
                  extra)
-        x_train, y_train = _read_split(root / "train", train_tree, classes, size)
+        x_train, y_train = _read_split(root / "train", train_tree, classes, size, True)
         x_test, y_test = _read_split(root / "test", tree["test"], classes, size)
     else:
-        x, y = _read_split(root, train_tree, classes, size)
+        x, y = _read_split(root, train_tree, classes, size, True)
         tr, te = stratified_split(y, test_fraction, seed)
         x_train, y_train, x_test, y_test = x[tr], y[tr], x[te], y[te]
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -389,13 +429,8 @@ def load_npz(path, *, spatial_rank: int = 2) -> Dataset:
     """
     where = "load_npz"
     check_choice(spatial_rank, (1, 2, 3), where, "spatial_rank")
-    with np.load(path, allow_pickle=False) as f:
-        keys = ("train_images", "train_labels", "test_images", "test_labels")
-        missing = [k for k in keys if k not in f.files]
-        if missing:
-            fail(where, f"the arrays in {path}", "train_images, train_labels, test_images, "
-                 "test_labels (the MedMNIST layout)", sorted(f.files), f"Missing: {missing}")
-        arrays = {k: f[k] for k in keys}
+    arrays = read_npz(where, path, ("train_images", "train_labels", "test_images", "test_labels"),
+                      layout="the MedMNIST layout")
     out = []
     for split in ("train", "test"):
         x = _npz_images(where, arrays[f"{split}_images"], spatial_rank)
@@ -406,7 +441,7 @@ def load_npz(path, *, spatial_rank: int = 2) -> Dataset:
             fail(where, f"{split}_labels", "(N,) or (N, 1) integer class labels", y.shape,
                  "Multi-label sets are not supported")
         check_pair(where, x, y, f"{split}_labels")
-        out += [x, y.astype(np.int32)]
+        out += [x, check_labels(where, y, f"{split}_labels in {path}")]
     n = int(max(out[1].max(initial=0), out[3].max(initial=0))) + 1
     return Dataset(*out, tuple(str(i) for i in range(n)))
 

@@ -56,10 +56,14 @@ def _float(token: str, where: str, lineno: int) -> float:
     if token in ("?", "") or token.lower() == "nan":
         return math.nan
     try:
-        return float(token)
+        value = float(token)
     except ValueError:
         fail(where, f"line {lineno}", "made of numbers (or '?'/NaN for missing values)",
              token, "Check the file for a stray character or a wrong delimiter")
+    if math.isinf(value):
+        fail(where, f"line {lineno}", "made of finite numbers (or '?'/NaN for missing values)",
+             token)
+    return value
 
 
 def read_ts(path):
@@ -98,7 +102,7 @@ def read_ts(path):
                 key = key.lower()
                 if key == "data":
                     in_data = True
-                    dims = int(header["dimensions"]) if "dimensions" in header else None
+                    dims = _dimensions(header, where)
                     class_names = _class_header(header, where)
                 else:
                     header[key] = value.strip()
@@ -111,6 +115,9 @@ def read_ts(path):
                 fail(where, f"line {lineno}",
                      "one or more ':'-separated dimensions and a class label", line[:60])
             label = fields[-1].strip()
+            if not label:
+                fail(where, f"the label on line {lineno}", "a class label after the last ':'",
+                     "nothing", "Is the line cut short?")
             if class_names and label not in class_names:
                 fail(where, f"the label on line {lineno}", "one of " + ", ".join(class_names),
                      label)
@@ -131,12 +138,25 @@ def read_ts(path):
     return series, labels, class_names or tuple(sorted(set(labels), key=_label_order))
 
 
+def _dimensions(header, where):
+    value = header.get("dimensions")
+    if value is None:
+        return None
+    try:
+        dims = int(value)
+    except ValueError:
+        dims = 0
+    if dims < 1:
+        fail(where, "@dimensions", "a positive int", value)
+    return dims
+
+
 def _class_header(header, where):
     value = header.get("classlabel")
     if value is None:
         return ()
     parts = value.split()
-    if parts[0].lower() != "true":
+    if not parts or parts[0].lower() != "true":
         fail(where, "@classLabel", "true followed by the class names (a classification set)",
              value, "Regression .ts files (@targetLabel) are not supported")
     return tuple(parts[1:])

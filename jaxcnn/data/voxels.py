@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaxcnn._checks import check_choice, fail, is_int
-from jaxcnn.data._dataset import VoxelData, check_pair  # noqa: F401  (VoxelData: public here)
+from jaxcnn.data._dataset import VoxelData  # noqa: F401  (public here)
+from jaxcnn.data._dataset import check_labels, check_pair, read_npz
 from jaxcnn.data._voxel_mesh import load_off_folder, read_off, voxelize_mesh  # noqa: F401
 from jaxcnn.data._voxel_shapes import SHAPE_CLASSES, make_shapes  # noqa: F401
 
@@ -108,14 +109,13 @@ def load_voxel_npz(path, *, grid: int | None = None, mode: str = "mean") -> Voxe
       mode: ``"mean"`` or ``"max"`` downsampling.
     """
     where = "load_voxel_npz"
-    with np.load(path, allow_pickle=False) as f:
-        need = ("train_images", "train_labels", "test_images", "test_labels")
-        missing = [k for k in need if k not in f.files]
-        if missing:
-            fail(where, f"the arrays in {path}", "train_/test_ (and optionally val_) images and "
-                 "labels (the MedMNIST layout)", sorted(f.files), f"Missing: {missing}")
-        splits = ("train", "val", "test") if "val_images" in f.files else ("train", "test")
-        raw = {s: (f[f"{s}_images"], f[f"{s}_labels"]) for s in splits}
+    arrays = read_npz(where, path, ("train_images", "train_labels", "test_images", "test_labels"),
+                      ("val_images", "val_labels"), "the MedMNIST layout; val_ optional")
+    splits = ("train", "val", "test") if "val_images" in arrays else ("train", "test")
+    if ("val_images" in arrays) != ("val_labels" in arrays):
+        fail(where, f"the val arrays in {path}", "both val_images and val_labels, or neither",
+             sorted(k for k in arrays if k.startswith("val_")))
+    raw = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in splits}
     out = {}
     for split, (x, y) in raw.items():
         if x.ndim == 5 and x.shape[-1] == 1:
@@ -134,7 +134,7 @@ def load_voxel_npz(path, *, grid: int | None = None, mode: str = "mean") -> Voxe
             if factor * grid != x.shape[1]:
                 fail(where, "grid", f"a divisor of the stored size {x.shape[1]}", grid)
             x = downsample(x, factor, mode)
-        out[split] = (x[..., None], y.astype(np.int32))
+        out[split] = (x[..., None], check_labels(where, y, f"{split}_labels in {path}"))
     n = 1 + max(int(y.max(initial=0)) for _, y in out.values())
     val = out.get("val", (None, None))
     return VoxelData(*out["train"], *out["test"], tuple(str(i) for i in range(n)), *val)
