@@ -4,28 +4,37 @@ A run is a pure function of its seed: the data order of epoch ``e`` is a permuta
 seeded by ``(seed, epoch)`` and step ``s`` draws its randomness from ``fold_in(key, s)``,
 so a run killed at any point and resumed from its last checkpoint ends with parameters
 bit-identical to an uninterrupted run.
+
+``fit`` reads in four parts, as flax's ``train_and_evaluate`` does: :func:`_open_run`
+(check the arguments, build the step, start or resume the run folder), :func:`_run_epoch`
+(the steps of one epoch and the checkpoints inside it), :func:`_end_epoch` (evaluate, keep
+the best state, stop early, checkpoint) and :func:`_finish` (test, ``result.json``). What
+passes from one to the next is the train state and a :class:`RunPosition`, the immutable
+record each checkpoint stores.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import fail
 from jaxcnn._jit import jit
-from jaxcnn.layers._base import check_model
 from jaxcnn.distributed import Placement
 from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
+from jaxcnn.train._fit_checks import check_arguments, check_labels, check_layout, num_classes
 from jaxcnn.train._logging import StepLog, nonfinite_params
 from jaxcnn.train._run import (check_same_settings, check_workdir, prepare_workdir, to_jsonable,
                                truncate_jsonl, write_json)
-from jaxcnn.train._state import check_optimizer, create_train_state
+from jaxcnn.train._state import create_train_state
 from jaxcnn.train._step import make_train_step
 
 
@@ -46,75 +55,91 @@ class FitResult(NamedTuple):
     workdir: Path | None
 
 
-def _check_split(split, name, where):
-    if split is None:
-        return None
-    if not (isinstance(split, (tuple, list)) and len(split) == 2):
-        fail(where, name, "a pair (x, y) of arrays", type(split).__name__, exc=TypeError)
-    x, y = np.asarray(split[0]), np.asarray(split[1])
-    if len(x) != len(y) or len(x) == 0:
-        fail(where, f"{name} sizes", "equal and non-zero: len(x) == len(y) > 0", (len(x), len(y)))
-    return x, y
+class RunPosition(NamedTuple):
+    """Where a run stands: written into every checkpoint, read back on resume.
+
+    Attributes:
+      epoch: the epoch in progress (counted from 0), or the next one between epochs.
+      step_in_epoch: how many steps of ``epoch`` are done.
+      epoch_sums: running sums of ``epoch``'s training metrics (``None`` between epochs).
+      history: one row per finished epoch.
+      best, best_epoch: the best ``monitor`` value so far and its epoch (counted from 1).
+      stopped: early stopping ended the run.
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    epoch_sums: dict | None = None
+    history: tuple = ()
+    best: float | None = None
+    best_epoch: int | None = None
+    stopped: bool = False
+
+    @classmethod
+    def from_meta(cls, meta):
+        """The position stored in a checkpoint's JSON part."""
+        fields = {name: meta[name] for name in cls._fields if name in meta}
+        return cls(**{**fields, "history": tuple(meta.get("history", ()))})
 
 
-def _check_positive(value, name, where, allow_none=False):
-    if allow_none and value is None:
-        return None
-    if not is_int(value) or value < 1:
-        fail(where, name, "a positive int" + (" or None" if allow_none else ""), value)
-    return value
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """``fit``'s keyword arguments, as given (defaults live in ``fit``'s signature)."""
+
+    epochs: int
+    batch_size: int
+    seed: int
+    workdir: Any
+    resume: bool
+    config: Any
+    augment: Any
+    task: str
+    loss: Any
+    label_smoothing: float
+    class_weights: Any
+    compute_dtype: Any
+    early_stopping: int | None
+    monitor: str | None
+    keep_best: bool
+    ensemble: int
+    progress: Any
+    eval_batch_size: int | None
+    checkpoint_every: int | None
+    keep_checkpoints: int
+    log_every: int
+    epoch_loop: str
+    callback: Any
+    top_k: Any
+    mesh: Any
 
 
-def _check_layout(x, where):
-    """Refuses a batch of images or volumes that looks channels-first (NCHW, NCDHW): a
-    small second axis and large spatial ones (e.g. ``(N, 1, 28, 28)``)."""
-    if x.ndim in (4, 5) and x.shape[1] <= 4 and all(d > 4 for d in x.shape[2:]):
-        layout = "(N, H, W, C)" if x.ndim == 4 else "(N, D, H, W, C)"
-        fail(where, "the training inputs' layout", f"channels-last {layout}", x.shape,
-             "It looks channels-first (channels on axis 1); move them last: "
-             "x = np.moveaxis(x, 1, -1)")
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What stays fixed while the epochs run: the options, the compiled steps, the training
+    set on the device, the evaluators, the log and the checkpoint folders."""
 
+    options: _Options
+    monitor: str
+    loop: str
+    steps_per_epoch: int
+    train_size: int
+    place: Placement
+    data: Any
+    run_steps: Callable
+    run_key: Any
+    evaluator: Callable  # evaluator(x, y) -> evaluator(params, state) -> metrics
+    val_eval: Callable | None
+    test: tuple | None
+    log: StepLog
+    workdir: Path | None
+    ckpts: Checkpoints | None
+    best_ckpts: Checkpoints | None
 
-def _num_classes(model, in_shape, task):
-    """The number of classes the model's output encodes (2 for one binary logit)."""
-    if task == "binary":
-        return 2
-    shapes = []
-
-    def init(key):
-        out_shape, params, state = model.init(key, in_shape)
-        shapes.append(out_shape)
-        return params
-
-    jax.eval_shape(init, jax.random.key(0))
-    return shapes[0][-1] if shapes[0] else 1
-
-
-def check_labels(y, num_classes, name, where):
-    """Refuses integer labels outside ``[0, num_classes)`` before training starts (they
-    would show up only as a non-finite or meaningless loss), naming a value and the count."""
-    y = np.asarray(y)
-    if y.dtype.kind not in "iub":
-        return
-    bad = (y < 0) | (y >= num_classes)
-    if bad.any():
-        values = ", ".join(str(v) for v in np.unique(y[bad])[:5])
-        raise ValueError(
-            f"{where}: the {name} labels must be in [0, {num_classes}) for a model with "
-            f"{num_classes} outputs, got {int(bad.sum())} of {y.size} outside it (values "
-            f"{values}{', ...' if len(np.unique(y[bad])) > 5 else ''}). Labels count from 0 "
-            "(1-based labels: use y - 1), or build the model with num_classes=max(y) + 1")
-
-
-def _ensemble_fns(model, optimizer, members, loss, step_options):
-    """``(init(key, in_shape), step)`` for ``members`` models trained side by side
-    (:mod:`jaxcnn.train._ensemble`: member ``i`` gets ``split(key, members)[i]``)."""
-    from jaxcnn.train._ensemble import create_ensemble_state, make_ensemble_train_step
-
-    def init(key, in_shape):
-        return create_ensemble_state(model, optimizer, jax.random.split(key, members), in_shape)
-
-    return init, make_ensemble_train_step(model, optimizer, loss, **step_options)
+    def close(self):
+        self.log.close()
+        for manager in (self.ckpts, self.best_ckpts):
+            if manager is not None:
+                manager.close()
 
 
 def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, seed=0,
@@ -187,162 +212,88 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       >>> result.test_metrics["accuracy"] > 0.9, len(result.history)
       (True, 3)
     """
-    where = "fit"
-    check_model(model, where)
-    check_optimizer(optimizer, where)
-    train = _check_split(train, "train", where)
-    val, test = _check_split(val, "val", where), _check_split(test, "test", where)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("ensemble", ensemble),
-                        ("keep_checkpoints", keep_checkpoints), ("log_every", log_every)):
-        _check_positive(value, name, where)
-    _check_positive(checkpoint_every, "checkpoint_every", where, allow_none=True)
-    _check_positive(early_stopping, "early_stopping", where, allow_none=True)
-    _check_positive(eval_batch_size, "eval_batch_size", where, allow_none=True)
-    if not is_int(seed):
-        fail(where, "seed", "an int", seed, exc=TypeError)
-    if early_stopping is not None and val is None and not str(monitor).startswith("train_"):
-        fail(where, "early_stopping", "None without a validation set", early_stopping,
-             "Pass val=(x_val, y_val), or monitor a training metric such as 'train_loss'")
-    if resume and workdir is None:
-        fail(where, "workdir", "a folder when resume=True", None)
-    if callback is not None and not callable(callback):
-        fail(where, "callback", "None or a function callback(row)", callback, exc=TypeError)
-    place = Placement(mesh, batch_size, where)
-    x, y = train
-    steps_per_epoch = len(x) // batch_size
-    if steps_per_epoch == 0:
-        fail(where, "batch_size", f"at most the number of training examples ({len(x)})",
-             batch_size)
-    if monitor is not None and monitor.startswith("val_") and val is None:
-        fail(where, "monitor", "a train_* metric when no val set is given", monitor,
-             "Pass val=(x, y), or monitor a training metric such as 'train_loss'")
-    monitor = monitor or {"regression": "val_loss", "binary": "val_auc"}.get(task, "val_accuracy")
-    loop = resolve_epoch_loop(epoch_loop, where)
-    if progress is None:
-        progress = sys.stderr.isatty()
+    options = _Options(**{name: value for name, value in locals().items()
+                          if name in _Options.__dataclass_fields__})
+    run, ts, pos, best_state = _open_run(model, optimizer, train, val, test, options)
+    try:
+        while pos.epoch < epochs and not pos.stopped:
+            ts, pos = _run_epoch(run, ts, pos)
+            pos, best_state = _end_epoch(run, ts, pos, best_state)
+    finally:
+        run.close()
+    return _finish(run, ts, pos, best_state)
 
-    step_options = dict(task=task, label_smoothing=label_smoothing, class_weights=class_weights,
-                        compute_dtype=compute_dtype, augment=augment)
-    train_step = make_train_step(model, optimizer, loss, **step_options)
-    init = lambda key, in_shape: create_train_state(model, optimizer, key, in_shape)  # noqa
-    if ensemble > 1:
-        init, train_step = _ensemble_fns(model, optimizer, ensemble, loss, step_options)
-    key = jax.random.key(seed)
+
+# ---------------------------------------------------------------- open or resume the run
+
+def _open_run(model, optimizer, train, val, test, o):
+    """Checks the arguments, builds the step and starts (or resumes) the run folder:
+    ``(run, train_state, position, best_state)``."""
+    where = "fit"
+    train, val, test, monitor, place = check_arguments(model, optimizer, train, val, test, o,
+                                                       where)
+    loop = resolve_epoch_loop(o.epoch_loop, where)
+    x, y = train
+    init, train_step = _make_step(model, optimizer, o)
+    key = jax.random.key(o.seed)
     run_key = jax.random.fold_in(key, 1)
-    _check_layout(x, where)
+    check_layout(x, where)
     ts = place.state(init(jax.random.fold_in(key, 0), x.shape[1:]))
-    if task != "regression" and loss is None:
+    if o.task != "regression" and o.loss is None:
+        classes = num_classes(model, x.shape[1:], o.task)
         for name, split in (("train", train), ("val", val), ("test", test)):
             if split is not None:
-                check_labels(split[1], _num_classes(model, x.shape[1:], task), name, where)
-    eval_kw = dict(task=task, loss=loss, top_k=top_k, compute_dtype=compute_dtype,
-                   members=ensemble > 1)
-    eval_bs = eval_batch_size or batch_size
-    val_eval = make_evaluator(model, *val, eval_bs, where=where, **eval_kw) if val else None
+                check_labels(split[1], classes, name, where)
+    evaluator = functools.partial(
+        make_evaluator, model, batch_size=o.eval_batch_size or o.batch_size, where=where,
+        task=o.task, loss=o.loss, top_k=o.top_k, compute_dtype=o.compute_dtype,
+        members=o.ensemble > 1)
+    val_eval = evaluator(*val) if val else None
 
-    settings = dict(epochs=epochs, batch_size=batch_size, seed=seed, task=task,
-                    loss=loss if isinstance(loss, (str, type(None))) else repr(loss),
-                    label_smoothing=label_smoothing, class_weights=class_weights,
-                    compute_dtype=compute_dtype, early_stopping=early_stopping, monitor=monitor,
-                    ensemble=ensemble, checkpoint_every=checkpoint_every, epoch_loop=loop,
-                    steps_per_epoch=steps_per_epoch, train_size=len(x),
-                    in_shape=x.shape[1:], in_dtype=str(x.dtype))
-    pos = {"epoch": 0, "step_in_epoch": 0, "history": [], "best": None, "best_epoch": None,
-           "stopped": False, "epoch_sums": None, "seed": seed, "batch_size": batch_size,
-           "ensemble": ensemble}
-    ckpts = best_ckpts = None
-    best_state = None
+    settings = _settings(o, monitor, loop, x)
+    pos, best_state, ckpts, best_ckpts = RunPosition(), None, None, None
+    workdir = None if o.workdir is None else Path(o.workdir)
     if workdir is not None:
-        workdir = Path(workdir)
-        state_bytes = sum(a.nbytes for a in jax.tree.leaves(ts))
-        check_workdir(workdir, state_bytes, keep_checkpoints + 2, where)  # + best, + in flight
-        ckpts = Checkpoints(workdir / "checkpoints", keep_checkpoints)
-        best_ckpts = Checkpoints(workdir / "best", 1)
-        if ckpts.latest_step() is not None:
-            if not resume:
-                fail(where, "workdir", "a new folder (or resume=True)",
-                     str(workdir), "It already holds checkpoints; pass resume=True (--resume) "
-                     "to continue that run, or choose another workdir")
-            ts, pos = _restore(ckpts, ts, run_key, pos, where)
-            check_same_settings(workdir, settings, _SAME_ON_RESUME, where)
-            if best_ckpts.latest_step() is not None:
-                best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
-                best_state = jax.device_get(best_state)
-            truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
-        else:  # a fresh run: nothing left from one that died before its first checkpoint
-            best_ckpts.clear()
-            (workdir / "metrics.jsonl").unlink(missing_ok=True)
-        prepare_workdir(workdir, {**to_jsonable(config or {}), "fit": settings})
-
-    data = place.data({"x": x, "y": y})
+        ts, pos, best_state, ckpts, best_ckpts = _open_workdir(workdir, ts, run_key, settings,
+                                                               o, where)
     step = indexed_step(train_step)
     run_steps = (jit(step, donate_argnums=0) if loop == "python"
                  else jit(scan_steps(step), donate_argnums=0))
-    log = StepLog(workdir, log_every, batch_size, progress, callback, ckpts)
+    progress = sys.stderr.isatty() if o.progress is None else o.progress
+    log = StepLog(workdir, o.log_every, o.batch_size, progress, o.callback, ckpts)
+    run = _Run(o, monitor, loop, settings["steps_per_epoch"], len(x), place,
+               place.data({"x": x, "y": y}), run_steps, run_key, evaluator, val_eval, test, log,
+               workdir, ckpts, best_ckpts)
+    return run, ts, pos, best_state
 
-    def save(ckpt_pos):
-        log.flush()
-        if nonfinite_params(ts):
-            log.fail_params(_count(ts))
-        if ckpts is not None:
-            ckpts.save(_count(ts), {"train_state": ts, "key": jax.random.key_data(run_key)},
-                       to_jsonable({**pos, **ckpt_pos}))
 
-    try:
-        for epoch in range(pos["epoch"], epochs):
-            if pos["stopped"]:
-                break
-            order = epoch_order(seed, epoch, len(x), batch_size)
-            start = pos["step_in_epoch"] if epoch == pos["epoch"] else 0
-            log.start_epoch(epoch, epochs, steps_per_epoch, start, pos["epoch_sums"],
-                            _count(ts))
-            for begin, end in segments(start, steps_per_epoch, _count(ts), checkpoint_every):
-                if loop == "python":
-                    for s in range(begin, end):
-                        ts, metrics = run_steps(ts, data, place.rows(order[s]), run_key)
-                        log.add(metrics, 1)
-                else:
-                    ts, metrics = run_steps(ts, data, place.rows(order[begin:end]), run_key)
-                    log.add(metrics, end - begin)
-                if end < steps_per_epoch and checkpoint_every and log.step % checkpoint_every == 0:
-                    save({"epoch": epoch, "step_in_epoch": end, "epoch_sums": log.epoch_sums})
-            row = log.end_epoch()
-            if val_eval is not None:
-                params, state = place.local((ts.params, ts.state))
-                row.update({f"val_{k}": v for k, v in val_eval(params, state).items()
-                            if k != "confusion_matrix"})
-            pos["history"].append(row)
-            improved = _improved(row.get(monitor), pos["best"], monitor)
-            if improved:
-                pos["best"], pos["best_epoch"] = row[monitor], row["epoch"]
-                if keep_best:
-                    best_state = jax.device_get(ts)
-                    if best_ckpts is not None:
-                        best_ckpts.save(_count(ts), {"train_state": ts}, {"epoch": row["epoch"]})
-            if early_stopping and row["epoch"] - (pos["best_epoch"] or 0) >= early_stopping:
-                pos["stopped"] = True
-                row["early_stopped"] = True
-            log.write_epoch(row)
-            save({"epoch": epoch + 1, "step_in_epoch": 0, "epoch_sums": None})
-    finally:
-        log.close()
-        for manager in (ckpts, best_ckpts):
-            if manager is not None:
-                manager.close()
+def _make_step(model, optimizer, o):
+    """``(init(key, in_shape), train_step)`` for one model or an ensemble of them
+    (:mod:`jaxcnn.train._ensemble`: member ``i`` gets ``split(key, members)[i]``)."""
+    step_options = dict(task=o.task, label_smoothing=o.label_smoothing,
+                        class_weights=o.class_weights, compute_dtype=o.compute_dtype,
+                        augment=o.augment)
+    if o.ensemble == 1:
+        return (lambda key, in_shape: create_train_state(model, optimizer, key, in_shape),
+                make_train_step(model, optimizer, o.loss, **step_options))
+    from jaxcnn.train._ensemble import create_ensemble_state, make_ensemble_train_step
 
-    final = ts
-    if keep_best and best_state is not None:
-        final = place.state(best_state)
-    test_metrics = {}
-    if test is not None:
-        test_metrics = make_evaluator(model, *test, eval_bs, where=where, **eval_kw)(
-            *place.local((final.params, final.state)))
-    if workdir is not None:
-        result = {f"test_{k}": v for k, v in test_metrics.items()}
-        result.update(step=_count(ts), epochs_run=len(pos["history"]),
-                      best_epoch=pos["best_epoch"], monitor=monitor, best=pos["best"])
-        write_json(workdir / "result.json", result)
-    return FitResult(final, pos["history"], test_metrics, workdir)
+    def init(key, in_shape):
+        return create_ensemble_state(model, optimizer, jax.random.split(key, o.ensemble),
+                                     in_shape)
+
+    return init, make_ensemble_train_step(model, optimizer, o.loss, **step_options)
+
+
+def _settings(o, monitor, loop, x):
+    """The ``fit`` part of ``config.json`` (a resumed run must share some of it)."""
+    loss = o.loss if isinstance(o.loss, (str, type(None))) else repr(o.loss)
+    return dict(epochs=o.epochs, batch_size=o.batch_size, seed=o.seed, task=o.task, loss=loss,
+                label_smoothing=o.label_smoothing, class_weights=o.class_weights,
+                compute_dtype=o.compute_dtype, early_stopping=o.early_stopping,
+                monitor=monitor, ensemble=o.ensemble, checkpoint_every=o.checkpoint_every,
+                epoch_loop=loop, steps_per_epoch=len(x) // o.batch_size, train_size=len(x),
+                in_shape=x.shape[1:], in_dtype=str(x.dtype))
 
 
 # fit settings a resumed run must share with the run it continues (seed, batch size and
@@ -351,25 +302,41 @@ _SAME_ON_RESUME = ("task", "loss", "label_smoothing", "class_weights", "compute_
                    "train_size", "in_shape", "in_dtype")
 
 
-def _count(train_state):
-    """The step count on the host (members of an ensemble share it)."""
-    return int(np.asarray(jax.device_get(train_state.step)).reshape(-1)[0])
+def _open_workdir(workdir, ts, run_key, settings, o, where):
+    """Starts the run folder, or resumes the run in it: ``(train_state, position,
+    best_state, checkpoints, best_checkpoints)``."""
+    state_bytes = sum(a.nbytes for a in jax.tree.leaves(ts))
+    check_workdir(workdir, state_bytes, o.keep_checkpoints + 2, where)  # + best, + in flight
+    ckpts = Checkpoints(workdir / "checkpoints", o.keep_checkpoints)
+    best_ckpts = Checkpoints(workdir / "best", 1)
+    pos, best_state = RunPosition(), None
+    if ckpts.latest_step() is not None:
+        if not o.resume:
+            fail(where, "workdir", "a new folder (or resume=True)", str(workdir),
+                 "It already holds checkpoints; pass resume=True (--resume) to continue that "
+                 "run, or choose another workdir")
+        ts, pos = _restore(ckpts, ts, run_key, o, where)
+        check_same_settings(workdir, settings, _SAME_ON_RESUME, where)
+        if best_ckpts.latest_step() is not None:
+            best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
+            best_state = jax.device_get(best_state)
+        truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
+    else:  # a fresh run: nothing left from one that died before its first checkpoint
+        best_ckpts.clear()
+        (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    prepare_workdir(workdir, {**to_jsonable(o.config or {}), "fit": settings})
+    return ts, pos, best_state, ckpts, best_ckpts
 
 
-def _improved(value, best, monitor):
-    if value is None or not np.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value < best if monitor.endswith("loss") else value > best
-
-
-def _restore(ckpts, ts, run_key, pos, where):
+def _restore(ckpts, ts, run_key, o, where):
+    """The train state and position of the latest checkpoint, after checking that it
+    belongs to a run with this seed, batch size, model and optimizer."""
     meta = ckpts.read_meta()
     for name in ("seed", "batch_size", "ensemble"):
-        if meta.get(name) != pos[name]:
-            fail(where, name, f"{meta.get(name)!r} as in the checkpoint being resumed", pos[name],
-                 "A resumed run must keep the seed, batch size and ensemble size")
+        if meta.get(name) != getattr(o, name):
+            fail(where, name, f"{meta.get(name)!r} as in the checkpoint being resumed",
+                 getattr(o, name), "A resumed run must keep the seed, batch size and ensemble "
+                 "size")
     template = {"train_state": ts, "key": jax.random.key_data(run_key)}
     difference = ckpts.difference(template)
     if difference:
@@ -383,4 +350,101 @@ def _restore(ckpts, ts, run_key, pos, where):
         fail(where, "the model and optimizer", "those of the run being resumed",
              "another parameter or optimizer-state structure",
              f"orbax says: {str(err).splitlines()[0]}")
-    return tree["train_state"], {**pos, **meta}
+    return tree["train_state"], RunPosition.from_meta(meta)
+
+
+# ------------------------------------------------------------------------ one epoch
+
+def _run_epoch(run, ts, pos):
+    """Runs epoch ``pos.epoch`` from step ``pos.step_in_epoch`` to its end, checkpointing
+    at every multiple of ``checkpoint_every`` global steps inside it."""
+    o, log = run.options, run.log
+    order = epoch_order(o.seed, pos.epoch, run.train_size, o.batch_size)
+    log.start_epoch(pos.epoch, o.epochs, run.steps_per_epoch, pos.step_in_epoch,
+                    pos.epoch_sums, _count(ts))
+    for begin, end in segments(pos.step_in_epoch, run.steps_per_epoch, _count(ts),
+                               o.checkpoint_every):
+        if run.loop == "python":
+            for s in range(begin, end):
+                ts, metrics = run.run_steps(ts, run.data, run.place.rows(order[s]), run.run_key)
+                log.add(metrics, 1)
+        else:
+            ts, metrics = run.run_steps(ts, run.data, run.place.rows(order[begin:end]),
+                                        run.run_key)
+            log.add(metrics, end - begin)
+        if end < run.steps_per_epoch and o.checkpoint_every and log.step % o.checkpoint_every == 0:
+            pos = pos._replace(step_in_epoch=end, epoch_sums=dict(log.epoch_sums))
+            _save(run, ts, pos)
+    return ts, pos
+
+
+def _end_epoch(run, ts, pos, best_state):
+    """Ends epoch ``pos.epoch``: its row (training means, validation metrics), the best
+    state by ``monitor``, early stopping, the epoch's log line and its checkpoint."""
+    o = run.options
+    row = run.log.end_epoch()
+    if run.val_eval is not None:
+        params, state = run.place.local((ts.params, ts.state))
+        row.update({f"val_{k}": v for k, v in run.val_eval(params, state).items()
+                    if k != "confusion_matrix"})
+    best, best_epoch = pos.best, pos.best_epoch
+    if _improved(row.get(run.monitor), best, run.monitor):
+        best, best_epoch = row[run.monitor], row["epoch"]
+        if o.keep_best:
+            best_state = jax.device_get(ts)
+            if run.best_ckpts is not None:
+                run.best_ckpts.save(_count(ts), {"train_state": ts}, {"epoch": row["epoch"]})
+    stopped = bool(o.early_stopping) and row["epoch"] - (best_epoch or 0) >= o.early_stopping
+    if stopped:
+        row["early_stopped"] = True
+    run.log.write_epoch(row)
+    pos = RunPosition(epoch=pos.epoch + 1, history=pos.history + (row,), best=best,
+                      best_epoch=best_epoch, stopped=stopped)
+    _save(run, ts, pos)
+    return pos, best_state
+
+
+def _save(run, ts, pos):
+    """Checkpoints the train state and ``pos`` (after checking the parameters are finite:
+    NaN parameters are never saved)."""
+    run.log.flush()
+    if nonfinite_params(ts):
+        run.log.fail_params(_count(ts))
+    if run.ckpts is not None:
+        o = run.options
+        meta = {**pos._asdict(), "seed": o.seed, "batch_size": o.batch_size,
+                "ensemble": o.ensemble}
+        run.ckpts.save(_count(ts), {"train_state": ts, "key": jax.random.key_data(run.run_key)},
+                       to_jsonable(meta))
+
+
+# ------------------------------------------------------------------------------ finish
+
+def _finish(run, ts, pos, best_state):
+    """Tests the kept train state (the best by ``monitor`` or the last) and writes
+    ``result.json``."""
+    final = ts
+    if run.options.keep_best and best_state is not None:
+        final = run.place.state(best_state)
+    test_metrics = {}
+    if run.test is not None:
+        test_metrics = run.evaluator(*run.test)(*run.place.local((final.params, final.state)))
+    if run.workdir is not None:
+        result = {f"test_{k}": v for k, v in test_metrics.items()}
+        result.update(step=_count(ts), epochs_run=len(pos.history), best_epoch=pos.best_epoch,
+                      monitor=run.monitor, best=pos.best)
+        write_json(run.workdir / "result.json", result)
+    return FitResult(final, list(pos.history), test_metrics, run.workdir)
+
+
+def _count(train_state):
+    """The step count on the host (members of an ensemble share it)."""
+    return int(np.asarray(jax.device_get(train_state.step)).reshape(-1)[0])
+
+
+def _improved(value, best, monitor):
+    if value is None or not np.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best if monitor.endswith("loss") else value > best
