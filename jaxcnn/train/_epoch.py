@@ -6,12 +6,11 @@ one row per step, and gather each batch inside the compiled function:
 - ``"python"``: a Python loop over one jitted step (``jax.jit(..., donate_argnums=0)``).
 - ``"scan"``: the steps inside one compiled ``lax.scan``.
 
-``epoch_loop="auto"`` takes the faster of the two per backend, measured with
-``python benchmarks/epoch_loop.py`` (LeNet-5-like net, batch 128): the Python loop on CPU
-(the scan ran 3x to 32x slower on a 2-core CPU with jax 0.10, LeNet-5 to ResNet-20), the
-scan on GPU (0.34 against 0.87 ms per step on one H200 with jax 0.11;
-``benchmarks/results/gpu/epoch_loop.md``). Other backends take the Python loop, which
-asynchronous dispatch keeps busy.
+``epoch_loop="auto"`` takes the faster of the two per backend: the Python loop on CPU,
+where the scan ran slower for every model measured, and the scan on GPU, where it saves the
+dispatch of each step (``benchmarks/results/gpu/epoch_loop.md``). Other backends take the
+Python loop, which asynchronous dispatch keeps busy. ``python benchmarks/epoch_loop.py``
+measures both on the backend at hand.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def make_evaluator(model, x, y, batch_size, *, task="multiclass", loss=None, top
     ys = jax.device_put(pad_to_batches(y, batch_size))
     mask = jax.device_put(pad_to_batches(np.ones((n,), np.float32), batch_size))
     num_batches = len(mask) // batch_size
-    eval_fn = make_eval_fn(model, loss, task=task, top_k=top_k, compute_dtype=compute_dtype)
+    eval_fn = make_eval_fn(model, loss, task=task, top_k=top_k, compute_dtype=compute_dtype,
+                           where=where)
     _, eval_loss = resolve_loss(loss, task, where=where)
 
     def batch_sums(params, state, batch):

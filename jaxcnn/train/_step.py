@@ -194,10 +194,10 @@ def check_top_k(top_k, where):
     return tuple(top_k)
 
 
-def make_eval_fn(model, loss=None, *, task="multiclass", top_k=(5,), compute_dtype=None):
+def make_eval_fn(model, loss=None, *, task="multiclass", top_k=(5,), compute_dtype=None,
+                 where="make_eval_fn"):
     """``eval_fn(params, state, batch) -> (sums, logits)``: :func:`make_eval_step` that also
-    returns the float32 logits (for ROC AUC and ensembles)."""
-    where = "make_eval_step"
+    returns the float32 logits (for ROC AUC and ensembles); errors name ``where``."""
     check_model(model, where)
     _, eval_loss = resolve_loss(loss, task, where=where)
     dtype = check_compute_dtype(compute_dtype, where)
@@ -254,5 +254,6 @@ def make_eval_step(model, loss=None, *, task="multiclass", top_k=(5,), compute_d
       >>> float(sums["count"]), int(sums["confusion"].sum())
       (3.0, 3)
     """
-    eval_fn = make_eval_fn(model, loss, task=task, top_k=top_k, compute_dtype=compute_dtype)
+    eval_fn = make_eval_fn(model, loss, task=task, top_k=top_k, compute_dtype=compute_dtype,
+                           where="make_eval_step")
     return lambda params, state, batch: eval_fn(params, state, batch)[0]
