@@ -99,3 +99,29 @@ def test_a_metrics_line_cut_by_a_kill_is_dropped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"step": 1}) + "\n" + '{"step": 2, "lo')
     assert read_jsonl(path) == [{"step": 1}]
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_run_resumed_mid_epoch_has_the_history_of_an_uninterrupted_run(tmp_path):
+    # 4 steps per epoch, checkpoints every 2 steps: stopped at step 7, the run resumes
+    # from step 6, inside epoch 2 (its training sums come from the checkpoint) and
+    # starts epoch 3 with sums of its own.
+    kw = dict(epochs=3, checkpoint_every=2, log_every=1)
+    whole = _fit(tmp_path / "whole", **kw)
+
+    def kill_at_step_7(row):
+        if row["kind"] == "step" and row["step"] == 7:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        _fit(tmp_path / "cut", callback=kill_at_step_7, **kw)
+    resumed = _fit(tmp_path / "cut", resume=True, **kw)
+    timing = ("epoch_time", "examples_per_s")
+    assert ([{k: v for k, v in row.items() if k not in timing} for row in resumed.history]
+            == [{k: v for k, v in row.items() if k not in timing} for row in whole.history])
+    steps = [r["step"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl")
+             if r["kind"] == "step"]
+    assert steps == list(range(1, 13))
