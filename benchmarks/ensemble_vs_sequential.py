@@ -1,6 +1,7 @@
 """K models trained in one compiled ensemble step vs the same K models trained one by one.
 
-Commands (the numbers in ``jaxcnn/train/_ensemble.py`` came from them)::
+Commands (``strategy="auto"`` of :func:`jaxcnn.train.make_ensemble_train_step` follows what
+they measure)::
 
     python benchmarks/ensemble_vs_sequential.py               # small conv net
     python benchmarks/ensemble_vs_sequential.py --model mlp   # dense layers only

@@ -5,8 +5,8 @@ Run: ``python benchmarks/epoch_loop.py [--steps 100 --batch-size 128 --repeats 3
 Both variants run the same pure step (``jaxcnn.train.make_train_step``) on data already
 on the device, gathering each batch inside the compiled function, so the only difference
 is who drives the steps. Prints milliseconds per step (median over ``--repeats`` epochs,
-after one warm-up epoch that compiles) and the ratio; the numbers chosen for
-``epoch_loop="auto"`` are written in ``jaxcnn/train/_epoch.py``.
+after one warm-up epoch that compiles) and the ratio; ``epoch_loop="auto"``
+(``jaxcnn/train/_epoch.py``) follows what it measures on each backend.
 
 The net is LeNet-5-like (two 5x5 convolutions, subsampling by stride-2 convolutions
 instead of pooling, three dense layers) on 28x28x1 inputs, trained with SGD + momentum.

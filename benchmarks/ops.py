@@ -15,7 +15,8 @@ gradient at a time), the peer whose kernels the train-step goal is measured agai
 Prints milliseconds per call (median of ``--rounds``) and each lowering's speed-up over
 ``lax``, and marks the one ``auto`` picks
 (the rule table of ``jaxcnn/ops/_lowering.py``; in the fwd+bwd table its plan is also timed
-as ``auto`` when it is none of the named plans). The measured tables are in ``benchmarks/README.md``.
+as ``auto`` when it is none of the named plans). ``benchmarks/README.md`` describes each
+lowering and when ``auto`` uses it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 full rule table and with every rule of ``--decision`` (of ``--choice`` only, if given)
 removed, timed in alternation.
 
-Run: ``python benchmarks/rule_ab.py --model resnet20 --decision conv.keep_input``
+Run: ``python benchmarks/rule_ab.py --model resnet20 --decision norm.batch``
 
 The models and data are those of ``benchmarks/train_step.py``; prints the median and min
 milliseconds per step of each variant over ``--rounds`` rounds of ``--steps`` steps.
@@ -24,7 +24,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20", choices=sorted(bench.SHAPES))
     parser.add_argument("--decision", required=True,
-                        help="e.g. conv.keep_input, norm.batch, conv.bias_grad, pool.max")
+                        help="e.g. conv.input_once, norm.batch, conv.bias_grad, pool.max")
     parser.add_argument("--choice", default=None,
                         help="remove only the rules of --decision with this choice (e.g. direct)")
     parser.add_argument("--infer", action="store_true", help="time inference, not training")
