@@ -125,12 +125,23 @@ class Stream:
         ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.threads,
                                                   prefetch_buffer_size=2 * self.threads))
         if self.workers:
+            _absl_flags_parsed()
             ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers))
         return ds
 
     def _identity(self):
         return {"seed": self.seed, "batch_size": self.batch_size,
                 "num_examples": self.num_examples}
+
+
+def _absl_flags_parsed():
+    """grain's worker processes read its absl flags, which raise ``UnparsedFlagAccessError``
+    in a program that never parsed them (google/grain#1355, fixed after grain 0.2.18):
+    mark them parsed, at their defaults, when nothing has parsed them."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
 
 
 @functools.lru_cache(maxsize=4)
