@@ -1,0 +1,347 @@
+"""Convolutional autoencoders: three up-sampling routes against PCA, on digits or MNIST.
+
+Commands (from the repository root; ``--seed`` 0, 1, 2 for the numbers below):
+
+    python experiments/autoencoder.py                      # 8x8 digits, offline
+    python experiments/autoencoder.py --dataset mnist --data-dir ../shared/data/mnist
+    python experiments/autoencoder.py --noise 0.3          # denoising: noisy in, clean out
+    python experiments/autoencoder.py --code-sizes 2       # a 2-d code: latent.png
+    python experiments/autoencoder.py --routes unpool --code-sizes 16
+
+Target: at bottleneck 16 and 32 each route's test MSE clearly below that of PCA with the
+same number of components, fitted on the same training images (numpy SVD; the independent
+baseline a linear autoencoder can at best reach).
+
+Measured: see MEASURED below (filled in from the run folders' ``result.json``).
+
+MEASURED
+
+Data: scikit-learn's 8x8 digits (1,437 train / 360 test, the stratified split of
+:func:`jaxcnn.data.load_digits`) or MNIST (60,000 / 10,000), grey levels in ``[0, 1]``.
+``--noise S`` trains a denoising autoencoder: Gaussian noise of std ``S`` is added to each
+training batch on the device (clipped to ``[0, 1]``; the target is the clean image) and to
+the test images once (a fixed draw); PCA then reconstructs the noisy test images too.
+
+Model: :func:`jaxcnn.models.conv_autoencoder` (per level ``conv 3 + relu`` and 2x2 max
+pooling, a linear dense code of ``code_size`` units, a mirrored decoder), one per route:
+``transpose`` (2x2 stride-2 transposed convolutions), ``upsample`` (nearest up-sampling,
+the next ``conv 3`` learns) and ``unpool`` (max-unpooling with the encoder's pooling
+indices, SegNet). The reconstruction is the sigmoid of the output; the loss per-pixel
+MSE of it (``--loss bce``: the Keras tutorial's binary cross-entropy), AdamW on a one-cycle
+cosine schedule; the weights after the last epoch are tested. Scores: MSE over every test
+pixel and PSNR from it; ``mean_image`` is the MSE of predicting the
+training mean for every image, the floor to beat.
+
+The run folder (``--workdir``, default ``runs/autoencoder/<dataset>[-noise<S>]-seed<seed>``)
+holds ``config.json``, ``result.json`` (``test_mse`` and ``test_psnr`` for each
+``<route>_k<code>``, ``pca_k<code>`` and ``mean_image``; ``mse_vs_pca``: each route's MSE
+over PCA's; ``num_params``; ``wall_time_s``), the plots ``reconstructions_k<code>.png``
+(test originals, PCA and each route) and ``latent.png`` (the 2-d code of every test image
+coloured by class, for ``--code-sizes 2``), and one :func:`jaxcnn.train.fit` run folder per
+model, ``<route>_k<code>/`` (config, metrics, checkpoints, ``curves.png``). ``--resume``
+continues each of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxcnn import enable_compilation_cache, viz
+from jaxcnn.data import load_digits, load_mnist
+from jaxcnn.interpret import activations
+from jaxcnn.models import conv_autoencoder
+from jaxcnn.models.image2image import AE_UPS
+from jaxcnn.train import fit, num_params, parse_config, pixel_binary_cross_entropy, predict
+
+
+@dataclasses.dataclass
+class Config:
+    """Train convolutional autoencoders (one per route and code size) and compare with PCA."""
+
+    dataset: Literal["digits", "mnist"] = "digits"
+    data_dir: Optional[str] = None  # mnist: the folder of IDX files (downloaded when None)
+    routes: tuple[str, ...] = AE_UPS  # up-sampling routes: transpose, upsample, unpool
+    code_sizes: tuple[int, ...] = (16, 32)  # bottleneck units (2: also latent.png)
+    widths: Optional[tuple[int, ...]] = None  # conv channels per level (each pools by 2)
+    noise: float = 0.0  # > 0: denoising, the std of the Gaussian noise on the inputs
+    loss: Literal["mse", "bce"] = "mse"
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None  # peak of the one-cycle cosine schedule
+    weight_decay: float = 1e-4
+    train_limit: Optional[int] = None  # use this many training images (quick runs)
+    val_fraction: float = 0.0  # > 0: hold out part of train; val scores in result.json
+    seed: int = 0
+    workdir: Optional[str] = None
+    resume: bool = False
+    plots: bool = True
+    progress: bool = True
+    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
+
+
+PRESETS = {
+    "digits": dict(widths=(16, 32), epochs=100, batch_size=32, lr=3e-3),
+    "mnist": dict(widths=(16, 32), epochs=10, batch_size=128, lr=3e-3),
+}
+
+
+def resolve(cfg: Config) -> Config:
+    """The config with every ``None`` replaced by the dataset's preset, and the default
+    run folder; refuses unknown routes and code sizes below 1."""
+    bad = [r for r in cfg.routes if r not in AE_UPS]
+    if bad or not cfg.routes:
+        raise ValueError(f"autoencoder: --routes must be one or more of {', '.join(AE_UPS)}, "
+                         f"got {' '.join(cfg.routes) or 'none'}")
+    if not cfg.code_sizes or min(cfg.code_sizes) < 1:
+        raise ValueError(f"autoencoder: --code-sizes must be positive ints, got "
+                         f"{list(cfg.code_sizes)}")
+    if cfg.noise < 0:
+        raise ValueError(f"autoencoder: --noise must be >= 0, got {cfg.noise}")
+    fields = {k: v for k, v in PRESETS[cfg.dataset].items() if getattr(cfg, k) is None}
+    if cfg.workdir is None:
+        noise = f"-noise{cfg.noise:g}" if cfg.noise else ""
+        fields["workdir"] = f"runs/autoencoder/{cfg.dataset}{noise}-seed{cfg.seed}"
+    return dataclasses.replace(cfg, **fields)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def load(cfg: Config):
+    """``(x_train, y_train), (x_val, y_val) or None, (x_test, y_test)``: images float32 in
+    ``[0, 1]`` with their class labels (for the latent plot only)."""
+    ds = load_digits() if cfg.dataset == "digits" else load_mnist(cfg.data_dir)
+    scale = 255.0 if ds.x_train.dtype == np.uint8 else 1.0
+    x_train = ds.x_train.astype(np.float32) / scale
+    x_test = ds.x_test.astype(np.float32) / scale
+    y_train, y_test = ds.y_train, ds.y_test
+    rng = np.random.default_rng(0)  # fixed: the same images for every training seed
+    if cfg.train_limit is not None and cfg.train_limit < len(x_train):
+        keep = np.sort(rng.permutation(len(x_train))[:cfg.train_limit])
+        x_train, y_train = x_train[keep], y_train[keep]
+    val = None
+    if cfg.val_fraction > 0:
+        order = rng.permutation(len(x_train))
+        cut = int(round(cfg.val_fraction * len(x_train)))
+        va, tr = np.sort(order[:cut]), np.sort(order[cut:])
+        val, (x_train, y_train) = (x_train[va], y_train[va]), (x_train[tr], y_train[tr])
+    return (x_train, y_train), val, (x_test, y_test)
+
+
+def add_noise(x, std, rng):
+    """``x`` plus Gaussian noise of ``std``, clipped to ``[0, 1]`` (numpy, a fixed draw)."""
+    return np.clip(x + rng.normal(0.0, std, x.shape), 0.0, 1.0).astype(np.float32)
+
+
+def noise_augment(std):
+    """The on-device training corruption of a denoising autoencoder."""
+
+    def augment(key, x):
+        return jnp.clip(x + std * jax.random.normal(key, x.shape, x.dtype), 0.0, 1.0)
+
+    return augment
+
+
+# ------------------------------------------------------------------------------- baselines
+
+
+def pca_basis(x_train):
+    """``(mean, components)``: the training images' mean and principal directions, rows in
+    order of decreasing variance (numpy SVD of the covariance of the centred images)."""
+    flat = x_train.reshape(len(x_train), -1).astype(np.float64)
+    mean = flat.mean(0)
+    _, _, vt = np.linalg.svd(np.cov(flat, rowvar=False))
+    return mean, vt
+
+
+def pca_reconstruct(basis, x, k):
+    """``x`` projected on the first ``k`` principal components and back."""
+    mean, vt = basis
+    centred = x.reshape(len(x), -1).astype(np.float64) - mean
+    return (mean + centred @ vt[:k].T @ vt[:k]).reshape(x.shape).astype(np.float32)
+
+
+def scores(rec, target):
+    mse = float(np.mean((rec.astype(np.float64) - target) ** 2))
+    return mse, 10.0 * math.log10(1.0 / mse)
+
+
+# ------------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionLoss:
+    """``loss(logits, clean_images, example_mask)`` for :func:`jaxcnn.train.fit` on the
+    reconstruction ``sigmoid(logits)``: per-image mean squared error (``"mse"``) or binary
+    cross-entropy (``"bce"``), averaged over the real examples. A dataclass, so its repr
+    (saved in ``config.json`` and compared on ``--resume``) names the choice."""
+
+    kind: str = "mse"
+
+    def __call__(self, logits, targets, mask):
+        if self.kind == "bce":
+            return pixel_binary_cross_entropy(logits, targets, mask=mask)
+        per_example = ((jax.nn.sigmoid(logits) - targets) ** 2).reshape(len(logits), -1).mean(1)
+        return (per_example * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def train_one(cfg: Config, route: str, code: int, train, val, workdir: Path):
+    """Trains one autoencoder in its own fit run folder; ``(model, train_state)``."""
+    x_train = train[0]
+    model_kwargs = dict(code_size=code, out_channels=x_train.shape[-1], widths=cfg.widths,
+                        up=route)
+    model = conv_autoencoder(**model_kwargs)
+    steps = cfg.epochs * (len(x_train) // cfg.batch_size)
+    optimizer = optax.adamw(optax.cosine_onecycle_schedule(max(steps, 1), cfg.lr),
+                            weight_decay=cfg.weight_decay)
+    result = fit(model, optimizer, (x_train, x_train), None if val is None else (val, val),
+                 epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                 workdir=workdir, resume=cfg.resume,
+                 config={**dataclasses.asdict(cfg), "model": "conv_autoencoder",
+                         "model_kwargs": model_kwargs},
+                 task="regression", loss=ReconstructionLoss(cfg.loss),
+                 augment=noise_augment(cfg.noise) if cfg.noise else None,
+                 progress=cfg.progress, log_every=20)
+    if cfg.plots:
+        viz.plot_history(result.history, workdir / "curves.png",
+                         title=f"{route}, code {code}: loss")
+    return model, result.train_state
+
+
+def reconstruct(model, params, state, x):
+    """``sigmoid`` of the model's output on ``x``: the reconstructions (numpy)."""
+    out = np.asarray(predict(model, params, state, x, batch_size=256), np.float64)
+    return (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
+
+
+def code_of(model, params, state, x):
+    """The bottleneck code ``(N, code_size)`` of ``x`` (the output of its first dense)."""
+    def codes(params, state, x):
+        acts = activations(model, params, state, x)
+        return next(v for p, v in acts.items()
+                    if p.split("/")[-2:-1] and p.split("/")[-2].startswith("bottleneck")
+                    and p.endswith("/dense_1"))
+
+    return np.asarray(jax.jit(codes)(params, state, jnp.asarray(x)))
+
+
+# ------------------------------------------------------------------------------- plots
+
+
+def plot_reconstructions(rows, path, title):
+    """``rows``: ``[(label, images (N, H, W, C))]``, one row each."""
+    from matplotlib.figure import Figure
+
+    n = len(rows[0][1])
+    fig = Figure(figsize=(0.9 * n + 1.2, 0.95 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(np.clip(images[c][..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=80)
+
+
+def plot_latent(codes, labels, path, title):
+    """``codes``: ``[(name, (N, 2) array)]``, one scatter each, points coloured by class."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * len(codes), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(codes), squeeze=False)[0]
+    for ax, (name, z) in zip(axes, codes):
+        points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(points, ax=axes.tolist(), ticks=range(10), label="class")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=80)
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> dict:
+    cfg = parse_config(Config, argv)
+    if cfg.resume and cfg.workdir is None:
+        raise ValueError("autoencoder: --resume needs --workdir, the run folder to continue")
+    cfg = resolve(cfg)
+    if cfg.compile_cache:
+        enable_compilation_cache()
+    t0 = time.time()
+    (x_train, y_train), val, (x_test, y_test) = load(cfg)
+    x_in = add_noise(x_test, cfg.noise, np.random.default_rng(1)) if cfg.noise else x_test
+    workdir = Path(cfg.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    print(f"{cfg.dataset}: {len(x_train)} train / {len(x_test)} test images "
+          f"{x_train.shape[1:]}; routes {', '.join(cfg.routes)}; codes "
+          f"{', '.join(map(str, cfg.code_sizes))}; noise {cfg.noise:g}", flush=True)
+
+    mse, psnr, params_count, val_mse = {}, {}, {}, {}
+    mse["mean_image"], psnr["mean_image"] = scores(
+        np.broadcast_to(x_train.mean(0), x_test.shape), x_test)
+    shown = np.array([np.flatnonzero(y_test == k)[0] for k in np.unique(y_test)][:10])
+    recs, codes = {}, []
+    basis = pca_basis(x_train)
+    for k in cfg.code_sizes:
+        pca = pca_reconstruct(basis, x_in, k)
+        mse[f"pca_k{k}"], psnr[f"pca_k{k}"] = scores(pca, x_test)
+        recs[k] = [(f"PCA {k}\n{mse[f'pca_k{k}']:.4f}", pca[shown])]
+        if k == 2:
+            codes.append(("PCA", (x_in.reshape(len(x_in), -1) - basis[0]) @ basis[1][:2].T))
+        if val is not None:
+            val_mse[f"pca_k{k}"] = scores(pca_reconstruct(basis, val[0], k), val[0])[0]
+        for route in cfg.routes:
+            name = f"{route}_k{k}"
+            model, ts = train_one(cfg, route, k, (x_train, y_train),
+                                  None if val is None else val[0], workdir / name)
+            rec = reconstruct(model, ts.params, ts.state, x_in)
+            mse[name], psnr[name] = scores(rec, x_test)
+            params_count[name] = num_params(ts.params)
+            if val is not None:
+                val_mse[name] = scores(reconstruct(model, ts.params, ts.state, val[0]),
+                                       val[0])[0]
+            recs[k].append((f"{route}\n{mse[name]:.4f}", rec[shown]))
+            if k == 2:
+                codes.append((route, code_of(model, ts.params, ts.state, x_in)))
+            print(f"  {name}: test MSE {mse[name]:.5f} (PCA {mse[f'pca_k{k}']:.5f}), "
+                  f"PSNR {psnr[name]:.2f} dB", flush=True)
+
+    summary = {
+        "dataset": cfg.dataset, "noise": cfg.noise, "test_mse": mse, "test_psnr": psnr,
+        "mse_vs_pca": {n: v / mse[f"pca_k{n.rsplit('_k', 1)[1]}"] for n, v in mse.items()
+                       if not n.startswith(("pca", "mean"))},
+        "num_params": params_count, "train_size": len(x_train), "test_size": len(x_test),
+        "wall_time_s": round(time.time() - t0, 1)}
+    if val is not None:
+        summary["val_mse"] = val_mse
+    (workdir / "result.json").write_text(json.dumps(summary, indent=2))
+    if cfg.plots:
+        noisy = [("noisy input", x_in[shown])] if cfg.noise else []
+        for k, rows in recs.items():
+            plot_reconstructions([("original", x_test[shown])] + noisy + rows,
+                                 workdir / f"reconstructions_k{k}.png",
+                                 f"{cfg.dataset} test images, code size {k} (row: test MSE)")
+        if codes:
+            plot_latent(codes, y_test, workdir / "latent.png",
+                        f"{cfg.dataset}: 2-d codes of the test images")
+    print(f"done in {summary['wall_time_s']:.0f} s; run folder: {workdir}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
