@@ -12,9 +12,23 @@ Target: at bottleneck 16 and 32 each route's test MSE clearly below that of PCA 
 same number of components, fitted on the same training images (numpy SVD; the independent
 baseline a linear autoencoder can at best reach).
 
-Measured: see MEASURED below (filled in from the run folders' ``result.json``).
+Measured on the project's 2-core CPU (Intel Xeon; jax 0.10.2) shared with other jobs, so
+wall times are upper bounds (CPU time, user + sys, in brackets). Default settings (digits,
+code sizes 16 and 32, the three routes, 100 epochs each), test MSE (PSNR in dB):
 
-MEASURED
+    | model        | code 16          | code 32          | seeds |
+    |--------------|------------------|------------------|-------|
+    | mean image   | 0.0740 (11.31)   | 0.0740 (11.31)   | 0     |
+    | PCA          | 0.01161 (19.35)  | 0.00261 (25.84)  | 0     |
+    | transpose    | 0.00713 (21.47)  | 0.00476 (23.23)  | 0     |
+    | upsample     | 0.00853 (20.69)  | 0.00604 (22.19)  | 0     |
+    | unpool       | 0.00513 (22.89)  | 0.00468 (23.30)  | 0     |
+
+    Wall 770 s for the six models (261 s CPU). At code 16 every route beats PCA clearly
+    (0.44-0.73 of its MSE, unpool best). At code 32 the target is missed: PCA keeps 32 of
+    the 64 dimensions of an 8x8 digit and reaches 0.0026, while the autoencoders stay near
+    0.005 (1.8-2.3 times PCA's MSE). They underfit rather than overfit: their final
+    training MSE (0.0030-0.0044) is above PCA's test MSE too.
 
 Data: scikit-learn's 8x8 digits (1,437 train / 360 test, the stratified split of
 :func:`jaxcnn.data.load_digits`) or MNIST (60,000 / 10,000), grey levels in ``[0, 1]``.
@@ -56,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn import enable_compilation_cache, viz
+from jaxcnn import enable_compilation_cache
 from jaxcnn.data import load_digits, load_mnist
 from jaxcnn.interpret import activations
 from jaxcnn.models import conv_autoencoder
@@ -213,8 +227,7 @@ def train_one(cfg: Config, route: str, code: int, train, val, workdir: Path):
                  augment=noise_augment(cfg.noise) if cfg.noise else None,
                  progress=cfg.progress, log_every=20)
     if cfg.plots:
-        viz.plot_history(result.history, workdir / "curves.png",
-                         title=f"{route}, code {code}: loss")
+        plot_loss(result.history, workdir / "curves.png", f"{route}, code {code}: loss")
     return model, result.train_state
 
 
@@ -236,6 +249,23 @@ def code_of(model, params, state, x):
 
 
 # ------------------------------------------------------------------------------- plots
+
+
+def plot_loss(history, path, title):
+    """The mean training loss of each epoch (and the validation loss, when there is one)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0, 2.8), layout="constrained")
+    ax = fig.subplots()
+    for key in ("train_loss", "val_loss"):
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        if points:
+            ax.plot(*zip(*points), marker="o", markersize=2, label=key.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=80)
 
 
 def plot_reconstructions(rows, path, title):

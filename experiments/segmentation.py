@@ -14,9 +14,16 @@ Targets (mean over seeds 0, 1, 2, default settings): procedural 2-d mean IoU >= 
 procedural 3-d >= 0.85, MNIST-seg >= 0.85 and clearly above the network without skip
 connections.
 
-Measured: see MEASURED below (filled in from the run folders' ``result.json``).
+Measured on the project's 2-core CPU (Intel Xeon; jax 0.10.2) shared with other jobs, so
+wall times are upper bounds (CPU time, user + sys of the whole process, in brackets); test
+mean IoU as mean +- sample std over the seeds, against the all-background prediction:
 
-MEASURED
+    | data, settings             | seeds   | test mean IoU  | all background | wall (CPU)         |
+    |----------------------------|---------|----------------|----------------|--------------------|
+    | procedural 2-d (default)   | 0, 1, 2 | 0.957 +- 0.002 | 0.190          | 242-594 s (95-128) |
+
+    Procedural 2-d per class (mean of the seeds): background 0.992, disk 0.973, striped
+    square 0.954, checkered triangle 0.908; pixel accuracy 0.991. 482,500 parameters.
 
 Data. Procedural scenes (:func:`jaxcnn.data.make_shapes2d` / ``make_shapes3d``): 2-4
 overlapping disks (flat grey), striped squares and checkered triangles on a shaded
@@ -58,7 +65,7 @@ from typing import Literal, Optional
 import numpy as np
 import optax
 
-from jaxcnn import enable_compilation_cache, viz
+from jaxcnn import enable_compilation_cache
 from jaxcnn.data import (SegmentationData, load_mnist_seg, load_segmentation_npz,
                          make_shapes2d, make_shapes3d)
 from jaxcnn.models import unet
@@ -101,9 +108,9 @@ class Config:
 PRESETS = {
     "procedural2d": dict(n_train=2000, n_test=500, size=32, depth=3, base_width=16, epochs=10,
                          batch_size=32, lr=3e-3),
-    "procedural3d": dict(n_train=400, n_test=100, size=16, depth=2, base_width=8, epochs=15,
+    "procedural3d": dict(n_train=400, n_test=100, size=16, depth=2, base_width=16, epochs=20,
                          batch_size=16, lr=3e-3),
-    "mnist-seg": dict(n_train=6000, n_test=2000, size=48, depth=3, base_width=16, epochs=8,
+    "mnist-seg": dict(n_train=4000, n_test=2000, size=48, depth=3, base_width=16, epochs=8,
                       batch_size=32, lr=3e-3),
     "npz": dict(depth=3, base_width=16, epochs=30, batch_size=16, lr=1e-3),
 }
@@ -235,10 +242,27 @@ def plot_predictions(x, y, pred, class_names, path, title):
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=8)
-        axes[r, 0].set_ylabel(f"IoU {miou:.3f}{where}", fontsize=7)
+        axes[r, 0].set_ylabel(f"mean IoU {miou:.3f}{where}", fontsize=7)
     patches = [Patch(color=colours[i], label=name) for i, name in enumerate(class_names)]
     fig.legend(handles=patches,
                loc="outside lower center", ncol=min(c, 6), fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=80)
+
+
+def plot_loss(history, path, title):
+    """The mean training loss of each epoch (and the validation loss, when there is one)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0, 2.8), layout="constrained")
+    ax = fig.subplots()
+    for key in ("train_loss", "val_loss"):
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=key.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=80)
 
@@ -247,7 +271,7 @@ def write_plots(cfg, data, pred, history, workdir, count=6):
     plot_predictions(data.x_test[:count], data.y_test[:count], pred[:count], data.class_names,
                      workdir / "predictions.png", f"{preset_name(cfg)} U-Net"
                      f"{'' if cfg.skip else ' without skips'}: test images")
-    viz.plot_history(history, workdir / "curves.png", title="training loss")
+    plot_loss(history, workdir / "curves.png", f"{preset_name(cfg)}: training loss")
 
 
 # ------------------------------------------------------------------------------- main
@@ -278,7 +302,8 @@ def main(argv=None) -> dict:
                  workdir=cfg.workdir, resume=cfg.resume,
                  config={**dataclasses.asdict(cfg), "model": "unet",
                          "model_kwargs": model_kwargs, "class_names": data.class_names},
-                 task="regression", loss=PixelLoss(cfg.loss, cfg.ignore_index), progress=cfg.progress, log_every=20)
+                 task="regression", loss=PixelLoss(cfg.loss, cfg.ignore_index),
+                 progress=cfg.progress, log_every=20)
     ts, workdir = result.train_state, Path(cfg.workdir)
     # the whole test set at once: one confusion matrix, not a mean of per-batch scores
     logits = predict(model, ts.params, ts.state, data.x_test, batch_size=cfg.batch_size)
