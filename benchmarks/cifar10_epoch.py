@@ -49,7 +49,7 @@ def torch_worker(data, epochs, train_limit, seed=0):
     from train_step import torch_model
 
     t0 = time.perf_counter()
-    cfg = resolve(Config(dataset="cifar10", data_dir=data, epochs=epochs, seed=seed,
+    cfg = resolve(Config(dataset="cifar10", data=data, epochs=epochs, seed=seed,
                          train_limit=train_limit))
     (x_train, y_train), _, _, _ = load(cfg)
     load_s = time.perf_counter() - t0
@@ -97,7 +97,7 @@ def torch_worker(data, epochs, train_limit, seed=0):
 def run_jaxcnn(data, epochs, train_limit):
     with tempfile.TemporaryDirectory() as d:
         cmd = [sys.executable, str(ROOT / "experiments" / "image_classification.py"),
-               "--dataset", "cifar10", "--data-dir", data, "--epochs", str(epochs),
+               "--dataset", "cifar10", "--data", data, "--epochs", str(epochs),
                "--workdir", d, "--no-plots", "--no-progress", "--no-compile-cache"]
         if train_limit:
             cmd += ["--train-limit", str(train_limit)]

@@ -1,6 +1,6 @@
 """The classic "effect of different filters" figure, computed with ``jaxcnn.ops.conv``.
 
-Command (writes ``runs/classic_filters/filters.png``; ~3 s on a 2-core CPU):
+Command (writes ``runs/classic_filters/filters.png``; about 3 s on a 2-core CPU):
 
     python experiments/classic_filters.py [--image PATH] [--workdir runs/classic_filters]
 
@@ -13,14 +13,29 @@ padding_mode="reflect")``, and the results are shown side by side with their ker
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import pathlib
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
 
+import _cli
+from _cli import option
 from jaxcnn import ops
 from jaxcnn.initializers import KERNELS, classic_kernel
+
+
+@dataclasses.dataclass
+class Config:
+    """Apply the classic hand-made kernels to one image."""
+
+    image: Optional[str] = option(None, "Image file (any format Pillow reads), turned to "
+                                        "grayscale.", shown="scikit-learn's china.jpg",
+                                  metavar="PATH")
+    workdir: str = option("runs/classic_filters", "Folder that receives filters.png.",
+                          metavar="PATH")
+    debug: bool = option(False, "Show the Python traceback of an error instead of one line.")
 
 
 def load_gray(path: str | None) -> np.ndarray:
@@ -50,20 +65,21 @@ def plot(results: dict[str, np.ndarray], path: pathlib.Path):
         ax.axis("off")
     for ax, (name, img) in zip(axes.flat, results.items()):
         ax.imshow(img, cmap="gray", vmin=np.percentile(img, 1), vmax=np.percentile(img, 99))
-        ax.set_title(f"{name}\n{np.array2string(KERNELS[name].round(2)) if KERNELS[name].shape[0] == 3 else '5x5 Gaussian, sigma 1'}",
-                     fontsize=6, family="monospace")
+        kernel = KERNELS[name]
+        shown = (np.array2string(kernel.round(2)) if kernel.shape[0] == 3
+                 else "5x5 Gaussian, sigma 1")
+        ax.set_title(f"{name}\n{shown}", fontsize=6, family="monospace")
     fig.savefig(path, dpi=100)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image", default=None, help="image file (default: sklearn's china.jpg)")
-    parser.add_argument("--workdir", default="runs/classic_filters")
-    args = parser.parse_args(argv)
-    out = pathlib.Path(args.workdir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = apply_kernels(load_gray(args.image))
-    plot(results, out / "filters.png")
+    parser = _cli.parser(Config, __doc__)
+    cfg = Config(**vars(parser.parse_args(argv)))
+    with _cli.reported(parser, cfg.debug):
+        out = pathlib.Path(cfg.workdir)
+        out.mkdir(parents=True, exist_ok=True)
+        results = apply_kernels(load_gray(cfg.image))
+        plot(results, out / "filters.png")
     print(f"wrote {out / 'filters.png'}")
     return results
 

@@ -1,30 +1,19 @@
 """The image classification experiment end to end, shortened: it must learn, and fill its
 run folder (config, metrics, checkpoint, result, plots)."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from jaxcnn.train import load_run, num_params
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+import image_classification as experiment  # noqa: E402
+from _cli import parse  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def experiment():
-    spec = importlib.util.spec_from_file_location(
-        "image_classification", ROOT / "experiments" / "image_classification.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
-
-
-def test_default_experiment_learns(experiment, tmp_path):
+def test_default_experiment_learns(tmp_path):
     workdir = tmp_path / "run"
     summary = experiment.main(["--no-compile-cache",
                                "--epochs", "3", "--lr", "5e-3", "--train-limit", "800",
@@ -32,8 +21,10 @@ def test_default_experiment_learns(experiment, tmp_path):
     assert summary["test_accuracy"] > 0.5  # chance is 0.1
     result = json.loads((workdir / "result.json").read_text())
     assert result["test_accuracy"] == summary["test_accuracy"] and result["num_params"] == 99_178
+    assert (result["devices"], result["processes"]) == (1, 1)
     config = json.loads((workdir / "config.json").read_text())
     assert config["dataset"] == "digits" and config["model"] == "digits_cnn"  # presets resolved
+    assert (config["epochs"], config["batch_size"]) == (3, 64)
     assert len((workdir / "metrics.jsonl").read_text().splitlines()) >= 3
     assert any((workdir / "checkpoints").iterdir())
     run = load_run(workdir)  # the model rebuilt from config.json's model and model_kwargs
@@ -42,13 +33,15 @@ def test_default_experiment_learns(experiment, tmp_path):
         assert (workdir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_presets_and_options(experiment):
-    cfg = experiment.resolve(experiment.parse_config(experiment.Config, ["--dataset", "cifar10"]))
-    assert (cfg.model, cfg.optimizer, cfg.augment) == ("resnet20", "sgd", "crop_flip")
-    cfg = experiment.resolve(experiment.parse_config(
-        experiment.Config, ["--dataset", "mnist", "--model", "small_cnn", "--epochs", "2"]))
+def test_presets_fill_what_is_not_given():
+    def config(*argv):
+        parser = experiment._cli.parser(experiment.Config, experiment.__doc__)
+        return experiment.resolve(parse(parser, experiment.Config, list(argv)))
+
+    cfg = config("--dataset", "cifar10")
+    assert (cfg.model, cfg.optimizer, cfg.augment, cfg.epochs) == ("resnet20", "sgd",
+                                                                   "crop_flip", 100)
+    cfg = config("--dataset", "mnist", "--model", "small_cnn", "--epochs", "2")
     assert (cfg.model, cfg.epochs, cfg.batch_size) == ("small_cnn", 2, 128)
-    with pytest.raises(SystemExit):
-        experiment.parse_config(experiment.Config, ["--dataset", "imagenet"])
-    with pytest.raises(ValueError, match="--resume needs --workdir"):
-        experiment.main(["--resume"])
+    cfg = config()
+    assert (cfg.dataset, cfg.epochs, cfg.lr, cfg.batch_size) == ("digits", 30, 2e-3, 64)

@@ -1,30 +1,21 @@
 """The voxel experiment end to end on tiny grids: the run-folder contract and the binary path
 (AUC), on data the test writes."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "voxel_classification.py"
-
-
-def _experiment():
-    spec = importlib.util.spec_from_file_location("voxel_classification", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import voxel_classification as exp  # noqa: E402
 
 
 def test_shapes_run_folder(tmp_path):
-    exp = _experiment()
     workdir = tmp_path / "run"
     summary = exp.main(["--no-compile-cache",
-                        "--grid", "12", "--train_per_class", "2", "--val_per_class", "1",
-                        "--test_per_class", "1", "--epochs", "1", "--batch_size", "8",
+                        "--grid", "12", "--train-per-class", "2", "--val-per-class", "1",
+                        "--test-per-class", "1", "--epochs", "1", "--batch-size", "8",
                         "--model", "voxnet", "--workdir", str(workdir)])
     for name in ("config.json", "metrics.jsonl", "result.json", "run.json", "voxels.png",
                  "filters.png", "curves.png"):
@@ -39,7 +30,6 @@ def test_shapes_run_folder(tmp_path):
 
 
 def test_defaults_resolve_per_dataset():
-    exp = _experiment()
     data = exp.VoxelData(*(np.zeros((1, 8, 8, 8, 1), np.uint8), np.zeros(1, np.int32)) * 2,
                          ("a", "b"))
     for dataset in ("shapes", "npz"):
@@ -61,10 +51,9 @@ def test_binary_npz_reports_auc(tmp_path):
         x[y == 0] = (rng.random((int((y == 0).sum()), 12, 12, 12)) > 0.9) * 255
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
     np.savez(tmp_path / "pair.npz", **arrays)
-    exp = _experiment()
     summary = exp.main(["--no-compile-cache",
                         "--dataset", "npz", "--data", str(tmp_path / "pair.npz"),
-                        "--epochs", "2", "--batch_size", "8", "--no-plots", "--max_shift", "0",
+                        "--epochs", "2", "--batch-size", "8", "--no-plots", "--max-shift", "0",
                         "--model", "voxnet",
                         "--workdir", str(tmp_path / "bin")])
     assert 0.0 <= summary["test_auc"] <= 1.0 and summary["num_params"] > 0
@@ -74,6 +63,6 @@ def test_binary_npz_reports_auc(tmp_path):
     np.savez(tmp_path / "noval.npz", **{k: v for k, v in arrays.items() if "val" not in k})
     summary = exp.main(["--no-compile-cache",
                         "--dataset", "npz", "--data", str(tmp_path / "noval.npz"),
-                        "--epochs", "1", "--batch_size", "8", "--no-plots", "--max_shift", "0",
+                        "--epochs", "1", "--batch-size", "8", "--no-plots", "--max-shift", "0",
                         "--model", "voxnet", "--workdir", str(tmp_path / "noval")])
     assert 0.0 <= summary["test_auc"] <= 1.0 and summary["best_epoch"] is None

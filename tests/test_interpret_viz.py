@@ -115,12 +115,10 @@ def test_viz_errors():
 
 
 def test_classic_filters_experiment(tmp_path):
-    import importlib.util
     import pathlib
-    spec = importlib.util.spec_from_file_location(
-        "classic_filters", pathlib.Path(__file__).parents[1] / "experiments" / "classic_filters.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "experiments"))
+    import classic_filters as mod
     img = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (10, 1))  # horizontal ramp
     out = mod.apply_kernels(img)
     np.testing.assert_allclose(out["identity"], img, atol=1e-6)

@@ -2,7 +2,8 @@
 # FCN on GunPoint, ItalyPowerDemand, ArrowHead, OSULeaf and ResNet1D on ArrowHead, GunPoint,
 # seeds 0, 1, 2, the experiment's default UCR protocol (2000 passes, Adam with cosine decay
 # 1e-3 -> 1e-4, lowest-training-loss weights; the test with batch-norm statistics recomputed
-# on the training set is recorded beside it). Runs from the repository root on one GPU, several processes at a time:
+# on the training set is recorded beside it). Runs from the repository root on one GPU,
+# several processes at a time:
 #
 #     bash experiments/gpu/run_ucr.sh                 # data in .gpu/data/ucr/<Name>/
 #     EPOCHS=2 P=1 ONLY='ItalyPowerDemand fcn [01]' OUT=/tmp/o DATA=../shared/data/ucr \
@@ -25,8 +26,8 @@ python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 run_one() {  # name model seed
     local left=$(( DEADLINE - $(date +%s) ))
     [ "$left" -gt 5 ] || { echo "$1 $2 $3: no time left" > "$RUNS/$1_$2_seed$3.log"; return; }
-    timeout "$left" python3 experiments/timeseries_classification.py --dataset ucr --name "$1" \
-        --data-dir "$DATA" --model "$2" --seed "$3" --workdir "$RUNS/$1_$2_seed$3" --no-plots \
+    timeout "$left" python3 experiments/ucr_classification.py --name "$1" \
+        --data "$DATA" --model "$2" --seed "$3" --workdir "$RUNS/$1_$2_seed$3" --no-plots \
         $EXTRA > "$RUNS/$1_$2_seed$3.log" 2>&1
     echo "$1 $2 seed $3: exit $? after $(( $(date +%s) + left - DEADLINE )) s"
 }

@@ -16,7 +16,7 @@
 # Environment: SEEDS ("0 1 2"), DATASETS ("shapes adrenal modelnet adrenal16"),
 # RUN_TIMEOUT (450),
 # EXTRA (more arguments for every run; a smoke test on a CPU:
-#   EXTRA="--epochs 1 --train_per_class 4 --val_per_class 1 --test_per_class 2 --grid 16" \
+#   EXTRA="--epochs 1 --train-per-class 4 --val-per-class 1 --test-per-class 2 --grid 16" \
 #   OUT=/tmp/vox_smoke bash experiments/gpu/run_voxels.sh ).
 set -u
 OUT=${OUT:-/tmp/voxels_out}
