@@ -139,16 +139,18 @@ def _shown(field) -> str:
     return str(field.default)
 
 
-def parser(cls, doc: str) -> argparse.ArgumentParser:
+def parser(cls, doc: str, *, without=()) -> argparse.ArgumentParser:
     """The command line of the config dataclass ``cls``; ``doc`` (the experiment's module
-    docstring) gives the description, its first paragraph."""
+    docstring) gives the description, its first paragraph. Fields named in ``without``
+    (e.g. ``("ensemble",)`` where the experiment has no use for a shared option) are not
+    offered and keep their default."""
     hints = typing.get_type_hints(cls)
     first = doc.strip().split("\n\n")[0]
     out = argparse.ArgumentParser(description=first, epilog="The file's header gives the "
                                   "commands and their measured results.",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = {f.name for f in dataclasses.fields(RunOptions)}
-    fields = dataclasses.fields(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.name not in without]
     group = out.add_argument_group("experiment options")
     for field in [f for f in fields if f.name not in shared] + [f for f in fields
                                                                  if f.name in shared]:
@@ -184,6 +186,11 @@ def parse(parser: argparse.ArgumentParser, cls, argv=None):
         parser.error("--resume needs --workdir, the run folder to continue")
     if cfg.ensemble < 1:
         parser.error(f"--ensemble must be at least 1, got {cfg.ensemble}")
+    if (cfg.num_processes is not None or cfg.process_id is not None) and not (
+            cfg.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+            or cfg.distributed):
+        parser.error("--num-processes and --process-id need --coordinator-address (or "
+                     "$JAX_COORDINATOR_ADDRESS, or --distributed where JAX detects it)")
     return cfg
 
 

@@ -85,6 +85,7 @@ def test_help_shows_the_presets(capsys):
     (["--data_dir", "x"], "unrecognized arguments: --data_dir"),
     (["--dataset", "npz"], "--dataset npz needs --data"),
     (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["--num-processes", "2", "--process-id", "0"], "need --coordinator-address"),
 ])
 def test_bad_options_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -169,3 +170,13 @@ def test_multi_process_flags_train_on_the_mesh(tmp_path):
     config = json.loads((workdir / "config.json").read_text())
     assert (config["model"], config["lr"], config["workdir"]) == ("mnist1d_cnn", 3e-3,
                                                                   str(workdir))
+
+
+def test_an_experiment_may_leave_out_a_shared_option(capsys):
+    parser = _cli.parser(image_classification.Config, image_classification.__doc__,
+                         without=("ensemble",))
+    assert "--ensemble" not in parser.format_help()
+    assert _cli.parse(parser, image_classification.Config, ["--seed", "3"]).ensemble == 1
+    with pytest.raises(SystemExit):
+        _cli.parse(parser, image_classification.Config, ["--ensemble", "2"])
+    assert "unrecognized arguments: --ensemble 2" in capsys.readouterr().err
