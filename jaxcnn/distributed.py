@@ -18,6 +18,11 @@ global batch (:func:`shard_batch` takes its own rows) or loads only its rows
 A batch whose size is not a multiple of the number of devices is refused with a
 ``ValueError`` (nothing is padded): pick a batch size divisible by :func:`num_shards`.
 
+Ensembles and sweeps split the other way: :func:`member_mesh` names its axis
+``"members"``, :func:`shard_members` splits a stacked ensemble state along it, and
+``make_ensemble_train_step(..., mesh=mesh)`` runs each device's members in one compiled
+step with no communication between devices.
+
 Example:
   >>> import jax, numpy as np
   >>> from jaxcnn import distributed
@@ -37,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxcnn._checks import fail, is_int
 
 DATA_AXIS = "data"
+MEMBER_AXIS = "members"
 
 
 def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
@@ -93,6 +99,12 @@ def data_mesh(devices=None, axis=DATA_AXIS):
     return Mesh(np.asarray(devices), (axis,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def member_mesh(devices=None):
+    """A one-axis mesh named ``"members"`` over ``devices`` (default every device), along
+    which :func:`shard_members` splits the members of an ensemble."""
+    return data_mesh(devices, MEMBER_AXIS)
+
+
 def check_mesh(mesh, where, axis=DATA_AXIS):
     if not isinstance(mesh, Mesh):
         fail(where, "mesh", "a jax.sharding.Mesh", type(mesh).__name__,
@@ -135,7 +147,7 @@ def batch_sharding(mesh, ndim=1, axis=DATA_AXIS, batch_dim=0):
 def _check_divisible(n, shards, where, what="batch size"):
     if n % shards:
         fail(where, what, f"a multiple of the number of devices ({shards})", n,
-             f"Use a batch size divisible by {shards}, e.g. {max(shards, n - n % shards)}")
+             f"Use a {what} divisible by {shards}, e.g. {max(shards, n - n % shards)}")
 
 
 def shard_batch(batch, mesh, axis=DATA_AXIS, batch_dim=0):
@@ -152,6 +164,37 @@ def shard_batch(batch, mesh, axis=DATA_AXIS, batch_dim=0):
         return _global_array(a, batch_sharding(mesh, a.ndim, axis, batch_dim))
 
     return jax.tree.map(put, batch)
+
+
+def shard_members(tree, mesh, axis=MEMBER_AXIS):
+    """A stacked ensemble pytree (every leaf with a leading member axis of size K, as
+    :func:`jaxcnn.train.create_ensemble_state` makes) split along ``axis`` of ``mesh``:
+    each device holds K / (devices) members. K must be a multiple of the number of devices.
+
+    Example:
+      >>> import jax, optax
+      >>> from jaxcnn import serial, flatten, dense, distributed
+      >>> from jaxcnn.train import create_ensemble_state
+      >>> mesh = distributed.member_mesh()
+      >>> k = distributed.num_shards(mesh, "members")
+      >>> ens = create_ensemble_state(serial(flatten(), dense(3)), optax.sgd(0.1),
+      ...                             jax.random.split(jax.random.key(0), k), (4,))
+      >>> ens = distributed.shard_members(ens, mesh)
+      >>> ens.params["dense_1"]["kernel"].sharding.spec
+      P('members', None, None)
+    """
+    where = "jaxcnn.distributed.shard_members"
+    shards = int(check_mesh(mesh, where, axis).shape[axis])
+
+    def put(a):
+        shape = np.shape(a)
+        if shape == ():
+            fail(where, "every leaf", "an array with a leading member axis", "a scalar",
+                 "Stack the members with jaxcnn.train.create_ensemble_state")
+        _check_divisible(shape[0], shards, where, "member count")
+        return _global_array(a, batch_sharding(mesh, len(shape), axis))
+
+    return jax.tree.map(put, tree)
 
 
 def local_rows(global_batch_size, mesh, axis=DATA_AXIS):
@@ -220,5 +263,6 @@ class Placement:
         return tree if self.mesh is None else to_host(tree)
 
 
-__all__ = ["DATA_AXIS", "batch_sharding", "data_mesh", "initialize", "local_rows",
-           "num_shards", "replicate", "shard_batch", "shard_local_batch", "to_host"]
+__all__ = ["DATA_AXIS", "MEMBER_AXIS", "batch_sharding", "data_mesh", "initialize",
+           "local_rows", "member_mesh", "num_shards", "replicate", "shard_batch",
+           "shard_local_batch", "shard_members", "to_host"]

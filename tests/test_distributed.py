@@ -3,11 +3,14 @@
 The device count is fixed when JAX starts, so the mesh checks run in subprocesses:
 ``_distributed_mesh_script.py`` with 8 host devices (one run, its findings read by several
 tests), and ``_distributed_worker.py`` as 2 processes x 2 devices joined by
-``jax.distributed`` on 127.0.0.1. The references are a single-device step on the whole
-(concatenated) batch and a single-device ``fit``; every process started is ended by its
-PID, with bounded timeouts.
+``jax.distributed`` on 127.0.0.1 (two launches: a run that trains, fits, and is then killed
+with SIGKILL; the run that resumes it). The references are a single-device step on the
+whole (concatenated) batch, a single-device ``fit`` and an uninterrupted run; every process
+started is ended by its PID, with bounded timeouts. Each subprocess run happens once per
+test session, also when pytest-xdist spreads these tests over several workers.
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -27,7 +30,7 @@ from jaxcnn import distributed
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _distributed_common import batches, model_and_optimizer  # noqa: E402
+from _distributed_common import model_and_optimizer  # noqa: E402
 
 
 def _env(devices):
@@ -36,13 +39,40 @@ def _env(devices):
     return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags, PYTHONPATH=path)
 
 
+def _cache(tmp_path_factory):
+    """A compilation-cache folder for the subprocesses, one per session."""
+    xdist = "PYTEST_XDIST_WORKER" in os.environ
+    return str(tmp_path_factory.getbasetemp().parent / "xla_cache" if xdist
+               else tmp_path_factory.getbasetemp() / "xla_cache")
+
+
+def _once(tmp_path_factory, name, make):
+    """``make(folder)`` (a JSON-ready result) run once per session: pytest-xdist workers
+    share the session's temporary root, so the first takes a lock and runs it, and the
+    others read its result."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / f"{name}.json"
+        if not done.exists():
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(make(folder)))
+        return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="module")
 def mesh_findings(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mesh")
-    proc = subprocess.run([sys.executable, str(HERE / "_distributed_mesh_script.py"), str(out)],
-                          env=_env(8), capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads((out / "findings.json").read_text())
+    def run(out):
+        proc = subprocess.run([sys.executable, str(HERE / "_distributed_mesh_script.py"),
+                               str(out), _cache(tmp_path_factory)], env=_env(8),
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return json.loads((out / "findings.json").read_text())
+
+    return _once(tmp_path_factory, "mesh", run)
 
 
 def test_sharded_step_equals_single_device_step(mesh_findings):
@@ -69,18 +99,33 @@ def test_fit_on_a_mesh_equals_fit_on_one_device(mesh_findings):
     for loop in ("python", "scan"):
         assert f[loop]["params"] < 2e-5, f
         assert f[loop]["history"] < 2e-5, f
-    assert f["test_count"] == [40, 40]
+    assert f["test_count"] == 40
 
 
 def test_fit_on_a_mesh_resumes(mesh_findings):
-    f = mesh_findings["resume"]
-    assert f["params"] == 0.0 and f["steps"] == [9, 9]
+    f = mesh_findings["fit"]["resume"]
+    assert f["params"] == 0.0 and f["history"] == 0.0 and f["steps"] == [6, 6]
 
 
 def test_checkpoint_restores_onto_another_device_count(mesh_findings):
-    f = mesh_findings["checkpoint"]
-    assert f["restored_devices"] == [4, 4] and f["equal"]
-    assert f["sharded_spec"] == "P('data', None)"
+    f = mesh_findings["checkpoint"]  # saved from 8 devices (replicated and split rows)
+    for devices, restored in zip((4, 2, 1), f["restored"]):
+        assert restored["devices"] == [devices, devices], f
+        assert restored["equal"], f
+    assert [r["sharded_spec"] for r in f["restored"][:2]] == ["P('data', None)"] * 2
+
+
+def test_ensemble_members_split_over_devices_equal_one_device(mesh_findings):
+    f = mesh_findings["ensemble"]
+    assert f["spec"].startswith("P('members'") and f["per_device"] == 2, f
+    assert f["steps"] == [2] * 16
+    for name in ("loss", "params", "state"):
+        assert f[name] < 2e-5, (name, f[name])
+    assert f["errors"] == [
+        "jaxcnn.distributed.shard_members: member count must be a multiple of the number of "
+        "devices (8), got 12. Use a member count divisible by 8, e.g. 8",
+        "ensemble_step: the number of members must be a multiple of the mesh's 'members' axis "
+        "(8), got 12. Use a member count divisible by it"]
 
 
 def test_argument_errors():
@@ -101,6 +146,12 @@ def test_argument_errors():
         distributed.initialize("127.0.0.1:1", 0, 0)
     with pytest.raises(ValueError, match=r"process_id must be an int in \[0, num_processes=2\)"):
         distributed.initialize("127.0.0.1:1", 2, 2)
+    with pytest.raises(ValueError, match="every leaf must be an array with a leading member"):
+        distributed.shard_members({"w": np.zeros(())}, distributed.member_mesh())
+    from jaxcnn.train import make_ensemble_train_step
+    net, opt = model_and_optimizer()
+    with pytest.raises(ValueError, match=r"mesh axes must be a tuple containing 'members'"):
+        make_ensemble_train_step(net, opt, mesh=mesh)
 
 
 # -- several processes ------------------------------------------------------------------
@@ -112,13 +163,13 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start(port, out, mode, n=2):
+def _start(port, out, mode, cache, n=2):
     worker = str(HERE / "_distributed_worker.py")
     procs = []
     for i in range(n):
-        log = open(out / f"log_{i}.txt", "w")
+        log = open(out / f"{mode}_log_{i}.txt", "w")
         procs.append(subprocess.Popen([sys.executable, worker, str(port), str(n), str(i),
-                                       str(out), mode], env=_env(2), stdout=log,
+                                       str(out), mode, cache], env=_env(2), stdout=log,
                                       stderr=subprocess.STDOUT))
         log.close()
     return procs
@@ -131,68 +182,134 @@ def _end(procs):
             p.wait(timeout=30)
 
 
-def _launch(out, mode, *, first_port=None, timeout=240, attempts=3):
+def _port_taken(out, mode):
+    return "Failed to add port" in (out / f"{mode}_log_0.txt").read_text()
+
+
+def _launch(out, mode, cache, *, first_port=None, timeout=240, attempts=3):
     """Runs the workers to completion; a start that fails because the coordinator's port
-    is taken is retried on a fresh port. Returns ``(procs, exit_times, ports_tried)``."""
+    is taken is retried on a fresh port. Returns ``(return codes, exit times, ports)``."""
     ports = []
     for _ in range(attempts):
         ports.append(first_port if first_port and not ports else _free_port())
-        procs = _start(ports[-1], out, mode)
+        procs = _start(ports[-1], out, mode, cache)
         exits, deadline = {}, time.monotonic() + timeout
         try:
             while len(exits) < len(procs) and time.monotonic() < deadline:
                 for i, p in enumerate(procs):
                     if i not in exits and p.poll() is not None:
                         exits[i] = time.monotonic()
-                if 0 in exits and procs[0].returncode != 0 and \
-                        "Failed to add port" in (out / "log_0.txt").read_text():
+                if 0 in exits and procs[0].returncode != 0 and _port_taken(out, mode):
                     break  # the coordinator could not listen: try another port
-                time.sleep(0.2)
+                time.sleep(0.1)
         finally:
             _end(procs)
-        if len(exits) == len(procs) or "Failed to add port" not in (out / "log_0.txt").read_text():
+        if len(exits) == len(procs) or not _port_taken(out, mode):
             assert len(exits) == len(procs), f"workers still running after {timeout} s"
-            return procs, exits, ports
+            return [p.returncode for p in procs], [exits[i] for i in range(len(procs))], ports
     raise AssertionError(f"no free coordinator port after {ports}")
 
 
-def _logs(out):
-    return "\n".join((out / f"log_{i}.txt").read_text()[-3000:] for i in range(2))
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    cache = _cache(tmp_path_factory)
+
+    def run(out):
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        try:
+            codes, exits, ports = _launch(out, "train", cache, first_port=taken.getsockname()[1])
+        finally:
+            taken.close()
+        resumed_codes, _, _ = _launch(out, "resume", cache)
+        return dict(codes=codes, exit_gap=exits[0] - exits[1], ports=ports,
+                    resumed_codes=resumed_codes, out=str(out))
+
+    return _once(tmp_path_factory, "two_processes", run)
 
 
-def test_two_processes_train_like_one_device(tmp_path):
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    try:
-        procs, _, ports = _launch(tmp_path, "train", first_port=taken.getsockname()[1])
-    finally:
-        taken.close()
-    assert len(ports) == 2, ports  # the taken port failed, a fresh one worked
-    assert [p.returncode for p in procs] == [0, 0], _logs(tmp_path)
-    assert "devices 4, local 2" in _logs(tmp_path)
-    got = [dict(np.load(tmp_path / f"params_{i}.npz")) for i in range(2)]
+def _logs(run, mode="train"):
+    return "\n".join((Path(run["out"]) / f"{mode}_log_{i}.txt").read_text()[-3000:]
+                     for i in range(2))
+
+
+def test_two_processes_train_like_one_device(two_processes, mesh_findings):
+    run, out = two_processes, Path(two_processes["out"])
+    assert len(run["ports"]) == 2, run["ports"]  # the taken port failed, a fresh one worked
+    assert "devices 4, local 2" in _logs(run), _logs(run)
+    got = [dict(np.load(out / f"params_{i}.npz")) for i in range(2)]
     assert sorted(got[0]) == sorted(got[1])
     for name in got[0]:  # every process holds bitwise the same parameters
         np.testing.assert_array_equal(got[0][name], got[1][name])
-    from jaxcnn.train import create_train_state, make_train_step
-    net, opt = model_and_optimizer()
-    ts = create_train_state(net, opt, jax.random.key(0), (6, 6, 1))
-    step = jax.jit(make_train_step(net, opt))
-    for batch in batches():
-        ts, _ = step(ts, batch, jax.random.key(1))
-    flat = jax.tree_util.tree_flatten_with_path((ts.params, ts.state))[0]
-    assert sorted(jax.tree_util.keystr(p) for p, _ in flat) == sorted(got[0])
-    for path, leaf in flat:
-        np.testing.assert_allclose(got[0][jax.tree_util.keystr(path)], leaf, rtol=2e-5,
-                                   atol=2e-5, err_msg=jax.tree_util.keystr(path))
+    reference = mesh_findings["step"]["reference"]  # the same steps on one device
+    assert sorted(reference) == sorted(got[0])
+    for name, value in reference.items():
+        np.testing.assert_allclose(got[0][name], value, rtol=2e-5, atol=2e-5, err_msg=name)
 
 
-def test_a_dead_peer_stops_the_others(tmp_path):
-    procs, exits, _ = _launch(tmp_path, "die")
-    assert procs[1].returncode == 3, _logs(tmp_path)
-    assert procs[0].returncode != 0, _logs(tmp_path)
-    log = (tmp_path / "log_0.txt").read_text()
+def test_a_dead_peer_stops_the_others(two_processes):
+    run = two_processes  # process 1 killed itself (SIGKILL) in the middle of fit
+    assert run["codes"][1] == -signal.SIGKILL, _logs(run)
+    assert run["codes"][0] != 0, _logs(run)
+    log = (Path(run["out"]) / "train_log_0.txt").read_text()
     assert "heartbeat timeout" in log and "Task 1" in log, log[-3000:]
+    assert "the killed run finished" not in log
     # heartbeat timeout 4 s; the rest is margin for a loaded 2-core machine
-    assert exits[0] - exits[1] < 40, (exits, log[-3000:])
+    assert run["exit_gap"] < 40, (run["exit_gap"], log[-3000:])
+
+
+def _record(out, name, i):
+    return json.loads((out / f"{name}_{i}.json").read_text())
+
+
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(two_processes):
+    run, out = two_processes, Path(two_processes["out"])
+    assert run["resumed_codes"] == [0, 0], _logs(run, "resume")
+    whole = _record(out, "whole", 0)
+    assert len(whole["history"]) == 2 and whole["test"]["count"] == 20
+    for i in range(2):  # the same history, test metrics and parameters on every process
+        resumed = _record(out, "resumed", i)
+        assert resumed["test"] == whole["test"]
+        for row, ref in zip(resumed["history"], whole["history"], strict=True):
+            for key in ("train_loss", "train_accuracy", "step"):
+                assert row[key] == ref[key], (key, row, ref)
+        for name, value in whole["params"].items():
+            np.testing.assert_array_equal(resumed["params"][name], value, err_msg=name)
+
+
+def test_process_0_alone_writes_the_run_folder(two_processes):
+    out = Path(two_processes["out"])
+    for folder in ("whole", "killed"):
+        rows = [json.loads(line) for line in (out / folder / "metrics.jsonl").read_text()
+                .splitlines()]
+        steps = [r["step"] for r in rows if r["kind"] == "step"]
+        assert steps == [1, 2, 3, 4], (folder, steps)  # once each: one writer, no replays
+        assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+        assert json.loads((out / folder / "result.json").read_text())["step"] == 4
+        assert not list((out / folder).glob(".write_probe*"))
+    steps = sorted(int(p.name) for p in (out / "whole" / "checkpoints").iterdir()
+                   if p.name.isdigit())
+    assert steps == [2, 3, 4], steps
+
+
+def test_a_two_process_checkpoint_restores_on_one_device(two_processes):
+    from jaxcnn.train import Checkpoints, create_train_state
+    out = Path(two_processes["out"])
+    net, opt = model_and_optimizer()
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    shapes = jax.eval_shape(lambda: create_train_state(net, opt, jax.random.key(0), (6, 6, 1)))
+    template = {"train_state": jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one), shapes)}
+    ckpts = Checkpoints(out / "whole" / "best")  # the state fit returned (keep_best)
+    try:
+        tree, meta = ckpts.restore(template)
+    finally:
+        ckpts.close()
+    assert meta["epoch"] in (1, 2) and int(tree["train_state"].step) == 2 * meta["epoch"]
+    flat = jax.tree_util.tree_flatten_with_path(tree["train_state"].params)[0]
+    whole = _record(out, "whole", 0)["params"]
+    assert len(flat) == len(whole)
+    for path, leaf in flat:
+        assert leaf.sharding == one
+        np.testing.assert_array_equal(leaf, whole[jax.tree_util.keystr(path)])

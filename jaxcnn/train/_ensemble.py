@@ -225,8 +225,23 @@ def member_keys(key, k, where="ensemble_step"):
     return key
 
 
+def _split_over(run, mesh, per_member_batches, where):
+    """``run`` on each device's own members: ``jax.shard_map`` over the ``"members"`` axis
+    of ``mesh`` (state, keys and metrics split; the batch replicated, or split with
+    ``per_member_batches``). Members never communicate, so neither do the devices, and
+    there is no cross-device value whose replication needs checking (``check_vma=False``:
+    jaxcnn's convolution primitives carry no varying-axes types through their transposes)."""
+    from jaxcnn.distributed import MEMBER_AXIS, check_mesh
+
+    check_mesh(mesh, where, MEMBER_AXIS)
+    split, whole = jax.sharding.PartitionSpec(MEMBER_AXIS), jax.sharding.PartitionSpec()
+    return jax.shard_map(run, mesh=mesh, in_specs=(split, split if per_member_batches else whole,
+                                                   split), out_specs=(split, split),
+                         check_vma=False)
+
+
 def make_ensemble_train_step(model, optimizer, loss=None, *, per_member_batches=False,
-                             strategy="auto", **step_options):
+                             strategy="auto", mesh=None, **step_options):
     """``ensemble_step(ens_state, batch, key) -> (ens_state, metrics)`` for K members.
 
     Member ``i`` takes exactly the step :func:`jaxcnn.train.make_train_step` would take
@@ -242,6 +257,10 @@ def make_ensemble_train_step(model, optimizer, loss=None, *, per_member_batches=
         shape ``(K, N, ...)``), e.g. a different data order per member (bagging).
       strategy: ``"vmap"``, ``"unroll"`` or ``"auto"`` (the faster measured on this
         backend; see the module docstring).
+      mesh: ``None``, or a mesh with a ``"members"`` axis
+        (:func:`jaxcnn.distributed.member_mesh`): the members are split over its devices
+        (K a multiple of their number), each device running its own with ``strategy``; put
+        the state there with :func:`jaxcnn.distributed.shard_members`.
       **step_options: the keyword options of :func:`jaxcnn.train.make_train_step`
         (``task``, ``label_smoothing``, ``class_weights``, ``compute_dtype``, ``augment``).
 
@@ -275,9 +294,15 @@ def make_ensemble_train_step(model, optimizer, loss=None, *, per_member_batches=
         return _stack(outs)
 
     run = vstep if strategy == "vmap" else unrolled
+    if mesh is not None:
+        run = _split_over(run, mesh, per_member_batches, where)
+        devices = mesh.shape["members"]
 
     def ensemble_step(ens_state, batch, key):
         k = num_members(ens_state, "ensemble_step")
+        if mesh is not None and k % devices:
+            fail("ensemble_step", "the number of members", f"a multiple of the mesh's "
+                 f"'members' axis ({devices})", k, "Use a member count divisible by it")
         if per_member_batches:
             sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in jax.tree.leaves(batch)}
             if sizes != {k}:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.train._run import append_jsonl
+from jaxcnn.train._run import append_jsonl, is_primary
 
 _FIX = ("Lower the learning rate, clip gradients (optax.clip_by_global_norm) or check the "
         "inputs for NaN")
@@ -41,7 +41,8 @@ class StepLog:
     """Pending step metrics, the epoch's running sums and the progress bar."""
 
     def __init__(self, workdir, log_every, batch_size, progress, callback, ckpts):
-        self.path = None if workdir is None else workdir / "metrics.jsonl"
+        # process 0 of a multi-process run writes the log; the callback runs on every one
+        self.path = None if workdir is None or not is_primary() else workdir / "metrics.jsonl"
         self.log_every, self.batch_size = log_every, batch_size
         self.progress, self.callback, self.ckpts = progress, callback, ckpts
         self.pending, self.step, self.bar, self.epoch = [], None, None, 0

@@ -32,8 +32,8 @@ from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, s
 from jaxcnn.train._evaluate import make_evaluator
 from jaxcnn.train._fit_checks import check_arguments, check_labels, check_layout, num_classes
 from jaxcnn.train._logging import StepLog, nonfinite_params
-from jaxcnn.train._run import (check_same_settings, check_workdir, prepare_workdir, to_jsonable,
-                               truncate_jsonl, write_json)
+from jaxcnn.train._run import (check_same_settings, check_workdir, is_primary, prepare_workdir,
+                               to_jsonable, truncate_jsonl, write_json)
 from jaxcnn.train._state import create_train_state
 from jaxcnn.train._step import make_train_step
 
@@ -191,7 +191,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         (:func:`jaxcnn.distributed.data_mesh`; for several processes see
         :mod:`jaxcnn.distributed`): the train state and the training set are replicated on
         its devices and each batch is split along its ``"data"`` axis (``batch_size`` must
-        be a multiple of its size); evaluation runs on each process's default device.
+        be a multiple of its size); evaluation runs on each process's default device. With
+        several processes, ``workdir`` is one folder they all see: process 0 writes the
+        JSON files, each process its part of the checkpoints.
 
     Returns:
       A :class:`FitResult`.
@@ -254,7 +256,8 @@ def _open_run(model, optimizer, train, val, test, o):
     pos, best_state, ckpts, best_ckpts = RunPosition(), None, None, None
     workdir = None if o.workdir is None else Path(o.workdir)
     if workdir is not None:
-        ts, pos, best_state, ckpts, best_ckpts = _open_workdir(workdir, ts, run_key, settings,
+        key_data = place.state(jax.random.key_data(run_key))  # placed as the state
+        ts, pos, best_state, ckpts, best_ckpts = _open_workdir(workdir, ts, key_data, settings,
                                                                o, where)
     step = indexed_step(train_step)
     run_steps = (jit(step, donate_argnums=0) if loop == "python"
@@ -302,7 +305,7 @@ _SAME_ON_RESUME = ("task", "loss", "label_smoothing", "class_weights", "compute_
                    "train_size", "in_shape", "in_dtype")
 
 
-def _open_workdir(workdir, ts, run_key, settings, o, where):
+def _open_workdir(workdir, ts, key_data, settings, o, where):
     """Starts the run folder, or resumes the run in it: ``(train_state, position,
     best_state, checkpoints, best_checkpoints)``."""
     state_bytes = sum(a.nbytes for a in jax.tree.leaves(ts))
@@ -315,20 +318,22 @@ def _open_workdir(workdir, ts, run_key, settings, o, where):
             fail(where, "workdir", "a new folder (or resume=True)", str(workdir),
                  "It already holds checkpoints; pass resume=True (--resume) to continue that "
                  "run, or choose another workdir")
-        ts, pos = _restore(ckpts, ts, run_key, o, where)
+        ts, pos = _restore(ckpts, ts, key_data, o, where)
         check_same_settings(workdir, settings, _SAME_ON_RESUME, where)
         if best_ckpts.latest_step() is not None:
             best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
             best_state = jax.device_get(best_state)
-        truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
+        if is_primary():
+            truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
     else:  # a fresh run: nothing left from one that died before its first checkpoint
         best_ckpts.clear()
-        (workdir / "metrics.jsonl").unlink(missing_ok=True)
+        if is_primary():
+            (workdir / "metrics.jsonl").unlink(missing_ok=True)
     prepare_workdir(workdir, {**to_jsonable(o.config or {}), "fit": settings})
     return ts, pos, best_state, ckpts, best_ckpts
 
 
-def _restore(ckpts, ts, run_key, o, where):
+def _restore(ckpts, ts, key_data, o, where):
     """The train state and position of the latest checkpoint, after checking that it
     belongs to a run with this seed, batch size, model and optimizer."""
     meta = ckpts.read_meta()
@@ -337,7 +342,7 @@ def _restore(ckpts, ts, run_key, o, where):
             fail(where, name, f"{meta.get(name)!r} as in the checkpoint being resumed",
                  getattr(o, name), "A resumed run must keep the seed, batch size and ensemble "
                  "size")
-    template = {"train_state": ts, "key": jax.random.key_data(run_key)}
+    template = {"train_state": ts, "key": key_data}
     difference = ckpts.difference(template)
     if difference:
         raise ValueError(f"{where}: the model and optimizer must be those of the run being "
@@ -414,8 +419,8 @@ def _save(run, ts, pos):
         o = run.options
         meta = {**pos._asdict(), "seed": o.seed, "batch_size": o.batch_size,
                 "ensemble": o.ensemble}
-        run.ckpts.save(_count(ts), {"train_state": ts, "key": jax.random.key_data(run.run_key)},
-                       to_jsonable(meta))
+        key_data = run.place.state(jax.random.key_data(run.run_key))  # placed as the state
+        run.ckpts.save(_count(ts), {"train_state": ts, "key": key_data}, to_jsonable(meta))
 
 
 # ------------------------------------------------------------------------------ finish
@@ -429,7 +434,7 @@ def _finish(run, ts, pos, best_state):
     test_metrics = {}
     if run.test is not None:
         test_metrics = run.evaluator(*run.test)(*run.place.local((final.params, final.state)))
-    if run.workdir is not None:
+    if run.workdir is not None and is_primary():
         result = {f"test_{k}": v for k, v in test_metrics.items()}
         result.update(step=_count(ts), epochs_run=len(pos.history), best_epoch=pos.best_epoch,
                       monitor=run.monitor, best=pos.best)

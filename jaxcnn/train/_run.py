@@ -1,6 +1,10 @@
 """The run folder: ``config.json``, ``run.json`` (git commit, versions, command),
 ``metrics.jsonl`` (one JSON object per logged step or epoch), ``result.json`` and
-``checkpoints/`` (written by :mod:`jaxcnn.train._checkpoint`)."""
+``checkpoints/`` (written by :mod:`jaxcnn.train._checkpoint`).
+
+In a run of several processes (:mod:`jaxcnn.distributed`) the folder is one folder that
+every process sees (a shared file system, as orbax requires): process 0 alone writes the
+JSON files (:func:`is_primary`), and every process writes its part of each checkpoint."""
 
 from __future__ import annotations
 
@@ -16,6 +20,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+
+
+def is_primary() -> bool:
+    """Whether this process writes the run folder's files: process 0 of a multi-process run
+    (``jax.process_index() == 0``), always in a single-process one."""
+    return jax.process_index() == 0
 
 
 def to_jsonable(obj):
@@ -114,9 +124,12 @@ def run_info():
 
 
 def prepare_workdir(workdir, config):
-    """Creates ``workdir`` and writes ``config.json`` and ``run.json``; returns the path."""
+    """Creates ``workdir`` and writes ``config.json`` and ``run.json`` (process 0 of several
+    writes them); returns the path."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if not is_primary():
+        return workdir
     write_json(workdir / "config.json", config)
     write_json(workdir / "run.json", run_info())
     return workdir
@@ -131,7 +144,7 @@ def check_workdir(workdir, checkpoint_bytes, copies, where):
     disk has less free space than ``copies`` checkpoints of ``checkpoint_bytes`` (plus
     1 MB for logs), rather than failing at the first checkpoint an hour later."""
     workdir = Path(workdir)
-    probe = workdir / ".write_probe"
+    probe = workdir / f".write_probe_{jax.process_index()}"
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"jaxcnn")
