@@ -311,6 +311,30 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class VGG_BN(nn.Module):
+    """torchvision.models.vgg11_bn / vgg16_bn's architecture and state-dict keys."""
+
+    CONFIGS = {11: (1, 1, 2, 2, 2), 16: (2, 2, 3, 3, 3)}
+
+    def __init__(self, depth=11, num_classes=1000):
+        super().__init__()
+        layers, c_in = [], 3
+        for stage, n in enumerate(self.CONFIGS[depth]):
+            c = 64 * min(2 ** stage, 8)
+            for _ in range(n):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+                c_in = c
+            layers.append(nn.MaxPool2d(2, 2))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 49, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 4096),
+            nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
 class _DenseLayer(nn.Module):
     def __init__(self, c_in, growth=32, bn_size=4):
         super().__init__()

@@ -25,6 +25,7 @@ TWINS = {  # jaxcnn factory call -> torch twin (in tests/_torch_models.py)
     "alexnet": (models.alexnet, "AlexNet"),
     "densenet121": (models.densenet121, "DenseNet121"),
     "googlenet": (lambda: models.googlenet(transform_input=True), "GoogLeNet"),
+    "vgg11_bn": (lambda: models.vgg_bn(11), "VGG_BN"),
 }
 
 
@@ -37,8 +38,9 @@ def test_torchvision_weights_give_torchs_logits(name):
     torch.manual_seed(0)
     module = tm.randomize_batch_norm(getattr(tm, twin)())
     model = make()
-    params, state = from_torch(model, module.state_dict(), (64, 64, 3))
-    x = torch.randn(2, 3, 64, 64)
+    size = 32 if name.startswith("vgg") else 64  # VGG: 7x7 from 1x1; its convs cost most
+    params, state = from_torch(model, module.state_dict(), (size, size, 3))
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         expected = module(x).numpy()
     y = jax.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])(
@@ -62,6 +64,8 @@ def test_errors():
         models.alexnet(rate=1.5)
     with pytest.raises(TypeError, match=r"resnet_stem: small_input must be a bool"):
         models.resnet50(small_input="yes")
+    with pytest.raises(ValueError, match=r"vgg_bn: depth must be one of 11, 13, 16, 19"):
+        models.vgg_bn(12)
     with pytest.raises(TypeError, match=r"googlenet: transform_input must be a bool"):
         models.googlenet(transform_input=1)
     with pytest.raises(ValueError, match=r"shufflenet_v2: widths must be 5 positive even ints"):

@@ -27,7 +27,8 @@ def test_every_zoo_model_refuses_an_in_shape_of_another_rank(name):
     example = (8,) * rank + (1,)
     layout = {1: r"\(L, C\)", 2: r"\(H, W, C\)", 3: r"\(D, H, W, C\)"}[rank]
     for wrong in ((4,) + example, example[:-1]):  # batch axis included; channel axis left out
-        msg = (rf"{name.split('1')[0] if name.startswith('vgg') else name}: in_shape must be "
+        where = re.sub(r"\d+", "", name) if name.startswith("vgg") else name  # vgg, vgg_bn
+        msg = (rf"{where}: in_shape must be "
                rf"{layout} for this {rank}-d network, got {re.escape(str(wrong))}\. "
                + re.escape(BATCH_AXIS))
         kwargs = {"ndim": rank} if name in ANY_RANK else {}

@@ -12,7 +12,8 @@ from jaxcnn.models.image import (basic_block, conv_bn_relu, digits_cnn, lenet5, 
                                  resnet18, resnet20, resnet32, resnet56, resnet_cifar, small_cnn,
                                  vgg)
 from jaxcnn.models.imagenet import (alexnet, bottleneck, fire, inverted_residual, mobilenet_v2,
-                                    resnet34, resnet50, shuffle_unit, shufflenet_v2, squeezenet)
+                                    resnet34, resnet50, shuffle_unit, shufflenet_v2, squeezenet,
+                                    vgg_bn)
 from jaxcnn.models.imagenet_concat import dense_layer, densenet121, googlenet, inception
 from jaxcnn.models.image2image import conv_autoencoder, conv_block, pad_to_multiple, unet
 from jaxcnn.models.timeseries import fcn, mnist1d_cnn, resnet1d, tcn
@@ -38,6 +39,8 @@ MODELS = {
     "shufflenet_v2": shufflenet_v2,
     "squeezenet": squeezenet,
     "alexnet": alexnet,
+    "vgg11_bn": lambda **kw: vgg_bn(11, **kw),
+    "vgg16_bn": lambda **kw: vgg_bn(16, **kw),
     "densenet121": densenet121,
     "googlenet": googlenet,
     # 1-d time series (jaxcnn.models.timeseries)

@@ -11,19 +11,21 @@ with torchvision's module names):
 * ``shufflenet_v2(1000)``: 2,278,604 (the 1.0x net: channel split and shuffle).
 * ``squeezenet(1000)``: 1,235,496 (SqueezeNet 1.1: fire modules).
 * ``alexnet(1000)``: 61,100,840 (torchvision's single-GPU form).
+* ``vgg_bn(11)``: 132,868,840; ``vgg_bn(16)``: 138,365,992 (``vgg11_bn``, ``vgg16_bn``).
 
 Every factory takes ``num_classes`` and returns logits; convolutions followed by batch
-norm have no bias; dropout ``rate`` defaults are torchvision's.
+norm have no bias (except in VGG, as torchvision has it); dropout ``rate`` defaults are
+torchvision's.
 """
 
 from __future__ import annotations
 
-from jaxcnn._checks import check_rate, fail, is_int
+from jaxcnn._checks import check_choice, check_rate, fail, is_int
 from jaxcnn.layers import (adaptive_avg_pool, batch_norm, channel_shuffle, channel_split, concat,
                            conv, dense, depthwise_conv, dropout, fan_in_concat, fan_out, flatten,
                            global_avg_pool, identity, max_pool, parallel, relu, relu6, residual,
                            serial, with_rank)
-from jaxcnn.models.image import _check_classes, _stages, resnet_stem
+from jaxcnn.models.image import VGG_CONFIGS, _check_classes, _stages, resnet_stem
 
 
 def resnet34(num_classes=10, small_input=True):
@@ -223,3 +225,31 @@ def alexnet(num_classes=1000, rate=0.5):
         relu(), conv(256, 3, padding=1), relu(), max_pool(3, 2), adaptive_avg_pool(6),
         flatten(), dropout(rate), dense(4096), relu(), dropout(rate), dense(4096), relu(),
         dense(num_classes)), 2, "alexnet")
+
+
+def vgg_bn(depth=16, num_classes=1000, rate=0.5):
+    """VGG with batch norm (Simonyan & Zisserman 2015) in torchvision's ImageNet form
+    (``vgg11_bn``, ``vgg13_bn``, ``vgg16_bn``, ``vgg19_bn``): 3x3 convolutions with bias, each
+    followed by batch norm and ReLU, five 2x2 max pools, an adaptive 7x7 average pool and a
+    4096-4096 classifier with dropout. (:func:`jaxcnn.models.vgg` is the CIFAR form.)
+
+    Example:
+      >>> from jaxcnn import summary
+      >>> from jaxcnn.models import vgg_bn
+      >>> summary(vgg_bn(11), (224, 224, 3)).total_params
+      132868840
+      >>> summary(vgg_bn(16), (224, 224, 3)).total_params
+      138365992
+    """
+    where = "vgg_bn"
+    check_choice(depth, tuple(VGG_CONFIGS), where, "depth")
+    _check_classes(where, num_classes)
+    check_rate(rate, where)
+    layers = []
+    for stage, n in enumerate(VGG_CONFIGS[depth]):
+        for _ in range(n):
+            layers += [conv(64 * min(2 ** stage, 8), 3, padding=1), batch_norm(), relu()]
+        layers.append(max_pool(2, 2))
+    return with_rank(serial(
+        *layers, adaptive_avg_pool(7), flatten(), dense(4096), relu(), dropout(rate),
+        dense(4096), relu(), dropout(rate), dense(num_classes)), 2, where)
