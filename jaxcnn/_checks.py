@@ -2,7 +2,9 @@
 
 Messages read ``"<where>: <what> must be <expected>, got <actual>"``, optionally
 followed by the likely fix. Checks run on Python values and static shapes only,
-so they cost nothing under ``jax.jit``.
+so they cost nothing under ``jax.jit``. A check that an op and its layer factory both run
+(dtypes, ``eps``, ``momentum``, axes, resize arguments) lives here, so that layers need
+nothing private from :mod:`jaxcnn.ops`; window arguments live in ``jaxcnn/_window.py``.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ def is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def to_tuple(value, n: int, where: str, what: str, *, minimum: int = 1) -> tuple[int, ...]:
     """An int or a length-``n`` sequence of ints, each ``>= minimum``, as a tuple."""
     if is_int(value):
         out = (int(value),) * n
-    elif isinstance(value, Sequence) and not isinstance(value, str) and all(is_int(v) for v in value):
+    elif (isinstance(value, Sequence) and not isinstance(value, str)
+          and all(is_int(v) for v in value)):
         out = tuple(int(v) for v in value)
         if len(out) != n:
-            fail(where, what, f"an int or a sequence of {n} ints (one per spatial dimension)", value)
+            fail(where, what, f"an int or a sequence of {n} ints (one per spatial dimension)",
+                 value)
     else:
         fail(where, what, f"an int or a sequence of {n} ints", value, exc=TypeError)
     if any(v < minimum for v in out):
@@ -48,9 +56,8 @@ def spatial_rank(x, where: str, what: str = "input rank") -> int:
     x_ndim = check_array(where, "x", x).ndim
     n = x_ndim - 2
     if n not in (1, 2, 3):
-        fail(where, what,
-                  "3, 4 or 5 (batched, channels-last: NWC, NHWC or NDHWC)", x_ndim,
-                  "Add a batch axis with x[None] if you passed a single example")
+        fail(where, what, "3, 4 or 5 (batched, channels-last: NWC, NHWC or NDHWC)", x_ndim,
+             "Add a batch axis with x[None] if you passed a single example")
     check_nonempty(where, x)
     return n
 
@@ -123,7 +130,7 @@ def check_callable(where: str, what: str, value, expected: str = "a callable", f
 
 def check_real(where: str, what: str, value) -> float:
     """A finite real number (not a bool) as a float."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_real(value):
         fail(where, what, "a real number", value, exc=TypeError)
     if not math.isfinite(value):
         fail(where, what, "finite", value)
@@ -131,7 +138,7 @@ def check_real(where: str, what: str, value) -> float:
 
 
 def check_rate(rate, where: str) -> float:
-    if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
+    if not is_real(rate):
         fail(where, "rate", "a float in [0, 1)", rate, exc=TypeError)
     if not 0.0 <= rate < 1.0:
         fail(where, "rate", "in [0, 1) (the probability of dropping)", rate)
@@ -142,3 +149,94 @@ def check_choice(value, choices, where: str, what: str):
     if value not in choices:
         fail(where, what, "one of " + ", ".join(repr(c) for c in choices), value)
     return value
+
+
+def check_float(where: str, what: str, a, integers: bool = False):
+    """Refuses an array whose dtype is not floating (nor integer, with ``integers``)."""
+    dtype = jax.numpy.result_type(a)
+    if not (jax.numpy.issubdtype(dtype, jax.numpy.floating)
+            or (integers and jax.numpy.issubdtype(dtype, jax.numpy.integer))):
+        fail(where, f"{what} dtype",
+             "a floating or integer dtype" if integers else "a floating dtype", str(dtype),
+             f"Cast it first, e.g. {what}.astype(jnp.float32)", exc=TypeError)
+
+
+def check_eps(where: str, eps) -> float:
+    """A non-negative real number (a normalisation's ``eps``) as a float."""
+    if not is_real(eps) or not eps >= 0:
+        fail(where, "eps", "a non-negative float", eps)
+    return float(eps)
+
+
+def check_norm_type(where: str, norm_type):
+    """The ``p`` of a p-norm: a positive finite real number."""
+    if not is_real(norm_type) or not 0 < norm_type < math.inf:
+        fail(where, "norm_type", "a positive finite number (the p of the p-norm)", norm_type)
+
+
+def check_axis_name(where: str, axis_name):
+    """``None``, a str or a non-empty tuple of strs (JAX's mapped-axis names)."""
+    if not (axis_name is None or isinstance(axis_name, str) or (
+            isinstance(axis_name, tuple) and axis_name
+            and all(isinstance(a, str) for a in axis_name))):
+        fail(where, "axis_name", "None, a str or a tuple of strs (the name given to "
+             "jax.vmap/pmap/shard_map)", axis_name, exc=TypeError)
+    return axis_name
+
+
+def normalize_axes(axes, ndim: int, where: str):
+    """Sorted non-negative axes of a batched array; ``None`` means all but the batch axis."""
+    if axes is None:
+        return tuple(range(1, ndim))
+    seq = (axes,) if is_int(axes) else axes
+    if not isinstance(seq, (tuple, list)) or not seq or not all(is_int(a) for a in seq):
+        fail(where, "axes", "an int, a non-empty tuple of ints or None", axes, exc=TypeError)
+    out = []
+    for a in seq:
+        if not -ndim <= a < ndim:
+            fail(where, "axes", f"in [-{ndim}, {ndim}) for an input of rank {ndim}", axes)
+        out.append(a % ndim)
+    if 0 in out:
+        fail(where, "axes", "axes of x other than the batch axis 0", axes,
+             "Axes count on the batched x; use negative axes such as -1 or (-3, -2, -1)")
+    if len(set(out)) != len(out):
+        fail(where, "axes", "distinct", axes)
+    return tuple(sorted(out))
+
+
+RESIZE_MODES = ("nearest", "linear", "cubic")
+
+
+def check_resize_args(where: str, size, scale_factor, mode, align_corners):
+    """Rank-free checks of ``upsample``'s arguments (run by the op and the layer factory)."""
+    if (size is None) == (scale_factor is None):
+        fail(where, "size and scale_factor", "exactly one given",
+             "both" if size is not None else "neither",
+             "Pass size=(out sizes) or scale_factor=(a factor per axis), not both")
+    if size is not None:
+        seq = size if isinstance(size, (tuple, list)) else (size,)
+        if not seq or not all(is_int(s) for s in seq):
+            fail(where, "size", "an int or a tuple of ints", size, exc=TypeError)
+        if any(s < 1 for s in seq):
+            fail(where, "size", "positive", size)
+    if scale_factor is not None:
+        seq = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
+        if not seq or not all(is_real(s) for s in seq):
+            fail(where, "scale_factor", "a number or a tuple of numbers", scale_factor,
+                 exc=TypeError)
+        if not all(s > 0 and math.isfinite(s) for s in seq):
+            fail(where, "scale_factor", "positive and finite", scale_factor)
+    check_choice(mode, RESIZE_MODES, where, "mode")
+    align_corners = check_bool(where, "align_corners", align_corners)
+    if align_corners and mode == "nearest":
+        fail(where, "align_corners", "False for mode='nearest'", align_corners,
+             "align_corners only applies to mode='linear' and mode='cubic' (as in PyTorch)")
+
+
+def check_momentum(where: str, momentum) -> float:
+    """A batch norm's ``momentum`` in [0, 1], the weight of the old running statistics."""
+    if not is_real(momentum) or not 0.0 <= momentum <= 1.0:
+        fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "
+             "new = momentum * old + (1 - momentum) * batch)", momentum,
+             "PyTorch's momentum=0.1 is momentum=0.9 here")
+    return float(momentum)

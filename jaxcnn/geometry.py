@@ -4,12 +4,14 @@
    out = \\left\\lfloor \\frac{W + P_{lo} + P_{hi} - D (K - 1) - 1}{S} \\right\\rfloor + 1
 
 (``ceil`` instead of ``floor`` with ``ceil_mode``, where the last window must start
-inside the input or the left padding, as in PyTorch's pooling).
+inside the input or the left padding, as in PyTorch's pooling). These are the formulas
+that :mod:`jaxcnn.ops` and the layers compute with (``jaxcnn/_window.py``), here with
+checked arguments.
 """
 
 from __future__ import annotations
 
-
+from jaxcnn import _window
 from jaxcnn._checks import fail, is_int
 
 
@@ -25,22 +27,21 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0, di
 
     Example:
       >>> from jaxcnn.geometry import conv_output_size
-      >>> conv_output_size(32, 5), conv_output_size(28, 5, padding=2), conv_output_size(5, 2, 2, ceil_mode=True)
-      (28, 28, 3)
+      >>> conv_output_size(32, 5), conv_output_size(28, 5, padding=2)
+      (28, 28)
+      >>> conv_output_size(5, 2, 2, ceil_mode=True)
+      3
     """
-    for name, v, lo in (("size", size, 1), ("kernel_size", kernel_size, 1), ("stride", stride, 1),
-                        ("dilation", dilation, 1)):
-        if not is_int(v) or v < lo:
-            fail("conv_output_size", name, f"an int >= {lo}", v)
+    for name, v in (("size", size), ("kernel_size", kernel_size), ("stride", stride),
+                    ("dilation", dilation)):
+        if not is_int(v) or v < 1:
+            fail("conv_output_size", name, "an int >= 1", v)
     lo, hi = _pair(padding)
-    span = size + lo + hi - dilation * (kernel_size - 1) - 1
-    if span < 0:
-        fail("conv_output_size", "the padded size", f">= the dilated kernel size "
-             f"{dilation * (kernel_size - 1) + 1}", size + lo + hi)
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + lo:
-        out -= 1
-    return out
+    window = dilation * (kernel_size - 1) + 1
+    if size + lo + hi < window:
+        fail("conv_output_size", "the padded size", f">= the dilated kernel size {window}",
+             size + lo + hi)
+    return _window.output_size(size, kernel_size, stride, (lo, hi), dilation, ceil_mode)
 
 
 def same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1):
@@ -52,16 +53,20 @@ def same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1
       >>> same_padding(28, 5), same_padding(32, 3, stride=2), same_padding(10, 3, dilation=2)
       ((2, 2), (0, 1), (2, 2))
     """
-    eff = dilation * (kernel_size - 1) + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + eff - size, 0)
-    return (total // 2, total - total // 2)
+    return _window.same_padding(size, kernel_size, stride, dilation)
 
 
 def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
                                output_padding: int = 0, dilation: int = 1) -> int:
-    """``(size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``."""
-    return (size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+    """``(size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``.
+
+    Example:
+      >>> from jaxcnn.geometry import conv_transpose_output_size
+      >>> conv_transpose_output_size(7, 3, stride=2, padding=1, output_padding=1)
+      14
+    """
+    return _window.transpose_output_size(size, kernel_size, stride, (padding, padding),
+                                         dilation, output_padding)
 
 
 def conv_transpose_padding(size: int, target: int, kernel_size: int, stride: int = 1,
@@ -76,7 +81,7 @@ def conv_transpose_padding(size: int, target: int, kernel_size: int, stride: int
       >>> conv_transpose_padding(16, 32, kernel_size=4, stride=2)
       (1, 0)
     """
-    base = (size - 1) * stride + dilation * (kernel_size - 1) + 1
+    base = _window.transpose_output_size(size, kernel_size, stride, (0, 0), dilation)
     limit = max(stride, dilation)
     for padding in range(0, dilation * (kernel_size - 1) + 1):
         output_padding = target - (base - 2 * padding)
@@ -104,11 +109,10 @@ def receptive_field_of_stack(layers):
       >>> receptive_field_of_stack([(3, 1, 1, 1)] * 3)[0]
       7
     """
-    r, j, start = 1, 1, 0.5
+    field = (1, 1, 0.5)
     for k, s, p, d in layers:
-        lo = _pair(p)[0]
-        r, start, j = r + d * (k - 1) * j, start + (d * (k - 1) / 2 - lo) * j, j * s
-    return r, j, start
+        field = _window.receptive_step(field, k, s, _pair(p)[0], d)
+    return field
 
 
 __all__ = ["conv_output_size", "same_padding", "conv_transpose_output_size",

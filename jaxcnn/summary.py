@@ -32,9 +32,10 @@ import jax.numpy as jnp
 from jax.extend.core import Literal
 import numpy as np
 
+from jaxcnn._window import receptive_step
 from jaxcnn.layers._base import check_model, check_shape, is_multi
 from jaxcnn.layers._scope import capture, trace_paths
-from jaxcnn.ops._lowering import lowering
+from jaxcnn.ops import lowering
 
 _ELEMENTWISE_FLOP = {"add", "sub", "mul", "div", "max", "min", "neg", "abs", "sign", "select_n",
                      "exp", "log", "tanh", "logistic", "sqrt", "rsqrt", "pow", "integer_pow",
@@ -81,8 +82,7 @@ def _window(geo, axes_params):
     for a, (k, s, lo, d, ld) in axes_params.items():
         if a in geo.axes:
             r, j, start = dims[geo.axes[a]]
-            j = j / ld
-            dims[geo.axes[a]] = (r + d * (k - 1) * j, j * s, start + (d * (k - 1) / 2 - lo) * j)
+            dims[geo.axes[a]] = receptive_step((r, j / ld, start), k, s, lo, d)
     return dims
 
 

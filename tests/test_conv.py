@@ -121,8 +121,12 @@ def _conv_configs(count=24, seed=0):
     return configs
 
 
-@pytest.mark.parametrize("cfg", _conv_configs(), ids=lambda c: "{spatial}-k{kernel}-s{stride}-d{dilation}"
-                         "-g{groups}-{padding}-{mode}".format(**c).replace(" ", ""))
+def _conv_id(c):
+    return "{spatial}-k{kernel}-s{stride}-d{dilation}-g{groups}-{padding}-{mode}".format(
+        **c).replace(" ", "")
+
+
+@pytest.mark.parametrize("cfg", _conv_configs(), ids=_conv_id)
 def test_conv_matches_naive_loops(cfg):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, *cfg["spatial"], cfg["c_in"])).astype(np.float32)
@@ -317,7 +321,8 @@ def test_conv_transpose_matches_flax(n):
     kernel, stride, dilation, p, op = (3, 4, 2)[:n], (2, 3, 1)[:n], (1, 1, 2)[:n], 1, (1, 2, 1)[:n]
     x = rng.standard_normal((2, *(3, 2, 3)[:n], 3)).astype(np.float32)
     w = rng.standard_normal((*kernel, 3, 5)).astype(np.float32)  # ours: (*k, C_in, C_out)
-    flax_pad = tuple((d * (k - 1) - p, d * (k - 1) - p + o) for k, d, o in zip(kernel, dilation, op))
+    flax_pad = tuple((d * (k - 1) - p, d * (k - 1) - p + o)
+                     for k, d, o in zip(kernel, dilation, op))
     module = fnn.ConvTranspose(5, kernel, strides=stride, padding=flax_pad,
                                kernel_dilation=dilation, transpose_kernel=True, use_bias=False)
     ref = module.apply({"params": {"kernel": np.swapaxes(w, -1, -2)}}, x)  # flax: (*k, out, in)
@@ -344,7 +349,7 @@ def test_separable_conv_is_depthwise_then_pointwise(n, mult, mode):
     np.testing.assert_allclose(y, ref, **F32)
 
 
-# ----------------------------------------------------------------------------- gradients, jit, dtypes
+# ----------------------------------------------------------------- gradients, jit, dtypes
 def test_gradients_float64():
     rng = np.random.default_rng(9)
     with x64():
@@ -414,7 +419,8 @@ X2 = jnp.ones((1, 5, 5, 4))
     (lambda: ops.conv(X2, jnp.ones((3, 3, 4, 2)), jnp.ones(3)), ValueError,
      r"conv: bias shape must be \(2,\), got \(3,\)"),
     (lambda: ops.conv(X2, jnp.ones((3, 3, 4, 2)), padding_mode="mirror"), ValueError,
-     r"conv: padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got 'mirror'"),
+     r"conv: padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', "
+     r"got 'mirror'"),
     (lambda: ops.conv(X2, jnp.ones((3, 3, 4, 2)), stride=(1, 2, 1)), ValueError,
      r"conv: stride must be an int or a sequence of 2 ints \(one per spatial dimension\)"),
     (lambda: ops.conv(X2, jnp.ones((3, 3, 4, 2)), dilation=0), ValueError,

@@ -309,8 +309,9 @@ def test_vmap_over_members_equals_loop():
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_low_precision_inputs_keep_dtype(dtype):
-    net = jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(), jc.conv_transpose(2, 2, stride=2, **F),
-                    jc.separable_conv(3, 3, **F), jc.flatten(), jc.dense(3, **F))
+    net = jc.serial(jc.conv(4, 3, padding=1, **F), jc.relu(),
+                    jc.conv_transpose(2, 2, stride=2, **F), jc.separable_conv(3, 3, **F),
+                    jc.flatten(), jc.dense(3, **F))
     _, p, s = net.init(KEY, (5, 5, 2))
     y, _ = net.apply(p, s, jnp.ones((1, 5, 5, 2), dtype), train=False)
     assert y.dtype == dtype
@@ -331,7 +332,13 @@ def test_low_precision_inputs_keep_dtype(dtype):
     (lambda: jc.conv(4, 3, stride=(1, 1, 1, 1)), ValueError,
      r"conv: stride must be an int or a tuple of 1, 2 or 3 ints, got \(1, 1, 1, 1\)"),
     (lambda: jc.conv(4, (3, 3), stride=(1, 1, 1)), ValueError,
-     r"conv: stride must be an int or a sequence of 2 ints"),
+     r"conv: kernel_size, stride, padding and dilation must be of one length \(one entry per "
+     r"spatial dimension\), got \(\(3, 3\), \(1, 1, 1\), 0, 1\)"),
+    (lambda: jc.conv(4, 3, padding=(1, 1, 1, 1)), ValueError,
+     r"conv: padding must be an int or a tuple of 1, 2 or 3 \(low, high\) pairs or ints"),
+    (lambda: jc.conv_transpose(4, 3, stride=(2, 2), output_padding=(1, 1, 1)), ValueError,
+     r"conv_transpose: kernel_size, stride, padding, output_padding and dilation must be of one "
+     r"length"),
     (lambda: jc.conv(4, 0), ValueError, r"conv: kernel_size must be >= 1, got 0"),
     (lambda: jc.conv(4, "3"), TypeError, r"conv: kernel_size must be an int or a sequence"),
     (lambda: jc.conv(4, 3, padding="FULL"), ValueError,
@@ -368,12 +375,15 @@ def test_low_precision_inputs_keep_dtype(dtype):
      r"reshape: shape must be made of positive sizes and at most one -1, got \(0, -1\)"),
     (lambda: jc.reshape((5,)).init(KEY, (4, 3)), ValueError,
      r"reshape: shape must be compatible with in_shape \(4, 3\) \(12 elements\), got \(5,\)"),
-    (lambda: jc.reshape((5, -1)).init(KEY, (4, 3)), ValueError, r"reshape: shape must be compatible"),
-    (lambda: jc.reshape((-1, -1)).init(KEY, (4, 3)), ValueError, r"reshape: shape must be compatible"),
+    (lambda: jc.reshape((5, -1)).init(KEY, (4, 3)), ValueError,
+     r"reshape: shape must be compatible"),
+    (lambda: jc.reshape((-1, -1)).init(KEY, (4, 3)), ValueError,
+     r"reshape: shape must be compatible"),
     (lambda: jc.dropout(1.0), ValueError,
      r"dropout: rate must be in \[0, 1\) \(the probability of dropping\), got 1\.0"),
     (lambda: jc.dropout(-0.1), ValueError, r"dropout: rate must be in \[0, 1\)"),
-    (lambda: jc.dropout("0.5"), TypeError, r"dropout: rate must be a float in \[0, 1\), got '0\.5'"),
+    (lambda: jc.dropout("0.5"), TypeError,
+     r"dropout: rate must be a float in \[0, 1\), got '0\.5'"),
     (lambda: jc.dropout(True), TypeError, r"dropout: rate must be a float in \[0, 1\), got True"),
     (lambda: jc.spatial_dropout(1.5), ValueError, r"spatial_dropout: rate must be in \[0, 1\)"),
     (lambda: jc.spatial_dropout(0.5).init(KEY, (5,)), ValueError,

@@ -8,15 +8,17 @@ import pytest
 
 from jaxcnn import ops
 from jaxcnn.ops import _conv_passes, _lowering, _native
-from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, channel_sum, cotangent_computed_once,
-                                   input_computed_once, is_lax)
+from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, cotangent_computed_once, input_computed_once,
+                                   is_lax)
 from jaxcnn.ops._lowering import Rule, choose, conv_plan, lowering, pool_lowering
+from jaxcnn.ops._matmul import channel_sum
 
 LAX_SIDE_RULES = tuple(r for r in _lowering.RULES if r.choice != "native")
 
 
 def planned_conv(x, w, plan, stride, pads, dilation):
     return _conv_passes.planned_conv(x, w, None, plan, stride, pads, dilation)
+
 
 TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "bfloat16": dict(rtol=2e-2, atol=5e-2)}
 
@@ -57,17 +59,23 @@ def test_reshape_pool_equals_lax(shape, kernel, padding, ceil_mode):
     # Small integers: many ties inside windows, which must route the gradient alike.
     x = jnp.asarray(np.random.default_rng(0).integers(-2, 3, size=shape), jnp.float32)
 
-    def run(x):  # traced anew under each mode
-        return [_value_and_grads(lambda x: getattr(ops, op)(x, kernel, padding=padding,
-                                                             ceil_mode=ceil_mode), (x,))
-                for op in ("max_pool", "min_pool", "sum_pool", "avg_pool")]
+    def make_run():  # a new function per mode: jit caches traces by function
+        def run(x):
+            return [_value_and_grads(lambda x: getattr(ops, op)(x, kernel, padding=padding,
+                                                                 ceil_mode=ceil_mode), (x,))
+                    for op in ("max_pool", "min_pool", "sum_pool", "avg_pool")]
+        return run
 
-    with lowering("lax"):
-        want = jax.jit(run)(x)
-    with lowering("fast"):
-        got = jax.jit(run)(x)
+    results, programs = {}, {}
+    for mode in ("lax", "fast"):
+        with lowering(mode):
+            traced = jax.jit(make_run()).trace(x)
+            programs[mode] = str(traced.jaxpr)
+            results[mode] = traced.lower().compile()(x)
+    # Each mode ran its own lowering: the fast one has no reduce_window at all.
+    assert "reduce_window" in programs["lax"] and "reduce_window" not in programs["fast"]
     # The same sums in the same order within a window: equal, ties included.
-    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    for g, w in zip(jax.tree.leaves(results["fast"]), jax.tree.leaves(results["lax"])):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxcnn import ops
-from jaxcnn.ops._padding import check_window_fits, normalize_padding, resolve_padding
+from jaxcnn._window import check_window_fits, normalize_padding, resolve_padding
 
 NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -82,7 +82,8 @@ def test_check_window_fits():
     (lambda: ops.pad(jnp.ones((4, 4)), 1), ValueError,
      r"pad: input rank must be 3, 4 or 5 .*got 2\. Add a batch axis"),
     (lambda: ops.pad(jnp.ones((1, 4, 1)), 1, "edge"), ValueError,
-     r"pad: mode must be one of 'zeros', 'constant', 'reflect', 'replicate', 'circular', got 'edge'"),
+     r"pad: mode must be one of 'zeros', 'constant', 'reflect', 'replicate', 'circular', "
+     r"got 'edge'"),
     (lambda: ops.pad(jnp.ones((1, 4, 1)), "SAME"), ValueError,
      r"pad: padding must be an int, a tuple, \(low, high\) pairs, got 'SAME'"),
     (lambda: ops.pad(jnp.ones((1, 4, 4, 1)), 1.5), TypeError,
@@ -101,7 +102,9 @@ def test_check_window_fits():
     (lambda: ops.crop(jnp.ones((1, 4, 1)), 2), ValueError,
      r"crop: cropping along spatial axis 0 must be less than the size 4 in total, got \(2, 2\)"),
     (lambda: ops.crop(jnp.ones((1, 4, 1)), -1), ValueError,
-     r"crop: padding must be non-negative, got -1"),
+     r"crop: cropping must be non-negative, got -1"),
+    (lambda: ops.crop(jnp.ones((1, 4, 1)), "SAME"), ValueError,
+     r"crop: cropping must be an int, a tuple, \(low, high\) pairs, got 'SAME'"),
     (lambda: ops.crop(jnp.ones((4,)), 1), ValueError, r"crop: input rank must be 3, 4 or 5"),
 ])
 def test_error_messages(call, exc, match):

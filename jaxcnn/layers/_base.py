@@ -123,10 +123,10 @@ def with_rank(model: Layer, rank: int, where: str) -> Layer:
       >>> import jax
       >>> from jaxcnn import serial, conv, with_rank
       >>> net = with_rank(serial(conv(4, 3)), 2, "my_net")
-      >>> net.init(jax.random.key(0), (4, 8, 8, 1))
+      >>> net.init(jax.random.key(0), (4, 8, 8, 1))  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: my_net: in_shape must be (H, W, C) for this 2-d network, got (4, 8, 8, 1). in_shape excludes the batch axis: pass x.shape[1:] (one example's shape, channels last)
+      ValueError: my_net: in_shape must be (H, W, C) for this 2-d network, got (4, 8, 8, 1). ...
     """
     check_model(model, "with_rank")
     if rank not in (1, 2, 3):

@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxcnn._checks import fail, is_int
 from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, check_x, is_multi
+from jaxcnn.layers._core import identity
 from jaxcnn.layers._scope import child, record
 
 
@@ -103,7 +104,8 @@ def parallel(*layers: Layer) -> Layer:
         check_x(xs, where)
         check_train(train, where)
         if not isinstance(xs, (tuple, list)) or len(xs) != len(layers):
-            fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__, exc=TypeError)
+            fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__,
+                 exc=TypeError)
         ys, new_state = [], {}
         for i, (name, l, x) in enumerate(zip(names, layers, xs)):
             y, new_state[name] = _run(name, l, params[name], state[name], x, train,
@@ -251,8 +253,6 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
       >>> block.init(jax.random.key(0), (8, 8, 16))[0]
       (8, 8, 16)
     """
-    from jaxcnn.layers._core import identity
-
     _check_layers("residual", [block] + ([shortcut] if shortcut is not None else []))
     shortcut = shortcut if shortcut is not None else identity()
 
@@ -262,8 +262,8 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
         out, pb, sb = block.init(b_key, in_shape)
         out_s, ps, ss = shortcut.init(s_key, in_shape)
         if out != out_s:
-            fail("residual", "the block's output shape", f"the shortcut's output shape {out_s}", out,
-                 f"Pass a projection shortcut, e.g. shortcut=conv({out[-1]}, 1, stride=...)")
+            fail("residual", "the block's output shape", f"the shortcut's output shape {out_s}",
+                 out, f"Pass a projection shortcut, e.g. shortcut=conv({out[-1]}, 1, stride=...)")
         return out, {"block": pb, "shortcut": ps}, {"block": sb, "shortcut": ss}
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):

@@ -7,50 +7,42 @@ import jax
 from jaxcnn import initializers as inits
 from jaxcnn import ops
 from jaxcnn._checks import check_bool, check_choice, fail, is_int, to_tuple
+from jaxcnn._window import PADDING_MODES, PADDING_STRINGS, check_window
 from jaxcnn.layers._base import (check_batched, check_initializer, check_spatial_shape,
                                  initialize, layer)
-from jaxcnn.ops._padding import PADDING_MODES, normalize_padding
 
 
-def _rank_hint(*args):
-    for a in args:
-        if isinstance(a, (tuple, list)):
-            return len(a)
-    return 1
-
-
-def fixed_rank(*args):
-    """The spatial rank the tuples among ``args`` fix (their length), or ``None`` when every
-    argument is an int or a string (the layer then serves any rank)."""
-    for a in args:
-        if isinstance(a, (tuple, list)) and len(a) in (1, 2, 3):
-            return len(a)
-    return None
-
-
-def check_geometry(where, kernel_size, stride=1, dilation=1, padding=0, strings=None):
-    """Early, shape-free checks of the usual window arguments (in the factory)."""
-    for what, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if isinstance(value, (tuple, list)) and len(value) not in (1, 2, 3):
-            fail(where, what, "an int or a tuple of 1, 2 or 3 ints", value)
-    n = _rank_hint(kernel_size, stride, dilation)
-    to_tuple(kernel_size, n, where, "kernel_size")
-    to_tuple(stride, n, where, "stride")
-    to_tuple(dilation, n, where, "dilation")
-    if strings is None:
-        normalize_padding(padding, _rank_hint(padding) if not isinstance(padding, str) else n, where)
-    else:
-        normalize_padding(padding, _rank_hint(padding) if not isinstance(padding, str) else n,
-                          where, strings=strings)
+def _check_positive(where, what, value):
+    if not is_int(value) or value < 1:
+        fail(where, what, "a positive int", value)
 
 
 def _check_channels(where, out_channels, groups):
-    if not is_int(out_channels) or out_channels < 1:
-        fail(where, "out_channels", "a positive int", out_channels)
-    if not is_int(groups) or groups < 1:
-        fail(where, "groups", "a positive int", groups)
+    _check_positive(where, "out_channels", out_channels)
+    _check_positive(where, "groups", groups)
     if out_channels % groups:
         fail(where, "out_channels", f"divisible by groups={groups}", out_channels)
+
+
+def _check_conv_args(where, kernel_size, stride, padding, dilation, padding_mode, use_bias,
+                     kernel_init, bias_init, strings=PADDING_STRINGS, **more):
+    """The factory checks every convolution layer shares: the window, ``padding_mode``
+    (``None``: none taken), ``use_bias`` and the initialisers. Returns the rank the window
+    fixes (``None``: any), ``use_bias`` and the initialisers (default He normal kernel,
+    zero bias)."""
+    rank = check_window(where, kernel_size, stride, padding, dilation, strings=strings,
+                        pooling=False, **more)
+    if padding_mode is not None:
+        check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+    return (rank, check_bool(where, "use_bias", use_bias),
+            check_initializer(where, "kernel_init", kernel_init, inits.he_normal()),
+            check_initializer(where, "bias_init", bias_init, inits.zeros))
+
+
+def _kernel_size(where, in_shape, rank, kernel_size):
+    """The spatial rank of ``in_shape`` (checked against ``rank``) and the kernel size."""
+    n = check_spatial_shape(in_shape, where, rank)
+    return n, to_tuple(kernel_size, n, where, "kernel_size")
 
 
 def _check_in_channels(where, in_shape, groups):
@@ -84,17 +76,13 @@ def conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
     """
     where = "conv"
     _check_channels(where, out_channels, groups)
-    use_bias = check_bool(where, "use_bias", use_bias)
-    check_geometry(where, kernel_size, stride, dilation, padding)
-    rank = fixed_rank(kernel_size, stride, dilation, padding)
-    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
-    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
+    rank, use_bias, kernel_init, bias_init = _check_conv_args(
+        where, kernel_size, stride, padding, dilation, padding_mode, use_bias, kernel_init,
+        bias_init)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where, rank)
+        _, ks = _kernel_size(where, in_shape, rank, kernel_size)
         _check_in_channels(where, in_shape, groups)
-        ks = to_tuple(kernel_size, n, where, "kernel_size")
         return _kernel_and_bias(where, key, ks + (in_shape[-1] // groups, out_channels), use_bias,
                                 kernel_init, bias_init)
 
@@ -120,16 +108,13 @@ def conv_transpose(out_channels, kernel_size, stride=1, padding=0, output_paddin
     """
     where = "conv_transpose"
     _check_channels(where, out_channels, groups)
-    use_bias = check_bool(where, "use_bias", use_bias)
-    check_geometry(where, kernel_size, stride, dilation, padding, strings=("VALID",))
-    rank = fixed_rank(kernel_size, stride, dilation, padding, output_padding)
-    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
-    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
+    rank, use_bias, kernel_init, bias_init = _check_conv_args(
+        where, kernel_size, stride, padding, dilation, None, use_bias, kernel_init, bias_init,
+        ("VALID",), output_padding=output_padding)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where, rank)
+        _, ks = _kernel_size(where, in_shape, rank, kernel_size)
         _check_in_channels(where, in_shape, groups)
-        ks = to_tuple(kernel_size, n, where, "kernel_size")
         params, state = _kernel_and_bias(where, key, ks + (in_shape[-1], out_channels // groups),
                                          False, kernel_init, bias_init)
         if use_bias:  # the bias has all out_channels, the kernel's last axis one group's
@@ -155,19 +140,14 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
     ``pointwise_kernel`` ``(1, ..., C_in * depth_multiplier, out_channels)``, ``bias``.
     """
     where = "separable_conv"
-    _check_channels(where, out_channels, 1)
-    use_bias = check_bool(where, "use_bias", use_bias)
-    if not is_int(depth_multiplier) or depth_multiplier < 1:
-        fail(where, "depth_multiplier", "a positive int", depth_multiplier)
-    check_geometry(where, kernel_size, stride, dilation, padding)
-    rank = fixed_rank(kernel_size, stride, dilation, padding)
-    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
-    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
+    _check_positive(where, "out_channels", out_channels)
+    _check_positive(where, "depth_multiplier", depth_multiplier)
+    rank, use_bias, kernel_init, bias_init = _check_conv_args(
+        where, kernel_size, stride, padding, dilation, padding_mode, use_bias, kernel_init,
+        bias_init)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where, rank)
-        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        n, ks = _kernel_size(where, in_shape, rank, kernel_size)
         mid = in_shape[-1] * depth_multiplier
         d_key, p_key, b_key = jax.random.split(key, 3)
         params = {"depthwise_kernel": initialize(where, "kernel_init", kernel_init, d_key,
@@ -195,18 +175,13 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
     Params: ``kernel`` ``(*kernel_size, 1, C_in * depth_multiplier)``, ``bias``.
     """
     where = "depthwise_conv"
-    use_bias = check_bool(where, "use_bias", use_bias)
-    if not is_int(depth_multiplier) or depth_multiplier < 1:
-        fail(where, "depth_multiplier", "a positive int", depth_multiplier)
-    check_geometry(where, kernel_size, stride, dilation, padding)
-    rank = fixed_rank(kernel_size, stride, dilation, padding)
-    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
-    kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
-    bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
+    _check_positive(where, "depth_multiplier", depth_multiplier)
+    rank, use_bias, kernel_init, bias_init = _check_conv_args(
+        where, kernel_size, stride, padding, dilation, padding_mode, use_bias, kernel_init,
+        bias_init)
 
     def init_params(key, in_shape):
-        n = check_spatial_shape(in_shape, where, rank)
-        ks = to_tuple(kernel_size, n, where, "kernel_size")
+        n, ks = _kernel_size(where, in_shape, rank, kernel_size)
         c_out = in_shape[-1] * depth_multiplier
         return _kernel_and_bias(where, key, ks + (1, c_out), use_bias, kernel_init, bias_init)
 

@@ -45,8 +45,8 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
     def forward(params, state, x, train, key):
         kernel = params["kernel"]
         if x.shape[-1] != kernel.shape[0]:
-            fail(where, "input features (x.shape[-1])", f"{kernel.shape[0]} as at init", x.shape[-1],
-                 "Did you forget flatten() before dense?" if x.ndim > 2 else "")
+            fail(where, "input features (x.shape[-1])", f"{kernel.shape[0]} as at init",
+                 x.shape[-1], "Did you forget flatten() before dense?" if x.ndim > 2 else "")
         y = jnp.dot(x, kernel.astype(x.dtype))
         if "bias" in params:
             y = y + params["bias"].astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
@@ -91,7 +91,8 @@ def reshape(shape):
         known = math.prod(d for d in shape if d != -1)
         size = math.prod(in_shape)
         if shape.count(-1) > 1 or (size % known if -1 in shape else size != known):
-            fail("reshape", "shape", f"compatible with in_shape {in_shape} ({size} elements)", shape)
+            fail("reshape", "shape", f"compatible with in_shape {in_shape} ({size} elements)",
+                 shape)
         return {}, {}
 
     def forward(params, state, x, train, key):  # -1 resolved here: an empty batch has no size

@@ -4,21 +4,13 @@ and instance norm. Params ``{"scale", "bias"}`` (float32); batch-norm state
 
 from __future__ import annotations
 
-import numbers
-
 import jax
 
 from jaxcnn import initializers as inits
 from jaxcnn import ops
-from jaxcnn._checks import check_bool, fail, is_int
+from jaxcnn._checks import (check_axis_name, check_bool, check_eps, check_momentum, fail, is_int,
+                            normalize_axes)
 from jaxcnn.layers._base import check_initializer, check_spatial_shape, initialize, layer
-from jaxcnn.ops._norm import check_axis_name
-from jaxcnn.ops._norm import normalize_axes
-
-
-def _check_eps(where, eps):
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
-        fail(where, "eps", "a non-negative float", eps)
 
 
 def _affine_params(where, key, shape, use_scale, use_bias, scale_init=inits.ones,
@@ -60,12 +52,8 @@ def batch_norm(momentum=0.9, eps=1e-5, use_scale=True, use_bias=True, axis_name=
       Array([0.1, 0.1, 0.1], dtype=float32)
     """
     where = "batch_norm"
-    if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
-            or not 0.0 <= momentum <= 1.0):
-        fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "
-             "new = momentum * old + (1 - momentum) * batch)", momentum,
-             "PyTorch's momentum=0.1 is momentum=0.9 here")
-    _check_eps(where, eps)
+    check_momentum(where, momentum)
+    check_eps(where, eps)
     check_axis_name(where, axis_name)
     check_bool(where, "use_scale", use_scale)
     check_bool(where, "use_bias", use_bias)
@@ -101,7 +89,7 @@ def group_norm(num_groups, eps=1e-5, affine=True):
     where = "group_norm"
     if not is_int(num_groups) or num_groups < 1:
         fail(where, "num_groups", "a positive int", num_groups)
-    _check_eps(where, eps)
+    check_eps(where, eps)
     check_bool(where, "affine", affine)
 
     def init_params(key, in_shape):
@@ -131,7 +119,7 @@ def layer_norm(eps=1e-5, axes=-1, affine=True):
       (8, 8, 16)
     """
     where = "layer_norm"
-    _check_eps(where, eps)
+    check_eps(where, eps)
     check_bool(where, "affine", affine)
     if axes is not None and not is_int(axes) and not (
             isinstance(axes, (tuple, list)) and axes and all(is_int(a) for a in axes)):
@@ -161,7 +149,7 @@ def instance_norm(eps=1e-5, affine=True):
       (32, 3)
     """
     where = "instance_norm"
-    _check_eps(where, eps)
+    check_eps(where, eps)
     check_bool(where, "affine", affine)
 
     def init_params(key, in_shape):

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from jaxcnn import ops
 from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn._window import PAD_MODES
 from jaxcnn.layers._base import is_multi, layer, stateless
-from jaxcnn.ops._padding import _pad_pairs
-
-_MODES = ("zeros", "constant", "reflect", "replicate", "circular")
 
 
 def pad(padding, mode="zeros", value=0.0):
@@ -30,7 +28,7 @@ def pad(padding, mode="zeros", value=0.0):
       >>> pad(((0, 1), (2, 2)), "reflect").init(jax.random.key(0), (5, 5, 3))[0]
       (6, 9, 3)
     """
-    check_choice(mode, _MODES, "pad", "mode")
+    check_choice(mode, PAD_MODES, "pad", "mode")
     return stateless("pad", lambda x: ops.pad(x, padding, mode, value))
 
 
@@ -73,7 +71,7 @@ def match_spatial(reference=0, mode="zeros"):
     where = "match_spatial"
     if not is_int(reference):
         fail(where, "reference", "an int (the index of an input)", reference, exc=TypeError)
-    check_choice(mode, _MODES, where, "mode")
+    check_choice(mode, PAD_MODES, where, "mode")
 
     def init_params(key, in_shape):
         if not is_multi(in_shape):
@@ -92,7 +90,7 @@ def match_spatial(reference=0, mode="zeros"):
             pairs = [_pairs(n, t) for n, t in zip(x.shape[1:-1], target)]
             grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
             shrink = [(max(-lo, 0), max(-hi, 0)) for lo, hi in pairs]
-            x = _pad_pairs(x, grow, mode, 0.0, where) if any(map(any, grow)) else x
+            x = ops.pad(x, grow, mode) if any(map(any, grow)) else x
             out.append(ops.crop(x, shrink) if any(map(any, shrink)) else x)
         return tuple(out), state
 

@@ -9,27 +9,13 @@ from __future__ import annotations
 import functools
 
 from jaxcnn import ops
-from jaxcnn._checks import check_bool, fail, is_int
+from jaxcnn._checks import check_bool, check_norm_type, fail, is_int
+from jaxcnn._window import adaptive_output_size, check_window
 from jaxcnn.layers._base import stateless
-from jaxcnn.ops._adaptive_pool import adaptive_output_size
-from jaxcnn.ops._pool import check_norm_type, window_args
 
 
-def _rank_hint(where, *args):
-    ranks = {len(a) for a in args if isinstance(a, (tuple, list))}
-    if len(ranks) > 1:
-        fail(where, "kernel_size, stride, padding and dilation",
-             "of one length (one entry per spatial dimension)", args)
-    n = ranks.pop() if ranks else 1
-    if n not in (1, 2, 3):
-        fail(where, "kernel_size", "an int or a tuple of 1, 2 or 3 ints", args[0])
-    return n
-
-
-def _check_window(where, kernel_size, stride, padding, dilation=1, ceil_mode=False):
-    n = _rank_hint(where, kernel_size, stride, None if isinstance(padding, str) else padding,
-                   dilation)
-    window_args(where, n, kernel_size, stride, padding, dilation)
+def _check_pool_args(where, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    check_window(where, kernel_size, stride, padding, dilation)
     check_bool(where, "ceil_mode", ceil_mode)
 
 
@@ -42,7 +28,7 @@ def max_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
       >>> max_pool(2).init(jax.random.key(0), (28, 28, 6))[0]
       (14, 14, 6)
     """
-    _check_window("max_pool", kernel_size, stride, padding, dilation, ceil_mode)
+    _check_pool_args("max_pool", kernel_size, stride, padding, dilation, ceil_mode)
     return stateless("max_pool", functools.partial(
         ops.max_pool, kernel_size=kernel_size, stride=stride, padding=padding,
         dilation=dilation, ceil_mode=ceil_mode))
@@ -57,7 +43,7 @@ def min_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
       >>> min_pool(3, 1, padding=1).init(jax.random.key(0), (10, 4))[0]
       (10, 4)
     """
-    _check_window("min_pool", kernel_size, stride, padding, dilation, ceil_mode)
+    _check_pool_args("min_pool", kernel_size, stride, padding, dilation, ceil_mode)
     return stateless("min_pool", functools.partial(
         ops.min_pool, kernel_size=kernel_size, stride=stride, padding=padding,
         dilation=dilation, ceil_mode=ceil_mode))
@@ -72,7 +58,7 @@ def sum_pool(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
       >>> sum_pool(2).init(jax.random.key(0), (8, 8, 8, 2))[0]
       (4, 4, 4, 2)
     """
-    _check_window("sum_pool", kernel_size, stride, padding, dilation, ceil_mode)
+    _check_pool_args("sum_pool", kernel_size, stride, padding, dilation, ceil_mode)
     return stateless("sum_pool", functools.partial(
         ops.sum_pool, kernel_size=kernel_size, stride=stride, padding=padding,
         dilation=dilation, ceil_mode=ceil_mode))
@@ -89,7 +75,7 @@ def avg_pool(kernel_size, stride=None, padding=0, ceil_mode=False, count_include
       (16, 16, 3)
     """
     where = "avg_pool"
-    _check_window(where, kernel_size, stride, padding, 1, ceil_mode)
+    _check_pool_args(where, kernel_size, stride, padding, 1, ceil_mode)
     check_bool(where, "count_include_pad", count_include_pad)
     if divisor_override is not None and (not is_int(divisor_override) or divisor_override < 1):
         fail(where, "divisor_override", "None or a positive int", divisor_override)
@@ -109,7 +95,7 @@ def lp_pool(norm_type, kernel_size, stride=None, ceil_mode=False):
       (4, 4, 3)
     """
     where = "lp_pool"
-    _check_window(where, kernel_size, stride, 0, 1, ceil_mode)
+    _check_pool_args(where, kernel_size, stride, 0, 1, ceil_mode)
     check_norm_type(where, norm_type)
     return stateless(where, functools.partial(ops.lp_pool, norm_type=norm_type,
                                               kernel_size=kernel_size, stride=stride,

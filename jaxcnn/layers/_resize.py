@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 
 from jaxcnn import ops
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_resize_args, fail, is_int
 from jaxcnn.layers._base import stateless
-from jaxcnn.ops._resize import check_resize_args
 
 
 def upsample(size=None, scale_factor=None, mode="nearest", align_corners=False):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import fail, is_int, spatial_rank
-from jaxcnn.ops._pool import check_dtype
+from jaxcnn._checks import check_float, spatial_rank
+from jaxcnn._window import adaptive_output_size
 
 
 def global_avg_pool(x):
@@ -24,7 +24,7 @@ def global_avg_pool(x):
       (2, 3)
     """
     n = spatial_rank(x, "global_avg_pool", "x rank")
-    check_dtype("global_avg_pool", x)
+    check_float("global_avg_pool", "x", x)
     return jnp.mean(x, axis=tuple(range(1, n + 1)))
 
 
@@ -38,28 +38,8 @@ def global_max_pool(x):
       Array([[6., 7.]], dtype=float32)
     """
     n = spatial_rank(x, "global_max_pool", "x rank")
-    check_dtype("global_max_pool", x, integers=True)
+    check_float("global_max_pool", "x", x, integers=True)
     return jnp.max(x, axis=tuple(range(1, n + 1)))
-
-
-def adaptive_output_size(output_size, n, where, spatial=None):
-    """``n`` positive ints (``None`` entries keep ``spatial``'s size when given)."""
-    if is_int(output_size) or output_size is None:
-        sizes = (output_size,) * n
-    elif isinstance(output_size, (tuple, list)) and all(
-            o is None or is_int(o) for o in output_size):
-        sizes = tuple(output_size)
-        if len(sizes) != n:
-            fail(where, "output_size", f"an int or a sequence of {n} ints or None "
-                 "(one per spatial dimension)", output_size)
-    else:
-        fail(where, "output_size", "an int or a sequence of ints or None", output_size,
-             exc=TypeError)
-    if any(o is not None and o < 1 for o in sizes):
-        fail(where, "output_size", "positive (or None to keep a size)", output_size)
-    if spatial is None:
-        return sizes
-    return tuple(int(s if o is None else o) for o, s in zip(sizes, spatial))
 
 
 def _bins(size, out):
@@ -93,7 +73,7 @@ def _pool_axis(x, axis, out, kind):
 
 def _adaptive(x, output_size, kind, where):
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x, integers=kind == "max")
+    check_float(where, "x", x, integers=kind == "max")
     sizes = adaptive_output_size(output_size, n, where, x.shape[1:-1])
     for axis, out in enumerate(sizes, start=1):
         x = _pool_axis(x, axis, out, kind)

@@ -9,35 +9,20 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import check_array, check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import (check_array, check_choice, check_float, fail, is_int, spatial_rank,
+                            to_tuple)
+from jaxcnn._window import (PADDING_MODES, check_window_fits, dimension_numbers,
+                            normalize_padding, resolve_padding, transpose_output_size)
 from jaxcnn.ops._conv_passes import ConvConfig, input_grad, planned_conv
 from jaxcnn.ops._fast_conv import is_lax
 from jaxcnn.ops._lowering import conv_plan
-from jaxcnn.ops._padding import (PADDING_MODES, _pad_pairs, check_window_fits,
-                                 normalize_padding, resolve_padding)
-
-_DIMENSION_NUMBERS = {
-    1: ("NWC", "WIO", "NWC"),
-    2: ("NHWC", "HWIO", "NHWC"),
-    3: ("NDHWC", "DHWIO", "NDHWC"),
-}
-
-
-def dimension_numbers(n: int):
-    """``lax`` dimension numbers for channels-last input and spatial-first kernel."""
-    return _DIMENSION_NUMBERS[n]
-
-
-def _check_float(where, name, a):
-    if not jnp.issubdtype(jnp.result_type(a), jnp.floating):
-        fail(where, f"{name} dtype", "a floating dtype", str(jnp.result_type(a)),
-             f"Cast it first, e.g. {name}.astype(jnp.float32)", exc=TypeError)
+from jaxcnn.ops._padding import _pad_pairs
 
 
 def _check_kernel(where, x, kernel, n, groups, transpose=False):
     check_array(where, "kernel", kernel)
-    _check_float(where, "x", x)
-    _check_float(where, "kernel", kernel)
+    check_float(where, "x", x)
+    check_float(where, "kernel", kernel)
     if jnp.ndim(kernel) != n + 2:
         fail(where, "kernel rank", f"{n + 2} (*kernel_size, in, out) for a {n}-d input",
              jnp.ndim(kernel))
@@ -167,15 +152,15 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
     # Padding of the dilated input; negative where ``padding`` exceeds d * (k - 1) (lax crops).
     full = [(d * (k - 1) - lo, d * (k - 1) - hi + op)
             for (lo, hi), k, d, op in zip(pads, kernel_size, dilation, output_padding)]
-    for i, (size, (lo, hi), s, k, d) in enumerate(
-            zip(x.shape[1:-1], full, stride, kernel_size, dilation)):
-        out = (size - 1) * s + 1 + lo + hi - d * (k - 1)
-        if out < 1:
-            fail(where, f"output size along spatial axis {i}", "positive", out,
+    out = tuple(transpose_output_size(*args) for args in zip(
+        x.shape[1:-1], kernel_size, stride, pads, dilation, output_padding))
+    for i, size in enumerate(out):
+        if size < 1:
+            fail(where, f"output size along spatial axis {i}", "positive", size,
                  "The padding removes more than the transposed convolution adds")
     bias = _check_bias(where, bias, kernel.shape[-1] * groups)
-    y = _transpose_by_input_grad(x, kernel, stride, pads, dilation, output_padding, groups,
-                                 precision)
+    y = _transpose_by_input_grad(x, kernel, out, stride, pads, dilation, output_padding,
+                                 groups, precision)
     if y is not None:
         return _plus_bias(y, bias)
     # (*k, C_in, C_out/g) -> (*k, C_in/g, C_out): per group, swap the in/out roles.
@@ -196,17 +181,14 @@ def _plus_bias(y, bias):
     return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
 
 
-def _transpose_by_input_grad(x, kernel, stride, pads, dilation, output_padding, groups,
+def _transpose_by_input_grad(x, kernel, out, stride, pads, dilation, output_padding, groups,
                              precision):
     """The transposed convolution as the input gradient of the convolution it transposes
     (forward kernel ``(*k, C_out / g, C_in)``: the last two axes swapped), when that
-    convolution's plan has a non-``lax`` input gradient; else ``None``."""
-    n = x.ndim - 2
-    ksize = kernel.shape[:n]
+    convolution's plan has a non-``lax`` input gradient (``out``: its spatial output size);
+    else ``None``."""
     if any(op >= s for op, s in zip(output_padding, stride)):
         return None
-    out = tuple((size - 1) * s - lo - hi + d * (k - 1) + op + 1 for size, s, (lo, hi), d, k, op
-                in zip(x.shape[1:-1], stride, pads, dilation, ksize, output_padding))
     w = jnp.swapaxes(kernel, -1, -2).astype(x.dtype)
     y_shape = (x.shape[0],) + out + (w.shape[-2] * groups,)
     plan = conv_plan(y_shape, w.shape, stride, pads, dilation, groups, x.dtype, precision)

@@ -32,8 +32,10 @@ from jax._src.sharding_impls import ShardingContext
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from jaxcnn._window import dimension_numbers, output_sizes
 from jaxcnn.ops import _fast_conv, _native
-from jaxcnn.ops._fast_conv import ConvPlan, out_sizes
+from jaxcnn.ops._fast_conv import ConvPlan
+from jaxcnn.ops._matmul import add_bias
 
 
 class ConvConfig(NamedTuple):
@@ -47,7 +49,7 @@ class ConvConfig(NamedTuple):
 
 def _lax_forward(x, w, cfg):
     return lax.conv_general_dilated(x, w, cfg.stride, cfg.pads, rhs_dilation=cfg.dilation,
-                                    dimension_numbers=_fast_conv.dimension_numbers(x.ndim - 2),
+                                    dimension_numbers=dimension_numbers(x.ndim - 2),
                                     feature_group_count=cfg.groups)
 
 
@@ -111,7 +113,7 @@ def kernel_grad(x, g, cfg, kernel_size):
 
 def _forward_abstract(x, w, *, cfg, impl):
     del impl
-    out = out_sizes(x.shape[1:-1], w.shape[:-2], cfg.stride, cfg.pads, cfg.dilation)
+    out = output_sizes(x.shape[1:-1], w.shape[:-2], cfg.stride, cfg.pads, cfg.dilation)
     return jax.core.ShapedArray((x.shape[0],) + out + (w.shape[-1],), x.dtype)
 
 
@@ -267,7 +269,7 @@ def planned_conv(x, w, bias, plan, stride, pads, dilation, groups=1, precision=N
     if _fast_conv.is_lax(plan):
         y = lax.conv_general_dilated(
             x, w, stride, pads, rhs_dilation=dilation,
-            dimension_numbers=_fast_conv.dimension_numbers(x.ndim - 2),
+            dimension_numbers=dimension_numbers(x.ndim - 2),
             feature_group_count=groups, precision=precision)
     else:
         cfg = ConvConfig(stride, pads, dilation, groups, plan)
@@ -275,7 +277,7 @@ def planned_conv(x, w, bias, plan, stride, pads, dilation, groups=1, precision=N
     if bias is not None:
         bias = bias.astype(y.dtype)
         if plan.bias_grad == "matmul":
-            y = _fast_conv.add_bias(y, bias)
+            y = add_bias(y, bias)
         else:
             y = y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
     if plan.cotangent_once:

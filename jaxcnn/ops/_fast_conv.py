@@ -27,7 +27,6 @@ and XLA removes it.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import NamedTuple, Optional
 
@@ -36,13 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
-                      3: ("NDHWC", "DHWIO", "NDHWC")}
-
-
-def dimension_numbers(n: int):
-    """``lax`` dimension numbers for channels-last input and spatial-first kernel."""
-    return _DIMENSION_NUMBERS[n]
+from jaxcnn._window import dimension_numbers, output_size, output_sizes, pad_spatial, window_slices
+from jaxcnn.ops._matmul import acc_dtype, matmul
 
 
 class ConvPlan(NamedTuple):
@@ -58,7 +52,8 @@ class ConvPlan(NamedTuple):
     output cotangent (for the gradients) are computed once into a buffer
     (:func:`input_computed_once`, :func:`cotangent_computed_once`) instead of recomputed
     inside each ``lax`` pass that reads them. ``bias_grad``: ``"matmul"`` sums the bias
-    gradient by :func:`channel_sum` (:func:`add_bias`), ``"lax"`` by autodiff of ``+``."""
+    gradient by matrix products (:func:`jaxcnn.ops._matmul.add_bias`), ``"lax"`` by
+    autodiff of ``+``."""
     forward: str = "lax"
     input_grad: str = "lax"
     kernel_grad: str = "lax"
@@ -77,50 +72,26 @@ def is_lax(plan):
     return all(p in ("lax", None) for p in plan[:4])
 
 
-def _acc_dtype(dtype):
-    """Accumulate low-precision floats in float32."""
-    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
-
-
 def _lax_conv(x, w, stride, pads, dilation):
-    n = x.ndim - 2
     return lax.conv_general_dilated(x, w, stride, pads, rhs_dilation=dilation,
-                                    dimension_numbers=_DIMENSION_NUMBERS[n])
-
-
-def out_sizes(spatial, ksize, stride, pads, dilation):
-    return tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
-                 for size, k, s, (lo, hi), d in zip(spatial, ksize, stride, pads, dilation))
+                                    dimension_numbers=dimension_numbers(x.ndim - 2))
 
 
 def patches(x, ksize, stride, pads, dilation):
     """``(N, *out, K * C)``: the kernel windows of the zero-padded ``x``, offsets in row-major
     order, then channels (the order of ``kernel.reshape(K * C, C_out)``)."""
     n = x.ndim - 2
-    out = out_sizes(x.shape[1:-1], ksize, stride, pads, dilation)
-    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
-                 + ((0, 0, 0),))
-    parts = []
-    for offset in itertools.product(*(range(k) for k in ksize)):
-        start = (0,) + tuple(j * d for j, d in zip(offset, dilation)) + (0,)
-        ends = tuple(b + s * (o - 1) + 1 for b, s, o in zip(start[1:], stride, out))
-        limit = (x.shape[0],) + ends + (x.shape[-1],)
-        parts.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
+    out = output_sizes(x.shape[1:-1], ksize, stride, pads, dilation)
+    parts = [p for _, p in window_slices(pad_spatial(x, pads), ksize, stride, dilation, out)]
     p = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=n + 1)
     return p.reshape((x.shape[0],) + out + (math.prod(ksize) * x.shape[-1],))
-
-
-def _matmul(a, b, dtype):
-    acc = _acc_dtype(dtype)
-    y = lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())), preferred_element_type=acc)
-    return y.astype(dtype)
 
 
 def patches_conv(x, w, stride, pads, dilation):
     """The convolution as patches @ kernel."""
     ksize = w.shape[:-2]
     p = patches(x, ksize, stride, pads, dilation)
-    return _matmul(p, w.reshape(-1, w.shape[-1]), x.dtype)
+    return matmul(p, w.reshape(-1, w.shape[-1]), x.dtype)
 
 
 def patches_kernel_grad(x, w_shape, g, stride, pads, dilation):
@@ -128,7 +99,7 @@ def patches_kernel_grad(x, w_shape, g, stride, pads, dilation):
     p = patches(x, w_shape[:-2], stride, pads, dilation)
     p = p.reshape(-1, p.shape[-1])
     dw = lax.dot_general(p, g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
-                         preferred_element_type=_acc_dtype(x.dtype))
+                         preferred_element_type=acc_dtype(x.dtype))
     return dw.astype(x.dtype).reshape(w_shape)
 
 
@@ -153,16 +124,11 @@ def direct_conv(x, w, stride, pads, dilation):
     (one elementwise loop, no patches in memory): for first layers with one to four input
     channels, where a matrix product with ``C_out`` columns runs far below peak."""
     ksize = w.shape[:-2]
-    out = out_sizes(x.shape[1:-1], ksize, stride, pads, dilation)
-    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
-                 + ((0, 0, 0),))
-    acc = _acc_dtype(x.dtype)
+    out = output_sizes(x.shape[1:-1], ksize, stride, pads, dilation)
+    acc = acc_dtype(x.dtype)
     y = None
-    for offset in itertools.product(*(range(k) for k in ksize)):
-        start = (0,) + tuple(j * d for j, d in zip(offset, dilation)) + (0,)
-        ends = tuple(b + s * (o - 1) + 1 for b, s, o in zip(start[1:], stride, out))
-        part = lax.slice(xp, start, (x.shape[0],) + ends + (x.shape[-1],),
-                         (1,) + tuple(stride) + (1,)).astype(acc)
+    for offset, part in window_slices(pad_spatial(x, pads), ksize, stride, dilation, out):
+        part = part.astype(acc)
         for c in range(x.shape[-1]):
             term = part[..., c:c + 1] * w[offset + (c,)].astype(acc).reshape(
                 (1,) * (x.ndim - 1) + (-1,))
@@ -170,15 +136,19 @@ def direct_conv(x, w, stride, pads, dilation):
     return y.astype(x.dtype)
 
 
+def _depth_slices(a, kd, sd, dd, od):
+    """The ``k_d`` depth-shifted, strided slices (axis 1) that the output depths read."""
+    return [p for _, p in window_slices(a, (kd,), (sd,), (dd,), (od,))]
+
+
 def fold_conv(x, w, stride, pads, dilation):
     """A 3-d convolution as one 2-d convolution: the ``k_d`` depth-shifted slices of the
     padded input are stacked on the channel axis, the output depth folded into the batch."""
     n = x.ndim - 2
-    (lo, hi), kd, sd, dd = pads[0], w.shape[0], stride[0], dilation[0]
-    od = out_sizes(x.shape[1:2], (kd,), (sd,), (pads[0],), (dd,))[0]
-    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0), (lo, hi, 0)) + ((0, 0, 0),) * n)
-    parts = [lax.slice_in_dim(xp, j * dd, j * dd + sd * (od - 1) + 1, sd, axis=1)
-             for j in range(kd)]
+    kd, sd, dd = w.shape[0], stride[0], dilation[0]
+    od = output_size(x.shape[1], kd, sd, pads[0], dd)
+    xp = pad_spatial(x, pads[:1] + ((0, 0),) * (n - 1))
+    parts = _depth_slices(xp, kd, sd, dd, od)
     xs = jnp.concatenate(parts, axis=-1) if kd > 1 else parts[0]  # (N, od, H, W, kd * C)
     xs = xs.reshape((-1,) + xs.shape[2:])
     w2 = jnp.moveaxis(w, 0, n - 1).reshape(w.shape[1:n] + (kd * w.shape[-2], w.shape[-1]))
@@ -193,75 +163,21 @@ def fold_out_conv(x, w, stride, pads, dilation):
     slice ``d * s_d + j * d_d``'s block ``j`` over ``j``. Computes ``(D + pads) / od``
     times the useful products (1.17x for 14 -> 12), in a shape XLA runs faster."""
     n = x.ndim - 2
-    (lo, hi), kd, sd, dd = pads[0], w.shape[0], stride[0], dilation[0]
-    od = out_sizes(x.shape[1:2], (kd,), (sd,), (pads[0],), (dd,))[0]
-    xp = lax.pad(x, np.array(0, x.dtype), ((0, 0, 0), (lo, hi, 0)) + ((0, 0, 0),) * n)
+    kd, sd, dd = w.shape[0], stride[0], dilation[0]
+    od = output_size(x.shape[1], kd, sd, pads[0], dd)
+    xp = pad_spatial(x, pads[:1] + ((0, 0),) * (n - 1))
     batch, depth = xp.shape[:2]
     c_out = w.shape[-1]
     w2 = jnp.moveaxis(w, 0, -2).reshape(w.shape[1:n] + (w.shape[-2], kd * c_out))
     z = _lax_conv(xp.reshape((batch * depth,) + xp.shape[2:]), w2, stride[1:], pads[1:],
                   dilation[1:])
     z = z.reshape((batch, depth) + z.shape[1:-1] + (kd, c_out))
-    y = None
-    for j in range(kd):
-        part = lax.slice_in_dim(z, j * dd, j * dd + sd * (od - 1) + 1, sd, axis=1)[..., j, :]
-        y = part if y is None else y + part
-    return y
+    parts = [p[..., j, :] for j, p in enumerate(_depth_slices(z, kd, sd, dd, od))]
+    return sum(parts[1:], parts[0])
 
 
 FORWARD = {"lax": _lax_conv, "patches": patches_conv, "fold": fold_conv,
-            "fold_out": fold_out_conv, "direct": direct_conv}
-
-
-_SUM_BLOCK = 64
-
-
-def channel_sum(a):
-    """``a.sum(axis=all but the last)`` by matrix products (accumulated in float32 at
-    least). On CPU, under :func:`jaxcnn.compiler_options`, XLA lowers a large reduction over
-    the leading axis to a slow loop (or a reduce-window that recomputes its producers), and
-    even the product ``ones @ a`` of a tall ``(R, C)`` matrix runs near 1 GB/s. So the rows
-    are first summed in ``b`` (up to 64) contiguous blocks by one wide product
-    ``ones(b) @ a.reshape(b, R/b * C)``, then the ``R/b`` partial rows by ``ones @ p``
-    (a 128x512x64 sum: 7.8 ms as ``ones @ a``, 1.8 ms blocked; 128x32x32x16: 1.9 vs 0.8).
-    """
-    a2 = a.reshape(-1, a.shape[-1])
-    acc = _acc_dtype(a.dtype)
-    b = math.gcd(a2.shape[0], _SUM_BLOCK)
-    if 1 < b < a2.shape[0]:
-        a2 = lax.dot_general(jnp.ones((b,), a.dtype), a2.reshape(b, -1),
-                             (((0,), (0,)), ((), ())), preferred_element_type=acc)
-        a2 = a2.reshape(-1, a.shape[-1])
-    return lax.dot_general(jnp.ones((a2.shape[0],), a2.dtype), a2, (((0,), (0,)), ((), ())),
-                           preferred_element_type=acc)
-
-
-def _broadcast_by_matmul(b, rows):
-    """``b`` (C,) repeated on ``rows`` rows, as the products whose transpose is
-    :func:`channel_sum`'s blocked sum."""
-    blocks = math.gcd(rows, _SUM_BLOCK)
-    if not 1 < blocks < rows:
-        blocks = 1
-    outer = lambda ones, v: lax.dot_general(ones, v, (((), ()), ((), ())))  # noqa: E731
-    inner = outer(jnp.ones((rows // blocks,), b.dtype), b).reshape(-1)
-    return outer(jnp.ones((blocks,), b.dtype), inner).reshape(rows, -1)
-
-
-@jax.custom_jvp
-def add_bias(y, b):
-    """``y + b`` over the last axis, whose bias gradient (the transpose of the tangent) is
-    :func:`channel_sum` of the cotangent (VoxNet: XLA fused the bias gradient's reduction
-    with a recomputation of the folded convolution and the pooling gradient, 170 ms of a
-    300 ms step)."""
-    return y + b.reshape((1,) * (y.ndim - 1) + (-1,))
-
-
-@add_bias.defjvp
-def _add_bias_jvp(primals, tangents):
-    (y, b), (ty, tb) = primals, tangents
-    rows = math.prod(y.shape[:-1])
-    tb = _broadcast_by_matmul(tb.astype(y.dtype), rows).reshape(y.shape)
-    return add_bias(y, b), ty + tb
+           "fold_out": fold_out_conv, "direct": direct_conv}
 
 
 @jax.custom_jvp
@@ -270,8 +186,8 @@ def input_computed_once(x):
     identity, exact for every value), which XLA's fusion does not see through. The kernel
     gradient of a ``lax`` convolution transposes its input; when that input is an
     elementwise chain (batch norm, ReLU, residual adds), XLA fused the whole chain into the
-    transpose and recomputed it there (ResNet-20: 14 such transposes, 180+ ms of an 870 ms
-    step). Behind the barrier the transpose reads the input the forward pass wrote."""
+    transpose and recomputed it there. Behind the barrier the transpose reads the input
+    the forward pass wrote."""
     return x
 
 
@@ -288,7 +204,7 @@ def cotangent_computed_once(y):
     pass reads its output cotangent two or three times (the kernel gradient, the input
     gradient, the bias gradient); when that cotangent is an elementwise chain (the ReLU,
     pooling and batch-norm gradients), XLA fused the chain into each ``lax`` reader and
-    recomputed it there (VoxNet: 52 ms of the step's profile)."""
+    recomputed it there."""
     return y
 
 
@@ -298,7 +214,6 @@ def _cotangent_computed_once_jvp(primals, tangents):
     return y, lax.optimization_barrier(t)
 
 
-__all__ = ["ConvPlan", "LAX_PLAN", "FORWARD", "add_bias", "channel_sum",
-           "cotangent_computed_once", "dimension_numbers", "input_computed_once",
-           "interior_input_grad", "is_lax", "out_sizes", "patches", "patches_conv",
-           "patches_kernel_grad", "fold_conv", "fold_out_conv"]
+__all__ = ["ConvPlan", "LAX_PLAN", "FORWARD", "cotangent_computed_once", "input_computed_once",
+           "interior_input_grad", "is_lax", "patches", "patches_conv", "patches_kernel_grad",
+           "fold_conv", "fold_out_conv", "direct_conv"]

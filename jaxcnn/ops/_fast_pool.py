@@ -5,9 +5,10 @@ to ``(N, o_1, k_1, o_2, k_2, ..., C)`` and reduced over the ``k`` axes. Max and 
 custom JVP whose tangent (so whose gradient) is each window's *first* extreme element in
 row-major window order, the element ``lax.reduce_window``'s own gradient
 (``select_and_scatter``) picks, so both lowerings give the same numbers, ties included,
-in forward and reverse mode. Only differentiated calls use the reshape; an undifferentiated max or min (inference)
-runs ``lax.reduce_window``, which was faster there. On CPU this replaces
-XLA's ``select_and_scatter``, the slowest part of a LeNet-5 train step.
+in forward and reverse mode. Only differentiated calls use the reshape; an
+undifferentiated max or min (inference) runs ``lax.reduce_window``, which is faster
+there. On CPU this replaces XLA's ``select_and_scatter``, the slowest part of a LeNet-5
+train step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxcnn._window import output_size, pad_spatial
+
 
 def non_overlapping(window, strides, dilation):
     """True when the windows tile the input: ``stride == kernel_size`` and no dilation."""
@@ -27,12 +30,12 @@ def non_overlapping(window, strides, dilation):
 
 def _to_blocks(x, window, pads, fill):
     """``x`` padded with ``fill`` (tail cut to whole windows), as ``(N, o1, k1, ..., C)``."""
-    out = [(size + lo + hi - k) // k + 1 for size, (lo, hi), k in zip(x.shape[1:-1], pads, window)]
+    spatial = x.shape[1:-1]
+    out = [output_size(size, k, k, p, 1) for size, k, p in zip(spatial, window, pads)]
     # Pad exactly to out * k: high padding may be negative (lax.pad crops).
-    config = [(0, 0, 0)] + [(lo, o * k - size - lo, 0) for size, (lo, _), k, o
-                            in zip(x.shape[1:-1], pads, window, out)] + [(0, 0, 0)]
-    if any(lo or hi for lo, hi, _ in config):
-        x = lax.pad(x, np.array(fill, x.dtype), config)
+    exact = [(lo, o * k - size - lo) for size, (lo, _), k, o in zip(spatial, pads, window, out)]
+    if any(lo or hi for lo, hi in exact):
+        x = pad_spatial(x, exact, fill)
     shape = (x.shape[0],) + tuple(d for o, k in zip(out, window) for d in (o, k)) + (x.shape[-1],)
     return x.reshape(shape)
 
@@ -51,8 +54,8 @@ def _lax_extreme(x, window, pads, largest):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
 def _extreme(x, window, pads, largest):
-    # Not differentiated: reduce_window, faster here in inference (1-d CNN: the reshape
-    # lowering made inference 0.88x of lax); max/min are exact, so both agree bit for bit.
+    # Not differentiated: reduce_window, faster in inference; max and min are exact, so
+    # both lowerings agree bit for bit.
     return _lax_extreme(x, window, pads, largest)
 
 
@@ -93,22 +96,24 @@ def _identity(dtype, largest):
     return lowest(dtype) if largest else highest(dtype)
 
 
+def _reshape_extreme(x, window, pads, largest):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        reduce = jnp.max if largest else jnp.min
+        return reduce(_to_blocks(x, window, pads, _identity(x.dtype, largest)),
+                      axis=_window_axes(x.ndim - 2))
+    return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), largest)
+
+
 def reshape_max(x, window, strides, pads, dilation):
     """Max over non-overlapping windows by reshape; gradient to the first maximum."""
     del strides, dilation
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return jnp.max(_to_blocks(x, window, pads, lowest(x.dtype)),
-                       axis=_window_axes(x.ndim - 2))
-    return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), True)
+    return _reshape_extreme(x, window, pads, True)
 
 
 def reshape_min(x, window, strides, pads, dilation):
     """Min over non-overlapping windows by reshape; gradient to the first minimum."""
     del strides, dilation
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return jnp.min(_to_blocks(x, window, pads, highest(x.dtype)),
-                       axis=_window_axes(x.ndim - 2))
-    return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), False)
+    return _reshape_extreme(x, window, pads, False)
 
 
 def reshape_sum(x, window, strides, pads, dilation):

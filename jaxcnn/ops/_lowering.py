@@ -5,9 +5,9 @@
 ``lax`` formulations); which is fastest depends on the shapes and the backend. Every
 decision is taken at trace time from static facts only, so it is deterministic, by the
 first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
-lowering compute it at all) and ``prefer`` (is it faster here, measured: see
-``benchmarks/README.md``) both hold on the op's features; no rule means ``"lax"``. The
-decisions (:data:`DECISIONS`; any other name is refused):
+lowering compute it at all) and ``prefer`` (is it faster here: see :data:`RULES`) both
+hold on the op's features; no rule means ``"lax"``. The decisions (:data:`DECISIONS`; any
+other name is refused):
 
 * a convolution's passes: ``"conv.inference"`` (the forward pass when nothing is
   differentiated), ``"conv.forward"`` (the forward pass of a training step),
@@ -44,8 +44,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn._checks import check_choice, fail
+from jaxcnn._window import output_sizes
 from jaxcnn.ops import _fast_pool, _native
-from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan, out_sizes
+from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan
 
 MODES = ("auto", "lax", "fast")
 DECISIONS = ("conv.inference", "conv.forward", "conv.input_grad", "conv.kernel_grad",
@@ -72,47 +73,35 @@ def _few_channels(f):
 
 
 def _patches_forward_pays(f):
-    """Training forward of a 1-d/2-d first layer: patches, shared with the kernel gradient
-    (fwd + bwd: 1-d conv1 fwd 1.88x and dW 1.56x alone; ResNet stem 1.25x, LeNet conv1
-    1.03-1.27x). 3-d first layers fold instead."""
+    """Training forward of a 1-d/2-d first layer by patches, which the kernel gradient
+    shares (3-d first layers fold instead)."""
     return f["n"] <= 2 and _few_channels(f)
 
 
 def _patches_inference_pays(f):
-    """Forward alone: patches pay for one or two input channels (LeNet conv1 1.15x, 1-d
-    conv1 1.88x), not for three (ResNet stem 0.92x) or strided layers (0.23-0.41x)."""
+    """Forward alone: patches pay for one or two input channels, not for three (the ResNet
+    stem) nor for strided layers."""
     return f["n"] <= 2 and f["c_in"] <= 2 and f["patch_bytes"] <= _PATCH_BYTES
 
 
 def _direct_pays(f):
     """A 1-d/2-d first layer with one or two input channels as a sum of ``K * C_in``
-    scaled shifted slices, in inference and in the training forward (whose output is kept
-    behind a division, else XLA fused the sum into the ReLU/pool gradient and recomputed
-    it: 0.75x; kernel gradient by patches built in the backward pass).
-
-    Inference (alternated, another job running): LeNet conv1 1.3 ms vs 13.1 lax and 13.1
-    patches, 1-d conv1 4.2 vs 16.2 / 9.8; whole model (`benchmarks/rule_ab.py --infer`)
-    LeNet-5 2.73x, 1-d CNN 1.72x. Training step (`rule_ab.py`): LeNet-5 1.08x and 1.11x,
-    1-d CNN 1.02x. The ResNet stem (3 channels) does not pay: training fwd + dW 42.0 vs
-    31.0 ms; inference 1.02x loaded, 0.98x in a later A/B, 0.93-0.94x of the `lax` column
-    in two quiet benchmark runs."""
+    scaled shifted slices, in inference and in the training forward (a matrix product with
+    a handful of columns runs far below peak); three channels (the ResNet stem) do not pay."""
     return f["n"] <= 2 and f["c_in"] <= 2 and f["kernel_volume"] * f["c_in"] <= 64
 
 
 def _patches_kernel_grad_pays(f):
     """Kernel gradient as patches^T @ dY for 1-d/2-d first layers: shared with a patches
-    forward (ResNet stem), or built in the backward pass for 1-d (1-d CNN train step 1.10x
-    over lax's). A 2-d direct-forward layer keeps lax's (LeNet-5 step 1.29x over patches
-    built in the backward; LeNet conv1 kernel gradient alone 7.6 ms vs 22.4)."""
+    forward, or built in the backward pass for 1-d; a 2-d direct-forward layer keeps lax's,
+    which beats patches built in the backward pass."""
     return _patches_forward_pays(f) and (f["n"] == 1 or not _direct_pays(f))
 
 
 def _patches_input_grad_pays(f):
     """Input gradient by autodiff of patches @ kernel (a matmul and a scatter-add of the
-    slices), 2-d: strided convs (ResNet 16->32 s2 2.71x, 32->64 s2 1.73x, where the
-    interior-padding lowering reaches 1.03-1.08x) and stride-1 convs with 5-8 input
-    channels (LeNet conv2 6->16 5x5 2.25x); stride-1 with more channels loses (0.18x
-    16->16, 0.37x 32->32)."""
+    slices), 2-d: strided convs and stride-1 convs with 5-8 input channels; stride-1 with
+    more channels loses."""
     return (f["n"] == 2 and (f["max_stride"] > 1 or 4 < f["c_in"] <= 8)
             and f["patch_bytes"] <= _PATCH_BYTES)
 
@@ -151,15 +140,14 @@ def _non_overlapping(f):
     return f["non_overlapping"]
 
 
-# Measured on a 2-core x86 CPU (AVX-512) with jax 0.10.2 (`python benchmarks/ops.py
-# --passes`: each pass alone, quiet machine; `python benchmarks/ops.py`: forward + backward;
-# `python benchmarks/rule_ab.py`: whole train steps); see benchmarks/README.md. oneDNN's
-# passes ("native") beat every lax formulation on the four benchmark models' layers
-# (benchmarks/results/train_step.md); the lax rules below them are the fallback without
-# the native library.
-# 3-d, VoxNet conv1 (1 -> 32 5^3 s2): fold forward 15.0x, kernel gradient 8.4x (patches
-# 2.5x / 4.2x); conv2 (32 -> 32 3^3): fold_out forward 6.9x and kernel gradient 3.2x (fold
-# 2.7x / 1.8x), fold input gradient 6.5x (fold_out 4.7x).
+# The first applicable, preferred rule of a decision wins. oneDNN's passes ("native") come
+# first: they beat every lax formulation on the benchmark models' layers (the `jaxcnn` and
+# `jaxcnn[lax]` rows of benchmarks/results/train_step.md). The lax-side rules are the
+# fallback without the native library, chosen with `python benchmarks/ops.py --passes`
+# (each pass alone) and `python benchmarks/rule_ab.py` (whole train steps, one decision on
+# and off); each predicate's docstring gives its reason. 3-d convolutions fold into 2-d
+# ones, which XLA's CPU backend runs much faster: depth offsets on the input channels
+# (`fold`) for few input channels, on the output channels (`fold_out`) for more.
 RULES = (
     Rule("conv.inference", "native", _native_runs, _always),
     Rule("conv.inference", "direct", _ungrouped_float, _direct_pays),
@@ -179,14 +167,14 @@ RULES = (
     Rule("conv.input_grad", "fold", _is_3d_float, _always),
     Rule("conv.input_grad", "patches", _ungrouped_float, _patches_input_grad_pays),
     Rule("conv.input_grad", "interior", _ungrouped_float, lambda f: f["max_stride"] > 1),
-    # lax kernel gradients: ResNet-20 train step 1.34x (1022 -> 763 ms, alternated).
+    # lax kernel gradients transpose their input: read it from memory, not a recomputation.
     Rule("conv.input_once", "yes", _reads_lax_kernel_grad, _always),
-    # VoxNet train step 1.13x and 1.18x (quiet, rule_ab.py); ResNet-20 0.97x, 1-d CNN 0.99x.
+    # The same for the output cotangent, which pays on 3-d models only.
     Rule("conv.cotangent_once", "yes", _reads_lax_gradient, lambda f: f["n"] == 3),
     Rule("norm.batch", "matmul", _is_float, _always),
-    # VoxNet train step 1.56x (361 -> 232 ms); LeNet-5 0.97x, so 3-d only.
+    # The bias gradient by matrix products pays on 3-d models only.
     Rule("conv.bias_grad", "matmul", _is_float, lambda f: f["n"] == 3),
-    Rule("pool.max", "reshape", _non_overlapping, _always),  # 3-6x (fwd + bwd)
+    Rule("pool.max", "reshape", _non_overlapping, _always),  # no select_and_scatter
     Rule("pool.min", "reshape", _non_overlapping, _always),
     Rule("pool.sum", "reshape", _non_overlapping, _always),
 )
@@ -264,7 +252,7 @@ def _dtype_features(dtype):
 def conv_features(x_shape, w_shape, stride, pads, dilation, dtype, groups=1):
     """The static facts rules decide a convolution's lowering on."""
     n = len(x_shape) - 2
-    out = out_sizes(x_shape[1:-1], w_shape[:n], stride, pads, dilation)
+    out = output_sizes(x_shape[1:-1], w_shape[:n], stride, pads, dilation)
     k = math.prod(w_shape[:n])
     return {"n": n, "c_in": x_shape[-1], "c_out": w_shape[-1], "kernel_volume": k,
             "groups": groups, "max_stride": max(stride), "max_dilation": max(dilation),
@@ -313,5 +301,5 @@ def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend
     return None
 
 
-__all__ = ["DECISIONS", "MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose", "conv_plan",
-           "decide", "pool_lowering"]
+__all__ = ["DECISIONS", "MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose",
+           "conv_plan", "decide", "pool_lowering"]

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import check_array, check_bool, check_nonempty, fail, is_int, spatial_rank
-from jaxcnn.ops._conv import _check_float
-from jaxcnn.ops._fast_conv import channel_sum
+from jaxcnn._checks import (check_array, check_axis_name, check_bool, check_eps, check_float,
+                            check_momentum, check_nonempty, fail, is_int, normalize_axes,
+                            spatial_rank)
 from jaxcnn.ops._lowering import decide
+from jaxcnn.ops._matmul import channel_sum
 
 
 def stat_dtype(dtype):
@@ -28,17 +28,11 @@ def stat_dtype(dtype):
 
 def _check_x(where, x, min_ndim=2):
     check_array(where, "x", x)
-    _check_float(where, "x", x)
+    check_float(where, "x", x)
     if jnp.ndim(x) < min_ndim:
         fail(where, "x rank", f">= {min_ndim} (batched, channels-last: (N, ..., C))", jnp.ndim(x),
              "Add a batch axis with x[None] if you passed a single example")
     check_nonempty(where, x)
-
-
-def _check_eps(where, eps):
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
-        fail(where, "eps", "a non-negative float", eps)
-    return float(eps)
 
 
 def _param(where, name, p, shape, bshape, dtype):
@@ -62,7 +56,7 @@ def _moments(xs, axes):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _batch_norm_train(xs, scale, bias, eps):
-    """Training batch norm with every reduction a :func:`_channel_sum`, forward and
+    """Training batch norm with every reduction a :func:`channel_sum`, forward and
     backward (the textbook gradient, so autodiff adds no reductions of its own):
     ``(y, mean, biased var)``; the statistics carry no gradient."""
     return _batch_norm_train_fwd(xs, scale, bias, eps)[0]
@@ -104,16 +98,6 @@ def _affine(y, scale, bias):
     if bias is not None:
         y = y + bias
     return y
-
-
-def check_axis_name(where, axis_name):
-    """``None``, a str or a non-empty tuple of strs (JAX's mapped-axis names)."""
-    if not (axis_name is None or isinstance(axis_name, str) or (
-            isinstance(axis_name, tuple) and axis_name
-            and all(isinstance(a, str) for a in axis_name))):
-        fail(where, "axis_name", "None, a str or a tuple of strs (the name given to "
-             "jax.vmap/pmap/shard_map)", axis_name, exc=TypeError)
-    return axis_name
 
 
 def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum=0.9, eps=1e-5,
@@ -165,12 +149,8 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     check_axis_name(where, axis_name)
     train = check_bool(where, "train", train, "a Python bool (it is static: not a traced array)",
                        python_only=True)
-    if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
-            or not 0.0 <= momentum <= 1.0):
-        fail(where, "momentum", "a float in [0, 1] (the weight of the old running statistics: "
-             "new = momentum * old + (1 - momentum) * batch)", momentum,
-             "PyTorch's momentum=0.1 is momentum=0.9 here")
-    eps = _check_eps(where, eps)
+    check_momentum(where, momentum)
+    eps = check_eps(where, eps)
     sd = stat_dtype(x.dtype)
     c = x.shape[-1]
     bshape = _channel_shape(x)
@@ -243,7 +223,7 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
     """
     where = "group_norm"
     _check_x(where, x)
-    eps = _check_eps(where, eps)
+    eps = check_eps(where, eps)
     c = x.shape[-1]
     if not is_int(num_groups) or num_groups < 1:
         fail(where, "num_groups", "a positive int", num_groups)
@@ -258,26 +238,6 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
     y = _affine(y, _param(where, "scale", scale, (c,), bshape, sd),
                 _param(where, "bias", bias, (c,), bshape, sd))
     return y.astype(x.dtype)
-
-
-def normalize_axes(axes, ndim: int, where: str):
-    """Sorted non-negative axes of a batched array; ``None`` means all but the batch axis."""
-    if axes is None:
-        return tuple(range(1, ndim))
-    seq = (axes,) if is_int(axes) else axes
-    if not isinstance(seq, (tuple, list)) or not seq or not all(is_int(a) for a in seq):
-        fail(where, "axes", "an int, a non-empty tuple of ints or None", axes, exc=TypeError)
-    out = []
-    for a in seq:
-        if not -ndim <= a < ndim:
-            fail(where, "axes", f"in [-{ndim}, {ndim}) for an input of rank {ndim}", axes)
-        out.append(a % ndim)
-    if 0 in out:
-        fail(where, "axes", "axes of x other than the batch axis 0", axes,
-             "Axes count on the batched x; use negative axes such as -1 or (-3, -2, -1)")
-    if len(set(out)) != len(out):
-        fail(where, "axes", "distinct", axes)
-    return tuple(sorted(out))
 
 
 def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
@@ -309,7 +269,7 @@ def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
     """
     where = "layer_norm"
     _check_x(where, x)
-    eps = _check_eps(where, eps)
+    eps = check_eps(where, eps)
     axes = normalize_axes(axes, x.ndim, where)
     sd = stat_dtype(x.dtype)
     mean, var = _moments(x.astype(sd), axes)
@@ -342,9 +302,9 @@ def instance_norm(x, scale=None, bias=None, eps=1e-5):
     """
     where = "instance_norm"
     check_array(where, "x", x)
-    _check_float(where, "x", x)
+    check_float(where, "x", x)
     spatial_rank(x, where, "x rank")
-    eps = _check_eps(where, eps)
+    eps = check_eps(where, eps)
     sd = stat_dtype(x.dtype)
     mean, var = _moments(x.astype(sd), tuple(range(1, x.ndim - 1)))
     y = (x.astype(sd) - mean) * lax.rsqrt(var + eps)

@@ -2,25 +2,26 @@
 
 Inputs are channels-last ``(N, *spatial, C)``; the spatial rank (1, 2 or 3) comes from
 ``x``. Each op checks and resolves its arguments into explicit ``(low, high)`` pads
-(``ceil_mode`` becomes extra high padding), then calls a small lowering
-``(x, window, strides, pads, dilation) -> y`` (:func:`_reduce_max`, :func:`_reduce_sum`)
-that a backend-specific dispatcher may replace.
+(``ceil_mode`` becomes extra high padding), then reduces the windows with
+:func:`_reduce_pool`: ``lax.reduce_window``, or a lowering the rule table of
+``_lowering.py`` picks.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._checks import check_bool, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import (check_bool, check_float, check_norm_type, fail, is_int, spatial_rank,
+                            to_tuple)
+from jaxcnn._window import (output_size, output_sizes, pad_spatial, resolve_padding,
+                            transpose_output_size, window_args, window_slices)
 from jaxcnn.ops._fast_pool import highest, lowest
 from jaxcnn.ops._lowering import pool_lowering
-from jaxcnn.ops._padding import normalize_padding, resolve_padding
 
 
 # ----------------------------------------------------------------------------- lowerings
@@ -39,39 +40,28 @@ def _reduce(x, init, op, window, strides, pads, dilation):
 def _reduce_sliced(x, init, op, window, strides, pads, dilation):
     """The same reduction, one axis at a time over ``k`` strided slices: ``reduce_window``'s
     max/min have no VJP with window dilation, slices do (ties share the gradient)."""
-    x = lax.pad(x, np.array(init, x.dtype),
-                ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads) + ((0, 0, 0),))
+    x = pad_spatial(x, pads, init)
     for axis, (k, s, d) in enumerate(zip(window, strides, dilation), start=1):
-        last = (x.shape[axis] - d * (k - 1) - 1) // s * s + 1
-        parts = [lax.slice_in_dim(x, j * d, j * d + last, s, axis) for j in range(k)]
+        o = output_size(x.shape[axis], k, s, (0, 0), d)
+        parts = [p for _, p in window_slices(x, (k,), (s,), (d,), (o,), first_axis=axis)]
         x = functools.reduce(op, parts)
     return x
 
 
-def _reduce_max(x, window, strides, pads, dilation):
-    """Max over windows; padding counts as ``-inf`` (the dtype's minimum for ints)."""
-    fast = pool_lowering("max", x.shape, window, strides, pads, dilation, x.dtype)
+_REDUCTIONS = {"max": (lowest, lax.max), "min": (highest, lax.min),
+               "sum": (lambda dtype: 0, lax.add)}
+
+
+def _reduce_pool(kind, x, window, strides, pads, dilation):
+    """The window reduction ``kind`` (a key of :data:`_REDUCTIONS`), padding counting as its
+    identity (``-inf`` or the dtype's minimum for max, ``+inf`` or its maximum for min,
+    zero for sum), by the lowering the rule table picks for it, else ``lax``."""
+    fast = pool_lowering(kind, x.shape, window, strides, pads, dilation, x.dtype)
     if fast is not None:
         return fast(x, window, strides, pads, dilation)
-    reduce = _reduce_sliced if max(dilation) > 1 else _reduce
-    return reduce(x, lowest(x.dtype), lax.max, window, strides, pads, dilation)
-
-
-def _reduce_min(x, window, strides, pads, dilation):
-    """Min over windows; padding counts as ``+inf`` (the dtype's maximum for ints)."""
-    fast = pool_lowering("min", x.shape, window, strides, pads, dilation, x.dtype)
-    if fast is not None:
-        return fast(x, window, strides, pads, dilation)
-    reduce = _reduce_sliced if max(dilation) > 1 else _reduce
-    return reduce(x, highest(x.dtype), lax.min, window, strides, pads, dilation)
-
-
-def _reduce_sum(x, window, strides, pads, dilation):
-    """Sum over windows; padding counts as zero."""
-    fast = pool_lowering("sum", x.shape, window, strides, pads, dilation, x.dtype)
-    if fast is not None:
-        return fast(x, window, strides, pads, dilation)
-    return _reduce(x, 0, lax.add, window, strides, pads, dilation)
+    identity, op = _REDUCTIONS[kind]
+    reduce = _reduce_sliced if kind != "sum" and max(dilation) > 1 else _reduce
+    return reduce(x, identity(x.dtype), op, window, strides, pads, dilation)
 
 
 def _argmax_pair(a, b):
@@ -101,58 +91,13 @@ def _reduce_argmax(x, window, strides, pads, dilation):
 # ----------------------------------------------------------------------------- arguments
 
 
-def check_dtype(where, x, integers=False):
-    dtype = jnp.result_type(x)
-    ok = jnp.issubdtype(dtype, jnp.floating) or (
-        integers and jnp.issubdtype(dtype, jnp.integer))
-    if not ok:
-        fail(where, "x dtype", "a floating or integer dtype" if integers else "a floating dtype",
-             str(dtype), "Cast it first, e.g. x.astype(jnp.float32)", exc=TypeError)
-
-
-def check_norm_type(where, norm_type):
-    if (not isinstance(norm_type, numbers.Real) or isinstance(norm_type, bool)
-            or not 0 < norm_type < math.inf):
-        fail(where, "norm_type", "a positive finite number (the p of the p-norm)", norm_type)
-
-
-def window_args(where, n, kernel_size, stride=None, padding=0, dilation=1,
-                strings=("SAME", "VALID")):
-    """Checked ``(kernel_size, stride, padding, dilation)`` for an ``n``-d window.
-
-    ``stride=None`` means the kernel size. Numeric padding is at most half the kernel on
-    each side, as PyTorch requires.
-    """
-    ks = to_tuple(kernel_size, n, where, "kernel_size")
-    st = ks if stride is None else to_tuple(stride, n, where, "stride")
-    dl = to_tuple(dilation, n, where, "dilation")
-    pad = normalize_padding(padding, n, where, strings=strings)
-    if not isinstance(pad, str):
-        for i, ((lo, hi), k) in enumerate(zip(pad, ks)):
-            if max(lo, hi) > k // 2:
-                fail(where, f"padding along spatial axis {i}",
-                     f"at most half the kernel size ({k // 2})", (lo, hi),
-                     "PyTorch's rule: larger padding makes windows of padding alone")
-    return ks, st, pad, dl
-
-
-def output_size(size, lo, hi, k, s, d, ceil_mode):
-    """PyTorch's pooled size; in ``ceil_mode`` the last window starts before the high padding."""
-    eff = d * (k - 1) + 1
-    span = size + lo + hi - eff
-    out = (-(-span // s) if ceil_mode else span // s) + 1
-    if ceil_mode and (out - 1) * s >= size + lo:
-        out -= 1
-    return out
-
-
 def resolve(where, x, ks, st, pad, dl, ceil_mode):
     """Explicit pads (with ``ceil_mode``'s extra high padding) and the output sizes."""
     spatial = x.shape[1:-1]
     pads = resolve_padding(pad, spatial, ks, st, dl)
-    out, full = [], []
-    for i, (size, (lo, hi), k, s, d) in enumerate(zip(spatial, pads, ks, st, dl)):
-        o = output_size(size, lo, hi, k, s, d, ceil_mode)
+    out = output_sizes(spatial, ks, st, pads, dl, ceil_mode)
+    full = []
+    for i, (size, (lo, hi), k, s, d, o) in enumerate(zip(spatial, pads, ks, st, dl, out)):
         eff = d * (k - 1) + 1
         if o < 1:
             need = f"the dilated kernel size {eff}" + (f" minus stride - 1 ({eff - s + 1})"
@@ -160,9 +105,8 @@ def resolve(where, x, ks, st, pad, dl, ceil_mode):
             fail(where, f"padded input size along spatial axis {i}", f">= {need}",
                  size + lo + hi, "The input is too small for this window: pad it or use a "
                  "smaller window")
-        out.append(o)
         full.append((lo, hi + max(0, (o - 1) * s + eff - (size + lo + hi))))
-    return tuple(full), tuple(pads), tuple(out)
+    return tuple(full), tuple(pads), out
 
 
 def _avg_divisor(spatial, pads, ks, st, out, count_include_pad):
@@ -220,12 +164,12 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     """
     where = "max_pool"
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x, integers=True)
+    check_float(where, "x", x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     return_indices = check_bool(where, "return_indices", return_indices)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
     pads, _, _ = resolve(where, x, ks, st, pad, dl, ceil_mode)
-    y = _reduce_max(x, ks, st, pads, dl)
+    y = _reduce_pool("max", x, ks, st, pads, dl)
     if return_indices:
         return y, _reduce_argmax(x, ks, st, pads, dl)
     return y
@@ -242,11 +186,11 @@ def min_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     """
     where = "min_pool"
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x, integers=True)
+    check_float(where, "x", x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
     pads, _, _ = resolve(where, x, ks, st, pad, dl, ceil_mode)
-    return _reduce_min(x, ks, st, pads, dl)
+    return _reduce_pool("min", x, ks, st, pads, dl)
 
 
 def sum_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -262,11 +206,11 @@ def sum_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     """
     where = "sum_pool"
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x)
+    check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
     pads, _, _ = resolve(where, x, ks, st, pad, dl, ceil_mode)
-    return _reduce_sum(x, ks, st, pads, dl)
+    return _reduce_pool("sum", x, ks, st, pads, dl)
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -296,14 +240,14 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     """
     where = "avg_pool"
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x)
+    check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     count_include_pad = check_bool(where, "count_include_pad", count_include_pad)
     if divisor_override is not None and (not is_int(divisor_override) or divisor_override < 1):
         fail(where, "divisor_override", "None or a positive int", divisor_override)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding)
     pads, explicit, out = resolve(where, x, ks, st, pad, dl, ceil_mode)
-    total = _reduce_sum(x, ks, st, pads, dl)
+    total = _reduce_pool("sum", x, ks, st, pads, dl)
     if divisor_override is not None:
         return total / np.array(divisor_override, x.dtype)
     div = _avg_divisor(x.shape[1:-1], explicit, ks, st, out, count_include_pad)
@@ -328,19 +272,16 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     where = "lp_pool"
     check_norm_type(where, norm_type)
     n = spatial_rank(x, where, "x rank")
-    check_dtype(where, x)
+    check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, 0)
     pads, explicit, out = resolve(where, x, ks, st, pad, dl, ceil_mode)
     p = float(norm_type)
-    total = _reduce_sum(x ** p, ks, st, pads, dl)
+    total = _reduce_pool("sum", x ** p, ks, st, pads, dl)
     if ceil_mode:
         div = _avg_divisor(x.shape[1:-1], explicit, ks, st, out, True)
         total = total * (math.prod(ks) / div).astype(x.dtype)
     return total ** (1.0 / p)
-
-
-
 
 
 def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size=None):
@@ -377,8 +318,8 @@ def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size
     default = None
     if kernel_size is not None:
         ks, st, pad, _ = window_args(where, n, kernel_size, stride, padding, strings=())
-        default = tuple((i - 1) * s - lo - hi + k for i, s, (lo, hi), k
-                        in zip(x.shape[1:-1], st, pad, ks))
+        default = tuple(transpose_output_size(i, k, s, p, 1)
+                        for i, k, s, p in zip(x.shape[1:-1], ks, st, pad))
     if output_size is None:
         if default is None:
             fail(where, "kernel_size or output_size", "given", None,

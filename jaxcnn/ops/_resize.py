@@ -10,45 +10,13 @@ where a floor depends on it) and the op is a few gathers and multiply-adds.
 from __future__ import annotations
 
 import math
-import numbers
 
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import check_bool, check_choice, fail, is_int, spatial_rank, to_tuple
+from jaxcnn._checks import check_resize_args, fail, spatial_rank, to_tuple
 
-MODES = ("nearest", "linear", "cubic")
 _CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic constant
-
-
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def check_resize_args(where, size, scale_factor, mode, align_corners):
-    """Rank-free checks of ``upsample``'s arguments (also run by the layer factory)."""
-    if (size is None) == (scale_factor is None):
-        fail(where, "size and scale_factor", "exactly one given",
-             "both" if size is not None else "neither",
-             "Pass size=(out sizes) or scale_factor=(a factor per axis), not both")
-    if size is not None:
-        seq = size if isinstance(size, (tuple, list)) else (size,)
-        if not seq or not all(is_int(s) for s in seq):
-            fail(where, "size", "an int or a tuple of ints", size, exc=TypeError)
-        if any(s < 1 for s in seq):
-            fail(where, "size", "positive", size)
-    if scale_factor is not None:
-        seq = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
-        if not seq or not all(_is_real(s) for s in seq):
-            fail(where, "scale_factor", "a number or a tuple of numbers", scale_factor,
-                 exc=TypeError)
-        if not all(s > 0 and math.isfinite(s) for s in seq):
-            fail(where, "scale_factor", "positive and finite", scale_factor)
-    check_choice(mode, MODES, where, "mode")
-    align_corners = check_bool(where, "align_corners", align_corners)
-    if align_corners and mode == "nearest":
-        fail(where, "align_corners", "False for mode='nearest'", align_corners,
-             "align_corners only applies to mode='linear' and mode='cubic' (as in PyTorch)")
 
 
 def _per_axis(value, n, where, what):
@@ -59,7 +27,7 @@ def _per_axis(value, n, where, what):
     return (value,) * n
 
 
-def output_sizes(where, in_sizes, size, scale_factor):
+def _target_sizes(where, in_sizes, size, scale_factor):
     """Output sizes and the scale factor passed to the kernels (``None`` when ``size``)."""
     n = len(in_sizes)
     if size is not None:
@@ -197,7 +165,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
     if mode != "nearest" and not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x dtype", f"a floating dtype for mode={mode!r}", str(x.dtype),
              "Cast it first, e.g. x.astype(jnp.float32), or use mode='nearest'", exc=TypeError)
-    out_sizes, scales = output_sizes(where, x.shape[1:-1], size, scale_factor)
+    out_sizes, scales = _target_sizes(where, x.shape[1:-1], size, scale_factor)
     dtype = x.dtype
     if mode != "nearest" and jnp.finfo(dtype).bits < 32:
         x = x.astype(jnp.float32)
