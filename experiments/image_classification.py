@@ -76,6 +76,7 @@ PRESETS = {
 AFFINE = {"digits": (8.0, 1.0), "mnist": (10.0, 2.0)}  # (degrees, shift in pixels)
 Model = Literal["digits_cnn", "lenet5", "small_cnn", "resnet20", "resnet32", "resnet56",
                 "resnet18", "resnet34", "resnet50", "vgg11", "vgg13", "vgg16", "vgg19",
+                "vgg11_bn", "vgg16_bn",
                 "mobilenet_v2", "shufflenet_v2", "squeezenet", "densenet121", "googlenet",
                 "alexnet"]
 

@@ -180,3 +180,19 @@ def test_an_experiment_may_leave_out_a_shared_option(capsys):
     with pytest.raises(SystemExit):
         _cli.parse(parser, image_classification.Config, ["--ensemble", "2"])
     assert "unrecognized arguments: --ensemble 2" in capsys.readouterr().err
+
+
+def test_each_zoo_classifier_is_offered_by_its_experiment():
+    import typing
+
+    from jaxcnn.models import list_models
+
+    def offered(experiment):
+        hint = typing.get_type_hints(experiment.Config)["model"]
+        return {a for arg in typing.get_args(hint) for a in (typing.get_args(arg) or (arg,))}
+
+    series, voxels = offered(ucr_classification), offered(voxel_classification)
+    assert offered(mnist1d_classification) == series
+    images = offered(image_classification) - {type(None)}
+    assert images | series | voxels | {"unet"} == set(list_models())
+    assert not images & (series | voxels)
