@@ -23,6 +23,14 @@ K ordinary convolutions, so a vmapped conv-net ensemble on CPU loses to training
 members one after another while the unrolled one keeps pace (dense nets gain from ``vmap``
 on any backend). ``python benchmarks/ensemble_vs_sequential.py`` (``--model mlp``)
 measures both strategies against sequential runs.
+
+With several devices, ``make_ensemble_train_step(..., mesh=member_mesh())`` splits the
+members over them (``jax.shard_map`` over the ``"members"`` axis, the state placed with
+:func:`jaxcnn.distributed.shard_members`): each device runs its own members with
+``strategy``, and the devices never communicate. On a CPU split into XLA host devices each
+device is a thread, so the members also run side by side on the cores, and no convolution
+becomes a grouped one; ``python benchmarks/ensemble_sharded.py`` measures it against
+``"vmap"``, ``"unroll"`` and sequential runs (``benchmarks/results/ensemble_sharded.md``).
 """
 
 from __future__ import annotations
