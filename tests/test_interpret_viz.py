@@ -66,7 +66,8 @@ def test_grad_cam_equals_cam_for_global_pooling_models():
 
 def test_grad_cam_needs_a_spatial_layer(model):
     params, state, x = model
-    with pytest.raises(ValueError, match="grad_cam: the output of layer 'flatten_3' must be spatial"):
+    with pytest.raises(ValueError,
+                       match="grad_cam: the output of layer 'flatten_3' must be spatial"):
         interpret.grad_cam(NET, params, state, x, "flatten_3")
 
 
@@ -140,6 +141,51 @@ def test_feature_maps_input_row(model):
     rows = sum(np.ndim(a) >= 3 for a in acts.values())
     without = viz.plot_feature_maps(acts, max_channels=4)
     with_input = viz.plot_feature_maps(acts, max_channels=4, image=x[0])
-    assert len(without.axes) == 4 * rows
-    assert len(with_input.axes) == 4 * (rows + 1)
+    assert len(_panels(without)) == 4 * rows
+    assert len(_panels(with_input)) == 4 * (rows + 1)
     assert len(with_input.axes[0].images) == 1  # the input is drawn in the first cell
+    assert len(_colour_bars(with_input)) == rows  # one per layer, none for the input
+
+
+def _colour_bars(fig):
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_history_plot_has_labelled_axes_with_ticks_and_both_curves(tmp_path):
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+                "train_accuracy": 0.5 + 0.1 * e, "val_accuracy": 0.45 + 0.1 * e}
+               for e in (1, 2, 3)]
+    fig = viz.plot_history(history, tmp_path / "curves.png", test={"loss": 0.5,
+                                                                   "accuracy": 0.7})
+    loss, acc = fig.axes
+    assert (loss.get_xlabel(), loss.get_ylabel(), acc.get_ylabel()) == ("epoch", "loss",
+                                                                         "accuracy")
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["train", "validation",
+                                                                     "test (0.5)"]
+    np.testing.assert_allclose(loss.lines[1].get_ydata(), [1.2, 0.6, 0.4])
+    np.testing.assert_allclose(acc.lines[0].get_xdata(), [1, 2, 3])
+    assert all(float(t) == int(t) for t in loss.get_xticks())  # whole epochs
+    assert [t.get_text() for t in acc.get_yticklabels() if t.get_text()]  # values shown
+    regression = viz.plot_history([{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0}])
+    assert len(regression.axes) == 1  # no empty accuracy panel
+
+
+def test_maps_filters_and_heat_maps_carry_colour_bars_and_labels(model):
+    params, state, x = model
+    acts = interpret.activations(NET, params, state, x[:1])
+    maps = viz.plot_feature_maps(acts, max_channels=4, true_label="cat", predicted_label="dog")
+    assert maps.get_suptitle() == "true: cat | predicted: dog"
+    kernel = np.asarray(params["conv_0"]["kernel"])
+    (bar,) = _colour_bars(viz.plot_filters(kernel))
+    bound = np.abs(kernel.mean(axis=2)).max()  # one scale for all filters, centred on 0
+    np.testing.assert_allclose(bar.get_ylim(), (-bound, bound), rtol=1e-6)
+    heat = viz.plot_heatmap(x[0], np.ones((8, 8)), title="cam", true_label=1,
+                            predicted_label=2)
+    assert len(_colour_bars(heat)) == 1 and heat.get_suptitle() == "cam | true: 1 | predicted: 2"
+    grid = viz.plot_images(np.ones((2, 4, 4, 1)), ["a", "b"], predictions=["a", "c"])
+    titles = [(ax.get_title(), ax.title.get_color()) for ax in grid.axes[:2]]
+    assert titles == [("true a\npredicted a", "black"), ("true b\npredicted c", "red")]

@@ -1,6 +1,7 @@
 """Faults around a training run: a run folder that cannot hold it, a folder from another
 run, a loss that becomes NaN, a metrics line cut short by a kill."""
 
+import csv
 import json
 import re
 import shutil
@@ -45,7 +46,8 @@ def test_resuming_with_another_model_names_the_arrays_that_differ(tmp_path):
     _fit(tmp_path / "run", epochs=1)
     with pytest.raises(ValueError, match=re.escape(
             "fit: the model and optimizer must be those of the run being resumed, got arrays "
-            "that differ from those in ") + r".*checkpoints: train_state/params/dense_0/bias: float32\[2\] in the "
+            "that differ from those in ") + r".*checkpoints: "
+            r"train_state/params/dense_0/bias: float32\[2\] in the "
             r"checkpoint, float32\[3\] now; train_state/params/dense_0/kernel: "
             r"float32\[4, 2\] in the checkpoint, float32\[4, 3\] now\. Resume with the same"):
         _fit(tmp_path / "run", net=jc.serial(jc.dense(3)), resume=True)
@@ -125,3 +127,5 @@ def test_a_run_resumed_mid_epoch_has_the_history_of_an_uninterrupted_run(tmp_pat
     steps = [r["step"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl")
              if r["kind"] == "step"]
     assert steps == list(range(1, 13))
+    with open(tmp_path / "cut" / "steps.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == steps  # each step once

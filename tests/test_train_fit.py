@@ -1,6 +1,8 @@
 """fit: learning, the run folder, early stopping, NaN handling, ensembles, scan, errors."""
 
+import csv
 import json
+import struct
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +63,21 @@ def test_fit_reaches_accuracy_and_fills_the_run_folder(run):
     assert len(list((workdir / "best").iterdir())) == 1
     best = max(h["val_accuracy"] for h in result.history)
     assert out["best"] == best
+    # the CSV tables hold the same numbers (float text round-trips exactly)
+    epochs = _read_csv(workdir / "epochs.csv")
+    assert [int(r["epoch"]) for r in epochs] == [1, 2, 3, 4, 5]
+    for r, h in zip(epochs, result.history):
+        assert int(r["step"]) == h["step"] and float(r["train_loss"]) == h["train_loss"]
+        assert float(r["val_accuracy"]) == h["val_accuracy"]
+    step_rows = [r for r in lines if r["kind"] == "step"]
+    table = _read_csv(workdir / "steps.csv")
+    assert [int(r["step"]) for r in table] == steps
+    assert [float(r["grad_norm"]) for r in table] == [r["grad_norm"] for r in step_rows]
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_resume_refusals(run):
@@ -95,7 +112,8 @@ def test_binary_task_auc_early_stopping_and_progress_bar(tmp_path, capsys):
                  task="binary", early_stopping=2, workdir=tmp_path / "run", progress=True)
     out, err = capsys.readouterr()
     assert "epoch 1/10" in err and "loss=" in err  # the bar, on stderr
-    assert "epoch 3: train_loss=" in out and "val_auc=" in out  # one line per epoch
+    assert "epoch 3: train_loss=" in err and "val_auc=" in err  # one line per epoch
+    assert out == ""
     assert len(result.history) == 3 and result.history[-1]["early_stopped"]
     assert "val_auc" in result.history[0]
     out = json.loads((tmp_path / "run" / "result.json").read_text())
@@ -185,6 +203,15 @@ def test_fit_argument_errors():
         (dict(epoch_loop="while"), ValueError,
          "fit: epoch_loop must be one of 'auto', 'python', 'scan', got 'while'"),
         (dict(model=jc.relu), TypeError, "fit: model must be a jaxcnn Layer"),
+        (dict(progress="yes"), TypeError,
+         r"fit: progress must be None \(a bar on a terminal\), True or False, got 'yes'"),
+        (dict(loggers="tensorboard"), TypeError, "fit: loggers must be a list or tuple"),
+        (dict(loggers=["wandb"]), ValueError, r"fit: a logger name must be 'tensorboard', got "
+                                              r"'wandb'. Pass a function logger\(row\)"),
+        (dict(loggers=["tensorboard"]), ValueError, r"fit: workdir must be a folder for "
+                                                    r"loggers=\['tensorboard'\], got None"),
+        (dict(loggers=[3]), TypeError,
+         r"fit: each logger must be 'tensorboard' or a function logger\(row\), got 'int'"),
     ]
     for kwargs, exc, message in cases:
         args = dict(model=net, optimizer=opt, train=(x, y), epochs=1, batch_size=8,
@@ -207,3 +234,58 @@ def test_segments_split_at_checkpoint_boundaries():
     assert segments(0, 12, 0, 5) == [(0, 5), (5, 10), (10, 12)]
     assert segments(0, 12, 12, 5) == [(0, 3), (3, 8), (8, 12)]  # global steps 15 and 20
     assert segments(3, 12, 15, 5) == [(3, 8), (8, 12)]
+
+
+def test_without_a_terminal_each_epoch_is_one_line_on_stderr(capsys):
+    """In a log file (stderr not a terminal, as under capsys) and with progress=False:
+    no bar frames, one line per epoch; stdout stays for the program's own output."""
+    x, y = bands(32, 0)
+    for progress in (None, False):
+        fit(jc.serial(jc.flatten(), jc.dense(3)), optax.sgd(0.1), (x, y), epochs=2,
+            batch_size=16, progress=progress)
+        out, err = capsys.readouterr()
+        assert out == "" and "\r" not in err and "step/s" not in err, progress
+        lines = [line for line in err.splitlines() if line.startswith("epoch")]
+        assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+        assert all("train_loss=" in line and "train_accuracy=" in line for line in lines)
+
+
+def read_events(folder):
+    """``{(run, tag): [(step, value), ...]}`` from TensorBoard event files, read as the
+    TFRecord format defines them: a little-endian uint64 length, its CRC (uint32), the
+    serialized ``Event``, its CRC."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out = {}
+    for path in sorted(folder.glob("*/events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for value in event.summary.value:
+                out.setdefault((path.parent.name, value.tag), []).append(
+                    (event.step, value.simple_value))
+    return out
+
+
+def test_tensorboard_event_files_hold_the_logged_rows(tmp_path):
+    pytest.importorskip("tensorboardX")
+    rows = []
+    result = fit(conv_net(), optax.sgd(0.05), bands(64, 0), val=bands(32, 1), epochs=2,
+                 batch_size=16, log_every=2, workdir=tmp_path / "run", progress=False,
+                 loggers=["tensorboard", rows.append])
+    events = read_events(tmp_path / "run" / "tensorboard")
+    for run, key in (("train", "train_loss"), ("val", "val_loss"), ("val", "val_accuracy")):
+        tag = "epoch/" + key.split("_", 1)[1]
+        assert events[run, tag] == [(h["step"], pytest.approx(h[key], rel=1e-6))
+                                    for h in result.history], (run, tag)
+    steps = [r for r in rows if r["kind"] == "step"]
+    assert [s for s, _ in events["train", "step/loss"]] == [r["step"] for r in steps] == [
+        2, 4, 6, 8]
+    assert [v for _, v in events["train", "step/grad_norm"]] == [
+        pytest.approx(r["grad_norm"], rel=1e-6) for r in steps]
+    # a function logger gets each row of metrics.jsonl, as the callback does
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+             .splitlines()]
+    assert lines == json.loads(json.dumps(rows))

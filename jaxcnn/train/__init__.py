@@ -15,6 +15,7 @@ from jaxcnn.train._pixel_metrics import (evaluate_reconstruction, evaluate_segme
 from jaxcnn.train._state import TrainState, create_train_state, num_params
 from jaxcnn.train._step import apply_gradients, jit_train_step, make_eval_step, make_train_step
 from jaxcnn.train._loop import FitResult, fit
+from jaxcnn.train._loggers import TensorBoardLogger
 from jaxcnn.train._inference import LoadedRun, load_run, predict
 from jaxcnn.train._run import update_result
 from jaxcnn.train._ensemble import (best_member, create_ensemble_state, ensemble_predict,

@@ -32,6 +32,9 @@ def check_arguments(model, optimizer, train, val, test, o, where):
         fail(where, "workdir", "a folder when resume=True", None)
     if o.callback is not None and not callable(o.callback):
         fail(where, "callback", "None or a function callback(row)", o.callback, exc=TypeError)
+    if o.progress is not None and not isinstance(o.progress, bool):
+        fail(where, "progress", "None (a bar on a terminal), True or False", o.progress,
+             exc=TypeError)
     place = Placement(o.mesh, o.batch_size, where)
     if len(train[0]) // o.batch_size == 0:
         fail(where, "batch_size", f"at most the number of training examples ({len(train[0])})",

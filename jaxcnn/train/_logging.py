@@ -1,15 +1,18 @@
 """Step logging for :func:`jaxcnn.train.fit`: metrics stay on the device until a log
-point, then are read in one transfer, checked for NaN/inf, written to ``metrics.jsonl``,
-shown in the progress bar and passed to the callback."""
+point, then are read in one transfer, checked for NaN/inf, written to ``metrics.jsonl``
+(and the CSV tables of :mod:`jaxcnn.train._loggers`), passed to the callback and the
+loggers, and shown: a tqdm bar on a terminal, one line per epoch in every case."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.train._loggers import write_csv
 from jaxcnn.train._run import append_jsonl, is_primary
 
 _FIX = ("Lower the learning rate, clip gradients (optax.clip_by_global_norm) or check the "
@@ -37,14 +40,26 @@ def _progress_bar(enabled, **kwargs):
     return tqdm(**kwargs)
 
 
-class StepLog:
-    """Pending step metrics, the epoch's running sums and the progress bar."""
+def epoch_line(row):
+    """The line that ends an epoch: ``epoch 3: train_loss=0.4123 val_accuracy=0.91 ...``
+    (the float metrics of its row)."""
+    shown = " ".join(f"{k}={v:.4g}" if abs(v) < 1e4 else f"{k}={v:.0f}" for k, v in row.items()
+                     if isinstance(v, float))
+    return f"epoch {row['epoch']}: {shown}"
 
-    def __init__(self, workdir, log_every, batch_size, progress, callback, ckpts):
+
+class StepLog:
+    """Pending step metrics, the epoch's running sums, the progress bar and the loggers.
+
+    ``progress``: ``None`` draws the bar when stderr is a terminal, ``True`` always,
+    ``False`` never; the line that ends each epoch goes to stderr whichever it is."""
+
+    def __init__(self, workdir, log_every, batch_size, progress, callback, ckpts, loggers=()):
         # process 0 of a multi-process run writes the log; the callback runs on every one
         self.path = None if workdir is None or not is_primary() else workdir / "metrics.jsonl"
         self.log_every, self.batch_size = log_every, batch_size
-        self.progress, self.callback, self.ckpts = progress, callback, ckpts
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.callback, self.ckpts, self.loggers = callback, ckpts, list(loggers)
         self.pending, self.step, self.bar, self.epoch = [], None, None, 0
         self.epoch_sums = None
 
@@ -71,18 +86,26 @@ class StepLog:
 
     def write_epoch(self, row):
         self._write(row)
+        if self.path is not None:
+            write_csv(self.path)
+        line = epoch_line(row)
         if self.bar is not None:
-            shown = {k: f"{v:.4g}" for k, v in row.items()
-                     if isinstance(v, float) and not k.startswith("member")}
-            self.bar.write(f"epoch {row['epoch']}: " + " ".join(f"{k}={v}" for k, v in
-                                                                 shown.items()))
+            self.bar.write(line, file=sys.stderr)
             self.bar.close()
             self.bar = None
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def close(self):
+        """Closes the bar and the loggers; brings the CSV tables up to date."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.path is not None and self.path.exists():
+            write_csv(self.path)
+        for logger in self.loggers:
+            if hasattr(logger, "close"):
+                logger.close()
 
     # -- steps -------------------------------------------------------------------------
     def add(self, metrics, num_steps):
@@ -132,6 +155,8 @@ class StepLog:
             append_jsonl(self.path, row)
         if self.callback is not None:
             self.callback(row)
+        for logger in self.loggers:
+            logger(row)
 
     # -- failures ----------------------------------------------------------------------
     def _last_good(self):
@@ -144,7 +169,9 @@ class StepLog:
                 "(resume=True continues from it)")
 
     def fail(self, step, what):
-        self.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
         if self.path is not None:
             append_jsonl(self.path, {"kind": "error", "step": step, "error": f"{what} not finite"})
         raise FloatingPointError(

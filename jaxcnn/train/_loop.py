@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -31,6 +30,7 @@ from jaxcnn.train._checkpoint import Checkpoints
 from jaxcnn.train._epoch import epoch_order, indexed_step, resolve_epoch_loop, scan_steps, segments
 from jaxcnn.train._evaluate import make_evaluator
 from jaxcnn.train._fit_checks import check_arguments, check_labels, check_layout, num_classes
+from jaxcnn.train._loggers import CSV_FILES, open_loggers, write_csv
 from jaxcnn.train._logging import StepLog, nonfinite_params
 from jaxcnn.train._run import (check_same_settings, check_workdir, is_primary, prepare_workdir,
                                to_jsonable, truncate_jsonl, write_json)
@@ -111,6 +111,7 @@ class _Options:
     callback: Any
     top_k: Any
     mesh: Any
+    loggers: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +148,7 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         label_smoothing=0.0, class_weights=None, compute_dtype=None, early_stopping=None,
         monitor=None, keep_best=True, ensemble=1, progress=None, eval_batch_size=None,
         checkpoint_every=None, keep_checkpoints=3, log_every=50, epoch_loop="auto",
-        callback=None, top_k=(5,), mesh=None):
+        callback=None, top_k=(5,), mesh=None, loggers=()):
     """Trains ``model`` with ``optimizer``; evaluates every epoch; logs, checkpoints, resumes.
 
     Each epoch shuffles the training set with a permutation seeded by ``(seed, epoch)``
@@ -160,8 +161,8 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       train, val, test: ``(x, y)`` numpy arrays (``val`` and ``test`` optional).
       epochs, batch_size, seed: the schedule and the run's seed (init, data order, dropout).
       workdir: run folder (``config.json``, ``run.json`` with the git commit,
-        ``metrics.jsonl``, ``result.json``, ``checkpoints/``, ``best/``); ``None`` writes
-        nothing.
+        ``metrics.jsonl``, ``epochs.csv``, ``steps.csv``, ``result.json``,
+        ``checkpoints/``, ``best/``, ``tensorboard/``); ``None`` writes nothing.
       resume: continue from the latest checkpoint in ``workdir`` (start fresh when there is
         none). Without it a ``workdir`` that already holds checkpoints is refused.
       config: a dict (or dataclass) saved in ``config.json``.
@@ -178,7 +179,9 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
       ensemble: train this many members (different initialisations and dropout keys,
         the same batches) in one vmapped step; metrics of the mean prediction, plus
         ``member_*`` lists.
-      progress: tqdm progress bar; ``None`` shows it when stderr is a terminal.
+      progress: a tqdm progress bar on stderr: ``None`` draws it when stderr is a terminal,
+        ``True`` always (e.g. in a notebook), ``False`` never. Each epoch ends with one
+        line of its metrics on stderr in every case, so a log file gets one line per epoch.
       eval_batch_size: default ``batch_size``.
       checkpoint_every: also checkpoint every this many steps (epochs always end with one).
       keep_checkpoints: how many recent checkpoints to keep.
@@ -194,6 +197,10 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         be a multiple of its size); evaluation runs on each process's default device. With
         several processes, ``workdir`` is one folder they all see: process 0 writes the
         JSON files, each process its part of the checkpoints.
+      loggers: more places for the rows of ``metrics.jsonl``: ``"tensorboard"`` (event
+        files in ``workdir/tensorboard``; needs ``pip install 'jaxcnn[tensorboard]'``), a
+        :class:`TensorBoardLogger` for another folder, or any function ``logger(row)``
+        (one with a ``close()`` method is closed when ``fit`` ends).
 
     Returns:
       A :class:`FitResult`.
@@ -235,6 +242,7 @@ def _open_run(model, optimizer, train, val, test, o):
     train, val, test, monitor, place = check_arguments(model, optimizer, train, val, test, o,
                                                        where)
     loop = resolve_epoch_loop(o.epoch_loop, where)
+    loggers = open_loggers(o.loggers, o.workdir, where)
     x, y = train
     init, train_step = _make_step(model, optimizer, o)
     key = jax.random.key(o.seed)
@@ -262,8 +270,7 @@ def _open_run(model, optimizer, train, val, test, o):
     step = indexed_step(train_step)
     run_steps = (jit(step, donate_argnums=0) if loop == "python"
                  else jit(scan_steps(step), donate_argnums=0))
-    progress = sys.stderr.isatty() if o.progress is None else o.progress
-    log = StepLog(workdir, o.log_every, o.batch_size, progress, o.callback, ckpts)
+    log = StepLog(workdir, o.log_every, o.batch_size, o.progress, o.callback, ckpts, loggers)
     run = _Run(o, monitor, loop, settings["steps_per_epoch"], len(x), place,
                place.data({"x": x, "y": y}), run_steps, run_key, evaluator, val_eval, test, log,
                workdir, ckpts, best_ckpts)
@@ -325,10 +332,12 @@ def _open_workdir(workdir, ts, key_data, settings, o, where):
             best_state = jax.device_get(best_state)
         if is_primary():
             truncate_jsonl(workdir / "metrics.jsonl", _count(ts))
+            write_csv(workdir / "metrics.jsonl")
     else:  # a fresh run: nothing left from one that died before its first checkpoint
         best_ckpts.clear()
         if is_primary():
-            (workdir / "metrics.jsonl").unlink(missing_ok=True)
+            for name in ("metrics.jsonl", *CSV_FILES.values()):
+                (workdir / name).unlink(missing_ok=True)
     prepare_workdir(workdir, {**to_jsonable(o.config or {}), "fit": settings})
     return ts, pos, best_state, ckpts, best_ckpts
 
