@@ -70,18 +70,26 @@ def test_grouped_conv_and_transpose_equal_lax(x_shape, w_shape, stride, padding,
         assert compiled.as_text().count("jaxcnn_dnnl_conv") >= 6
 
 
-def _models():
-    """Small models of each rank: conv (strided, padded), pool, a second conv, dense."""
-    def net(n, k):
-        return jc.serial(jc.conv(3, k, stride=2, padding=1), jc.relu(), jc.max_pool(2),
-                         jc.conv(4, k, padding="SAME"), jc.tanh(), jc.flatten(), jc.dense(2))
-    return [(net(1, 3), (12, 2)), (net(2, 3), (8, 8, 2)), (net(3, 2), (6, 6, 6, 1))]
+def _net(k):
+    """A small model: conv (strided, padded), pool, a second conv, dense."""
+    return jc.serial(jc.conv(3, k, stride=2, padding=1), jc.relu(), jc.max_pool(2),
+                     jc.conv(4, k, padding="SAME"), jc.tanh(), jc.flatten(), jc.dense(2))
 
 
-@pytest.mark.parametrize("model, in_shape", _models(), ids=["1d", "2d", "3d"])
-def test_every_transformation_on_conv_models(model, in_shape):
+# Every pass of every rank runs under jit, grad (reverse), jvp and linearize (forward) and
+# checkpoint; the batching rules and higher orders, which do not depend on the rank, run on
+# the 2-d model only (jacfwd and the Hessian are the slowest to compile).
+RANK_CASES = [((12, 2), 3, ("jit", "grad", "vmap", "jvp", "linearize", "checkpoint")),
+              ((8, 8, 2), 3, ("jit", "grad", "vmap", "per_example", "ensemble", "jvp",
+                              "jacfwd", "hessian", "linearize", "checkpoint")),
+              ((6, 6, 6, 1), 2, ("jit", "grad", "vmap", "jvp", "linearize", "checkpoint"))]
+
+
+@pytest.mark.parametrize("in_shape, k, names", RANK_CASES, ids=["1d", "2d", "3d"])
+def test_every_transformation_on_conv_models(in_shape, k, names):
     """jit, grad, vmap, jvp, jacfwd, hessian, linearize, checkpoint and eval_shape run
     by default and agree with the lax reference."""
+    model = _net(k)
     _, params, state = model.init(jax.random.key(0), in_shape)
     x = jax.random.normal(jax.random.key(1), (2,) + in_shape)
 
@@ -91,44 +99,49 @@ def test_every_transformation_on_conv_models(model, in_shape):
     def loss(p, x):
         return jnp.sum(f(p, x) ** 2)
 
-    first = lambda p: jax.tree.leaves(p)[1]  # noqa: E731  the first conv's kernel
-
-    def with_kernel(k, x):
+    def with_kernel(kernel, x):  # loss as a function of the first conv's kernel
         leaves, tree = jax.tree.flatten(params)
-        leaves[1] = k
+        leaves[1] = kernel
         return loss(jax.tree.unflatten(tree, leaves), x)
 
-    k = first(params)
-
-    def run(params, x):
-        tangent = jax.tree.map(jnp.ones_like, params)
+    def linearized(params, x):
         y, lin = jax.linearize(lambda x: f(params, x), x)
-        return {
-            "jit": jax.jit(f)(params, x),
-            "grad": jax.grad(loss)(params, x),
-            "vmap": jax.vmap(lambda x: f(params, x[None]))(x),
-            "per_example": jax.vmap(jax.grad(loss), (None, 0))(params, x[:, None]),
-            "ensemble": jax.vmap(loss, (0, None))(
-                jax.tree.map(lambda a: jnp.stack([a, 2 * a]), params), x),
-            "jvp": jax.jvp(lambda p: loss(p, x), (params,), (tangent,)),
-            "jacfwd": jax.jacfwd(lambda x: f(params, x))(x),
-            "hessian": jax.hessian(with_kernel)(k, x),
-            "linearize": (y, lin(jnp.ones_like(x))),
-            "checkpoint": jax.grad(jax.checkpoint(loss))(params, x),
-        }
+        return y, lin(jnp.ones_like(x))
 
-    got = jax.jit(run)(params, x)
-    with lowering("lax"):  # a new function: jit caches traces by function
-        want = jax.jit(lambda p, x: run(p, x))(params, x)
-    for name in want:
+    transforms = {
+        "jit": lambda p, x: jax.jit(f)(p, x),
+        "grad": jax.grad(loss),
+        "vmap": lambda p, x: jax.vmap(lambda x: f(p, x[None]))(x),
+        "per_example": lambda p, x: jax.vmap(jax.grad(loss), (None, 0))(p, x[:, None]),
+        "ensemble": lambda p, x: jax.vmap(loss, (0, None))(
+            jax.tree.map(lambda a: jnp.stack([a, 2 * a]), p), x),
+        "jvp": lambda p, x: jax.jvp(lambda p: loss(p, x), (p,),
+                                    (jax.tree.map(jnp.ones_like, p),)),
+        "jacfwd": lambda p, x: jax.jacfwd(lambda x: f(p, x))(x),
+        "hessian": lambda p, x: jax.hessian(with_kernel)(jax.tree.leaves(p)[1], x),
+        "linearize": linearized,
+        "checkpoint": jax.grad(jax.checkpoint(loss)),
+    }
+
+    def make_run():  # a new function per mode: jit caches traces by function
+        return lambda p, x: {name: transforms[name](p, x) for name in names}
+
+    compiled = jax.jit(make_run()).lower(params, x).compile()
+    got = compiled(params, x)
+    assert ("jaxcnn_dnnl_conv" in compiled.as_text()) == NATIVE
+    with lowering("lax"):
+        want = jax.jit(make_run())(params, x)
+    for name in names:
         _close(got[name], want[name], 1e-4)
     shape = jax.eval_shape(f, params, x)
     assert shape.shape == got["jit"].shape and shape.dtype == jnp.float32
 
 
-def _run_python(code, **env):
+def _run_python(code, xla_flags=""):
+    """Runs ``code`` in a fresh process; ``xla_flags`` are added to this one's (conftest's
+    optimisation level included: it makes the process's compiles several times cheaper)."""
     full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                **env)
+                XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + xla_flags).strip())
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                          text=True, cwd=ROOT, env=full, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -155,19 +168,18 @@ def test_sharded_batch_equals_single_device_without_gathering():
             return optax.apply_updates(params, opt.update(g, opt.init(params))[0])
         x = jax.random.normal(jax.random.key(1), (16, 12, 12, 3))
         y = jnp.arange(16) % 10
-        single = jax.jit(step)(params, x, y)
-        single_hlo = jax.jit(step).lower(params, x, y).as_text()
+        single_step = jax.jit(step).lower(params, x, y).compile()
+        single, single_hlo = single_step(params, x, y), single_step.as_text()
         mesh = Mesh(np.array(jax.devices()), ("batch",))
         xs = jax.device_put(x, NamedSharding(mesh, P("batch")))
         ys = jax.device_put(y, NamedSharding(mesh, P("batch")))
-        sharded_step = jax.jit(step)
-        sharded = sharded_step(params, xs, ys)
-        hlo = sharded_step.lower(params, xs, ys).compile().as_text()
+        sharded_step = jax.jit(step).lower(params, xs, ys).compile()
+        sharded, hlo = sharded_step(params, xs, ys), sharded_step.as_text()
         err = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                   zip(jax.tree.leaves(single), jax.tree.leaves(sharded)))
         print(len(jax.devices()), "all-gather" in hlo, "jaxcnn_dnnl_conv" in hlo,
               "jaxcnn_dnnl_conv" in single_hlo, err)
-    """, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    """, "--xla_force_host_platform_device_count=8")
     devices, gathers, native_sharded, native_single, err = out.split()
     assert devices == "8" and gathers == "False" and native_sharded == "False"
     assert native_single == str(NATIVE) and float(err) < 1e-5
