@@ -275,11 +275,11 @@ def test_conv_bias_gradient_by_matmul_equals_autodiff(dtype):
     w = jnp.asarray(rng.normal(size=(2, 3, 2, 3, 4)), dtype)
     b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
     f = lambda x, w, b: ops.conv(x, w, b, padding=1)  # noqa: E731
-    with lowering("fast"):
-        got = _value_and_grads(f, (x, w, b))
-    with lowering("lax"):
-        want = _value_and_grads(f, (x, w, b))
-    _close(got, want, dtype)
+    results = {}
+    for mode in ("fast", "lax"):
+        with lowering(mode):  # one compile per mode (a new function: jit caches by function)
+            results[mode] = jax.jit(lambda *a: _value_and_grads(f, a))(x, w, b)
+    _close(results["fast"], results["lax"], dtype)
 
 
 @pytest.mark.parametrize("shape, dtype", [
@@ -314,12 +314,15 @@ def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_
         y, m, v = ops.batch_norm(x, scale, bias, mean, var, train=True)
         return y, m, v
 
+    def values_and_grads(x, scale, bias):
+        (y, m, v), vjp = jax.vjp(f, x, scale, bias)
+        ct = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), y.dtype)
+        grads = vjp((ct, jnp.zeros_like(m), jnp.zeros_like(v)))
+        return (y, m, v) + tuple(g for g in grads if g is not None)
+
     def run(mode):
-        with lowering(mode):
-            (y, m, v), vjp = jax.vjp(f, x, scale, bias)
-            ct = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), y.dtype)
-            grads = vjp((ct, jnp.zeros_like(m), jnp.zeros_like(v)))
-            return (y, m, v) + tuple(g for g in grads if g is not None)
+        with lowering(mode):  # one compile per mode (a new function: jit caches by function)
+            return jax.jit(lambda *a: values_and_grads(*a))(x, scale, bias)
 
     assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "matmul"
     _close(run("fast"), run("lax"), dtype)
