@@ -13,8 +13,8 @@ flag (``--batch-size``), and these errors:
 * a value argparse can check (an unknown ``--model``, ``--resume`` without ``--workdir``):
   the usage line and the message, exit status 2;
 * a data or run error (``ValueError``, ``OSError``, ``EOFError``, ``FloatingPointError``
-  from the loaders or ``fit``): one line on stderr, exit status 1; ``--debug`` shows the
-  Python traceback instead.
+  from the loaders or ``fit``, ``ImportError`` of an optional dependency): one line on
+  stderr, exit status 1; ``--debug`` shows the Python traceback instead.
 
 :func:`run` first joins a multi-process run when one is asked for (``--coordinator-address``,
 ``--num-processes``, ``--process-id``, ``$JAX_COORDINATOR_ADDRESS``, or ``--distributed``
@@ -38,7 +38,8 @@ import jax
 from jaxcnn import distributed, enable_compilation_cache
 
 #: what :func:`run` reports as one line: the errors of reading data and of running ``fit``
-ERRORS = (ValueError, OSError, EOFError, FloatingPointError, zipfile.BadZipFile)
+#: (ImportError: an optional dependency such as tensorboardX is missing)
+ERRORS = (ValueError, OSError, EOFError, FloatingPointError, zipfile.BadZipFile, ImportError)
 
 
 def option(default, help: str, *, shown: str | None = None, metavar: str | None = None):
@@ -77,6 +78,9 @@ class RunOptions:
     plots: bool = option(True, "Write the plots into the run folder.")
     progress: Optional[bool] = option(None, "Draw a progress bar (otherwise one line per "
                                             "epoch).", shown="on when stderr is a terminal")
+    tensorboard: bool = option(False, "Also write the metrics for TensorBoard into "
+                                      "<workdir>/tensorboard (needs tensorboardX: pip install "
+                                      "'jaxcnn[tensorboard]').")
     compile_cache: bool = option(True, "Keep compiled programs on disk for later runs "
                                        "(jaxcnn.enable_compilation_cache).")
     debug: bool = option(False, "Show the Python traceback of an error instead of one line.")
@@ -217,6 +221,11 @@ def start(cfg):
         enable_compilation_cache()
     wanted = cfg.data_parallel if cfg.data_parallel is not None else jax.device_count() > 1
     return distributed.data_mesh() if wanted else None
+
+
+def loggers(cfg) -> tuple:
+    """``fit``'s ``loggers`` for ``cfg``: TensorBoard when ``--tensorboard`` asks for it."""
+    return ("tensorboard",) if cfg.tensorboard else ()
 
 
 def is_main_process() -> bool:

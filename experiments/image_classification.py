@@ -208,7 +208,7 @@ def train(cfg: Config, mesh) -> dict:
                          "model_kwargs": model_kwargs},
                  augment=make_augment(cfg, train_set[0].shape[1:]),
                  label_smoothing=cfg.label_smoothing, ensemble=cfg.ensemble,
-                 progress=cfg.progress, mesh=mesh)
+                 progress=cfg.progress, mesh=mesh, loggers=_cli.loggers(cfg))
     return report(cfg, workdir, model, result, test, class_names, time.time() - t0)
 
 

@@ -79,7 +79,7 @@ def train(cfg: Config, mesh) -> dict:
                  config={**dataclasses.asdict(cfg), "workdir": str(workdir),
                          "model_kwargs": model_kwargs},
                  eval_batch_size=256, log_every=100, epoch_loop=cfg.epoch_loop,
-                 progress=cfg.progress, mesh=mesh)
+                 progress=cfg.progress, mesh=mesh, loggers=_cli.loggers(cfg))
 
     # --------------------------------------------------------------------------- report
     params, state = distributed.to_host((result.train_state.params, result.train_state.state))

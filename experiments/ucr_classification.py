@@ -180,7 +180,8 @@ def train(cfg: Config, mesh) -> dict:
                  seed=cfg.seed, workdir=cfg.workdir, resume=cfg.resume, ensemble=cfg.ensemble,
                  config={**dataclasses.asdict(cfg), "model_kwargs": model_kwargs},
                  eval_batch_size=256, log_every=100, epoch_loop=cfg.epoch_loop,
-                 progress=cfg.progress, monitor="train_loss", keep_best=True, mesh=mesh)
+                 progress=cfg.progress, monitor="train_loss", keep_best=True, mesh=mesh,
+                 loggers=_cli.loggers(cfg))
 
     # --------------------------------------------------------------------------- report
     params, state = distributed.to_host((result.train_state.params, result.train_state.state))

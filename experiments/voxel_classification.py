@@ -187,7 +187,8 @@ def train(cfg: Config, mesh) -> dict:
                  config={**dataclasses.asdict(cfg), "model_kwargs": model_kwargs},
                  augment=make_augment(cfg), compute_dtype="float32",
                  task="binary" if binary else "multiclass",
-                 eval_batch_size=128, log_every=20, progress=cfg.progress, mesh=mesh)
+                 eval_batch_size=128, log_every=20, progress=cfg.progress, mesh=mesh,
+                 loggers=_cli.loggers(cfg))
     return report(cfg, data, model, result, time.perf_counter() - t0)
 
 

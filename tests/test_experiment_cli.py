@@ -26,7 +26,8 @@ import voxel_classification  # noqa: E402
 EXPERIMENTS = [image_classification, mnist1d_classification, ucr_classification,
                voxel_classification]
 SHARED = ["--seed", "--ensemble", "--workdir", "--resume", "--no-resume", "--plots",
-          "--no-plots", "--progress", "--no-progress", "--compile-cache", "--no-compile-cache",
+          "--no-plots", "--progress", "--no-progress", "--tensorboard", "--no-tensorboard",
+          "--compile-cache", "--no-compile-cache",
           "--debug", "--coordinator-address", "--num-processes", "--process-id",
           "--distributed", "--data-parallel", "--no-data-parallel"]
 

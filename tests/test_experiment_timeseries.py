@@ -44,11 +44,13 @@ def test_ucr_run_folder_ensemble_and_plots(tmp_path):
     workdir = tmp_path / "run"
     summary = ucr.main(["--no-compile-cache", "--name", "toy", "--data", str(tmp_path),
                         "--model", "fcn", "--epochs", "1", "--batch-size", "4",
-                        "--epoch-steps", "3", "--ensemble", "2", "--workdir", str(workdir)])
+                        "--epoch-steps", "3", "--ensemble", "2", "--workdir", str(workdir),
+                        "--tensorboard"])
     for f in ("config.json", "metrics.jsonl", "result.json", "series.png", "filters.png",
               "cam.png", "curves.png"):
         assert (workdir / f).exists(), f
     assert any((workdir / "checkpoints").iterdir())
+    assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))  # --tensorboard
     result = json.loads((workdir / "result.json").read_text())
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result == summary
     assert result["step"] == 3 and result["train_size"] == 12 and result["wall_time_s"] > 0
