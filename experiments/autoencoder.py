@@ -29,7 +29,11 @@ dB); PCA and the mean image do not depend on the seed:
     every route beats PCA clearly (0.41-0.75 of its MSE; unpool best, then transpose). At
     code 32 the target is missed: PCA keeps 32 of the 64 dimensions of an 8x8 digit, while
     the autoencoders stay at 1.7-2.3 times its MSE. They underfit rather than overfit: their
-    final training MSE (0.0030-0.0044, seed 0) is above PCA's test MSE too.
+    final training MSE (0.0030-0.0044, seed 0) is above PCA's test MSE too. On MNIST,
+    where 32 components are a real compression of 784 pixels, a shortened run
+    (``--dataset mnist --train-limit 10000 --epochs 5 --code-sizes 32 --routes unpool
+    transpose``, seed 0; 339 s wall, 106 s CPU) gives unpool 5.72 and transpose 13.38
+    against PCA's 16.90 (MSE x 1000).
 
 Data: scikit-learn's 8x8 digits (1,437 train / 360 test, the stratified split of
 :func:`jaxcnn.data.load_digits`) or MNIST (60,000 / 10,000), grey levels in ``[0, 1]``.

@@ -23,18 +23,20 @@ mean IoU as mean +- sample std over the seeds, against the all-background predic
     | procedural 2-d (default) | 0, 1, 2 | 0.957 +- 0.002 | 0.190          | 255-608 s (95-128)  |
     | procedural 3-d, --dims 3 | 0, 1, 2 | 0.970 +- 0.006 | 0.313          | 339-451 s (134-160) |
     | MNIST-seg (default)      | 0       | 0.667 (missed) | 0.083          | 908 s (309)         |
+    | MNIST-seg, --no-skip     | 0       | 0.415          | 0.083          | 819 s (277)         |
 
     Procedural 2-d per class (mean of the seeds): background 0.992, disk 0.973, striped
     square 0.954, checkered triangle 0.908; pixel accuracy 0.991; 482,500 parameters.
     Procedural 3-d (16^3, U-Net depth 2, width 16, 339,603 parameters; mean of the seeds):
     background 0.998, ball 0.963, striped box 0.950; voxel accuracy 0.998.
 
-    MNIST-seg misses the 0.85 target with this default (4,000 canvases, 8 epochs): pixel
-    accuracy is 0.980, but parts of a digit's strokes are often given another digit's class
-    (per-class IoU 0.55-0.74), the training loss is still falling in the last epoch (0.062),
-    and where two digits overlap the later one owns the shared pixels, which the image does
-    not show. More canvases and epochs are the untried next step (each doubling doubles the
-    15 minutes this run took on the shared CPU).
+    On MNIST-seg the skip connections are worth 0.25 mean IoU (0.667 against 0.415 for the
+    same net without them; pixel accuracy 0.980 against 0.950), but the U-Net misses the
+    0.85 target with this default (4,000 canvases, 8 epochs): parts of a digit's strokes
+    are often given another digit's class (per-class IoU 0.55-0.74), the training loss is
+    still falling in the last epoch (0.062), and where two digits overlap the later one
+    owns the shared pixels, which the image does not show. More canvases and epochs are the
+    untried next step (each doubling doubles the 15 minutes this run took on the shared CPU).
 
 Data. Procedural scenes (:func:`jaxcnn.data.make_shapes2d` / ``make_shapes3d``): 2-4
 overlapping disks (flat grey), striped squares and checkered triangles on a shaded
