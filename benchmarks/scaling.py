@@ -219,6 +219,9 @@ def markdown(measured, rows, rate, gpu_counts, meta, args):
              "process, rounds alternating the order.", "",
              "| devices | " + " | ".join(args.models) + " |",
              "|---|" + "---|" * len(args.models)]
+    if not measured:
+        lines.append("| (not measured in this file: it was written with --model-only) |"
+                     + " |" * len(args.models))
     for label, per in measured.items():
         lines.append(f"| {label} | " + " | ".join(
             f"{per[m]['median']:.0f} [{per[m]['min']:.0f}-{per[m]['max']:.0f}]"
