@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Scripts that the tests start as processes; importing them would run them.
 collect_ignore = ["_distributed_worker.py"]
+collect_ignore_glob = ["_*_script.py"]
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
