@@ -116,8 +116,11 @@ def run_torch(data, epochs, train_limit):
     if train_limit:
         cmd += ["--train-limit", str(train_limit)]
     t0 = time.perf_counter()
+    # as PyTorch users run it: without jaxcnn's malloc parameters (jaxcnn/_host_memory.py),
+    # which the worker's `import jaxcnn` (the data loader) would set
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+                         env={**os.environ, "PYTHONPATH": str(ROOT),
+                              "JAXCNN_HOST_MALLOC": "0"}).stdout
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": time.perf_counter() - t0}
 
 

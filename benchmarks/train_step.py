@@ -325,7 +325,7 @@ DEVICE = ["cpu"]  # set by main(): "cpu" or "gpu"
 
 
 def make_runner(lib, name, x, y):
-    if lib == "jaxcnn":
+    if lib in ("jaxcnn", "jaxcnn[glibc]"):  # [glibc]: run with $JAXCNN_HOST_MALLOC=0
         return jaxcnn_runner(name, x, y)
     if lib == "jaxcnn[lax]":
         return jaxcnn_runner(name, x, y, lowering="lax")

@@ -12,6 +12,7 @@ the table gives the median over rounds, with min and max. The models and the per
 code are :mod:`benchmarks.train_step`'s: ``jaxcnn`` is the step compiled with plain
 ``jax.jit`` (the README's way; native oneDNN convolutions where built), ``jaxcnn[lax]``
 the same with every op forced to its plain ``lax`` lowering (``$JAXCNN_LOWERING=lax``),
+``jaxcnn[glibc]`` with glibc's default malloc parameters (``$JAXCNN_HOST_MALLOC=0``),
 ``jaxcnn[jaxcnn.jit]`` the step compiled with ``jaxcnn.jit``, ``flax`` flax.linen with
 plain ``jax.jit``, ``torch`` PyTorch eager (channels-last, default threads).
 
@@ -32,7 +33,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {"jaxcnn[lax]": {"JAXCNN_LOWERING": "lax"}}
+# flax and torch run as their users run them: without jaxcnn's malloc parameters
+# (jaxcnn/_host_memory.py), which `import jaxcnn` in benchmarks.train_step would set
+ENV = {"jaxcnn[lax]": {"JAXCNN_LOWERING": "lax"}, "jaxcnn[glibc]": {"JAXCNN_HOST_MALLOC": "0"},
+       "flax": {"JAXCNN_HOST_MALLOC": "0"}, "torch": {"JAXCNN_HOST_MALLOC": "0"}}
 
 
 def one(lib, name, args):

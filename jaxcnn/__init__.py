@@ -5,6 +5,10 @@ Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
 (``init``/``apply`` pairs, see :class:`jaxcnn.Layer`).
 """
 
+from jaxcnn import _host_memory
+
+_host_memory.apply()  # before XLA's threads first allocate: see jaxcnn/_host_memory.py
+
 from jaxcnn import geometry, initializers, interpret, ops
 from jaxcnn._jit import compiler_options, enable_compilation_cache, jit
 from jaxcnn.layers import *  # noqa: F401,F403  (the public layer factories)
