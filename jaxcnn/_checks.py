@@ -1,7 +1,10 @@
 """Argument normalisation and the one error format every part of jaxcnn uses.
 
 Messages read ``"<where>: <what> must be <expected>, got <actual>"``, optionally
-followed by the likely fix. Checks run on Python values and static shapes only,
+followed by the likely fix. Every check takes its arguments in that order: ``where`` first,
+then ``what`` when the check names the argument, then the value, then the check's own
+parameters (``to_tuple(where, "stride", stride, n)``, ``check_choice(where, "mode", mode,
+MODES)``). Checks run on Python values and static shapes only,
 so they cost nothing under ``jax.jit``. A check that an op and its layer factory both run
 (dtypes, ``eps``, ``momentum``, axes, resize arguments) lives here, so that layers need
 nothing private from :mod:`jaxcnn.ops`; window arguments live in ``jaxcnn/_window.py``.
@@ -33,7 +36,7 @@ def is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def to_tuple(value, n: int, where: str, what: str, *, minimum: int = 1) -> tuple[int, ...]:
+def to_tuple(where: str, what: str, value, n: int, *, minimum: int = 1) -> tuple[int, ...]:
     """An int or a length-``n`` sequence of ints, each ``>= minimum``, as a tuple."""
     if is_int(value):
         out = (int(value),) * n
@@ -50,7 +53,14 @@ def to_tuple(value, n: int, where: str, what: str, *, minimum: int = 1) -> tuple
     return out
 
 
-def spatial_rank(x, where: str, what: str = "input rank") -> int:
+def check_positive_int(where: str, what: str, value, expected: str = "a positive int") -> int:
+    """``value`` as an int when it is an int (not a bool) of at least 1."""
+    if not is_int(value) or value < 1:
+        fail(where, what, expected, value)
+    return int(value)
+
+
+def spatial_rank(where: str, x, *, what: str = "input rank") -> int:
     """Spatial rank of a batched channels-last array ``x`` (refused by :func:`check_array`
     unless it is one); jaxcnn supports 1, 2 and 3."""
     x_ndim = check_array(where, "x", x).ndim
@@ -137,7 +147,7 @@ def check_real(where: str, what: str, value) -> float:
     return float(value)
 
 
-def check_rate(rate, where: str) -> float:
+def check_rate(where: str, rate) -> float:
     if not is_real(rate):
         fail(where, "rate", "a float in [0, 1)", rate, exc=TypeError)
     if not 0.0 <= rate < 1.0:
@@ -145,7 +155,7 @@ def check_rate(rate, where: str) -> float:
     return float(rate)
 
 
-def check_choice(value, choices, where: str, what: str):
+def check_choice(where: str, what: str, value, choices):
     if value not in choices:
         fail(where, what, "one of " + ", ".join(repr(c) for c in choices), value)
     return value
@@ -184,7 +194,7 @@ def check_axis_name(where: str, axis_name):
     return axis_name
 
 
-def normalize_axes(axes, ndim: int, where: str):
+def normalize_axes(where: str, axes, ndim: int):
     """Sorted non-negative axes of a batched array; ``None`` means all but the batch axis."""
     if axes is None:
         return tuple(range(1, ndim))
@@ -226,7 +236,7 @@ def check_resize_args(where: str, size, scale_factor, mode, align_corners):
                  exc=TypeError)
         if not all(s > 0 and math.isfinite(s) for s in seq):
             fail(where, "scale_factor", "positive and finite", scale_factor)
-    check_choice(mode, RESIZE_MODES, where, "mode")
+    check_choice(where, "mode", mode, RESIZE_MODES)
     align_corners = check_bool(where, "align_corners", align_corners)
     if align_corners and mode == "nearest":
         fail(where, "align_corners", "False for mode='nearest'", align_corners,

@@ -20,7 +20,7 @@ from jaxcnn.layers._base import check_model
 from jaxcnn.ops import lowering
 
 
-def _check_in_shape(in_shape, where):
+def _check_in_shape(where, in_shape):
     if (not isinstance(in_shape, (tuple, list)) or not in_shape
             or not all(is_int(d) and d > 0 for d in in_shape)):
         fail(where, "in_shape", "the shape of one input without the batch axis, e.g. "
@@ -63,8 +63,8 @@ def export(model, params, state, in_shape, path, *, dtype="float32", probabiliti
     from jaxcnn.train._inference import outputs  # the forward pass predict compiles
 
     where = "export"
-    check_model(model, where)
-    in_shape = _check_in_shape(in_shape, where)
+    check_model(where, model)
+    in_shape = _check_in_shape(where, in_shape)
     probabilities = check_bool(where, "probabilities", probabilities)
     try:
         dtype = np.dtype(dtype)
@@ -112,7 +112,9 @@ def load_exported(path):
         if x.ndim != len(aval.shape) or tuple(x.shape[1:]) != want:
             fail(where, "x.shape", f"(batch, {', '.join(map(str, want))})", tuple(x.shape))
         if x.dtype != aval.dtype:
-            if not (np.issubdtype(x.dtype, np.floating) and np.issubdtype(aval.dtype, np.floating)):
+            floats = (np.issubdtype(x.dtype, np.floating)
+                      and np.issubdtype(aval.dtype, np.floating))
+            if not floats:
                 fail(where, "x.dtype", f"{np.dtype(aval.dtype).name} (the exported input)",
                      np.dtype(x.dtype).name, "Convert and normalise the input as in training")
             x = x.astype(aval.dtype)

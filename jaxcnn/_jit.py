@@ -39,7 +39,7 @@ def compiler_options(backend=None):
       >>> f = jax.jit(lambda x: x + 1, compiler_options=jaxcnn.compiler_options())
     """
     value = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
-    check_choice(value, ("auto", "none"), "jaxcnn XLA options", f"${ENV_VAR}")
+    check_choice("jaxcnn XLA options", f"${ENV_VAR}", value, ("auto", "none"))
     backend = jax.default_backend() if backend is None else backend
     if value == "none" or backend != "cpu":
         return {}

@@ -92,7 +92,7 @@ def receptive_step(field, kernel_size, stride, low, dilation):
 # ----------------------------------------------------------------------------- padding
 
 
-def normalize_padding(padding, n: int, where: str, strings=PADDING_STRINGS, what="padding"):
+def normalize_padding(where: str, padding, n: int, *, strings=PADDING_STRINGS, what="padding"):
     """Returns an upper-case string from ``strings`` or ``n`` ``(low, high)`` int pairs.
 
     Accepted: an int, ``n`` ints, ``n`` ``(low, high)`` pairs, or a string. Errors name the
@@ -107,7 +107,7 @@ def normalize_padding(padding, n: int, where: str, strings=PADDING_STRINGS, what
     if is_int(padding):
         pairs = ((int(padding), int(padding)),) * n
     elif isinstance(padding, Sequence) and len(padding) == n:
-        pairs = tuple(_padding_pair(p, padding, n, where, what) for p in padding)
+        pairs = tuple(_padding_pair(where, what, p, padding, n) for p in padding)
     else:
         fail(where, what, f"an int, {n} ints, {n} (low, high) pairs"
              + (" or a string" if strings else ""), padding,
@@ -117,7 +117,7 @@ def normalize_padding(padding, n: int, where: str, strings=PADDING_STRINGS, what
     return pairs
 
 
-def _padding_pair(p, padding, n, where, what):
+def _padding_pair(where, what, p, padding, n):
     if is_int(p):
         return (int(p), int(p))
     if (isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
@@ -192,10 +192,10 @@ def window_args(where, n, kernel_size, stride=None, padding=0, dilation=1,
     ``stride=None`` means the kernel size. For ``pooling``, numeric padding is at most
     half the kernel on each side, as PyTorch requires.
     """
-    ks = to_tuple(kernel_size, n, where, "kernel_size")
-    st = ks if stride is None else to_tuple(stride, n, where, "stride")
-    dl = to_tuple(dilation, n, where, "dilation")
-    pad = normalize_padding(padding, n, where, strings=strings)
+    ks = to_tuple(where, "kernel_size", kernel_size, n)
+    st = ks if stride is None else to_tuple(where, "stride", stride, n)
+    dl = to_tuple(where, "dilation", dilation, n)
+    pad = normalize_padding(where, padding, n, strings=strings)
     if pooling and not isinstance(pad, str):
         for i, ((lo, hi), k) in enumerate(zip(pad, ks)):
             if max(lo, hi) > k // 2:
@@ -205,7 +205,7 @@ def window_args(where, n, kernel_size, stride=None, padding=0, dilation=1,
     return ks, st, pad, dl
 
 
-def adaptive_output_size(output_size, n, where, spatial=None):
+def adaptive_output_size(where, output_size, n, spatial=None):
     """``n`` positive ints (``None`` entries keep ``spatial``'s size when given)."""
     if is_int(output_size) or output_size is None:
         sizes = (output_size,) * n

@@ -160,7 +160,7 @@ def from_torch(model, state_dict, in_shape):
       ((3, 3, 1, 4), (100, 2))
     """
     where = "from_torch"
-    check_model(model, where)
+    check_model(where, model)
     if not hasattr(state_dict, "items"):
         fail(where, "state_dict", "a mapping of names to arrays (module.state_dict())",
              type(state_dict).__name__, exc=TypeError)

@@ -39,7 +39,7 @@ import numpy as np
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail, is_int
 
 DATA_AXIS = "data"
 MEMBER_AXIS = "members"
@@ -72,8 +72,7 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None, *,
     where = "jaxcnn.distributed.initialize"
     for name, value in (("heartbeat_timeout_s", heartbeat_timeout_s),
                         ("initialization_timeout_s", initialization_timeout_s)):
-        if not is_int(value) or value < 1:
-            fail(where, name, "a positive int (seconds)", value)
+        check_positive_int(where, name, value, "a positive int (seconds)")
     if coordinator_address is not None and (
             not isinstance(coordinator_address, str) or ":" not in coordinator_address):
         fail(where, "coordinator_address", "'host:port' or None", coordinator_address)
@@ -105,7 +104,7 @@ def member_mesh(devices=None):
     return data_mesh(devices, MEMBER_AXIS)
 
 
-def check_mesh(mesh, where, axis=DATA_AXIS):
+def check_mesh(where, mesh, axis=DATA_AXIS):
     if not isinstance(mesh, Mesh):
         fail(where, "mesh", "a jax.sharding.Mesh", type(mesh).__name__,
              "Make one with jaxcnn.distributed.data_mesh()", exc=TypeError)
@@ -117,7 +116,7 @@ def check_mesh(mesh, where, axis=DATA_AXIS):
 
 def num_shards(mesh, axis=DATA_AXIS):
     """The number of slices a batch is split into (the size of ``axis``)."""
-    return int(check_mesh(mesh, "jaxcnn.distributed.num_shards", axis).shape[axis])
+    return int(check_mesh("jaxcnn.distributed.num_shards", mesh, axis).shape[axis])
 
 
 def _global_array(a, sharding):
@@ -130,7 +129,7 @@ def _global_array(a, sharding):
 def replicate(tree, mesh):
     """``tree`` (numpy or single-device arrays, the same on every process) as global
     arrays held whole by every device of ``mesh``: the train state's placement."""
-    sharding = NamedSharding(check_mesh(mesh, "jaxcnn.distributed.replicate", None),
+    sharding = NamedSharding(check_mesh("jaxcnn.distributed.replicate", mesh, None),
                              PartitionSpec())
     return jax.tree.map(lambda a: _global_array(a, sharding), tree)
 
@@ -138,13 +137,13 @@ def replicate(tree, mesh):
 def batch_sharding(mesh, ndim=1, axis=DATA_AXIS, batch_dim=0):
     """The ``NamedSharding`` splitting dimension ``batch_dim`` of an ``ndim``-dimensional
     array along ``axis``."""
-    check_mesh(mesh, "jaxcnn.distributed.batch_sharding", axis)
+    check_mesh("jaxcnn.distributed.batch_sharding", mesh, axis)
     spec = [None] * ndim
     spec[batch_dim] = axis
     return NamedSharding(mesh, PartitionSpec(*spec))
 
 
-def _check_divisible(n, shards, where, what="batch size"):
+def _check_divisible(where, n, shards, what="batch size"):
     if n % shards:
         fail(where, what, f"a multiple of the number of devices ({shards})", n,
              f"Use a {what} divisible by {shards}, e.g. {max(shards, n - n % shards)}")
@@ -156,11 +155,11 @@ def shard_batch(batch, mesh, axis=DATA_AXIS, batch_dim=0):
     Every process passes the same whole batch (numpy); each device receives its rows. The
     batch size must be a multiple of the number of devices along ``axis``."""
     where = "jaxcnn.distributed.shard_batch"
-    shards = int(check_mesh(mesh, where, axis).shape[axis])
+    shards = int(check_mesh(where, mesh, axis).shape[axis])
 
     def put(a):
         a = np.asarray(a) if not isinstance(a, jax.Array) else a
-        _check_divisible(a.shape[batch_dim], shards, where)
+        _check_divisible(where, a.shape[batch_dim], shards)
         return _global_array(a, batch_sharding(mesh, a.ndim, axis, batch_dim))
 
     return jax.tree.map(put, batch)
@@ -184,14 +183,14 @@ def shard_members(tree, mesh, axis=MEMBER_AXIS):
       P('members', None, None)
     """
     where = "jaxcnn.distributed.shard_members"
-    shards = int(check_mesh(mesh, where, axis).shape[axis])
+    shards = int(check_mesh(where, mesh, axis).shape[axis])
 
     def put(a):
         shape = np.shape(a)
         if shape == ():
             fail(where, "every leaf", "an array with a leading member axis", "a scalar",
                  "Stack the members with jaxcnn.train.create_ensemble_state")
-        _check_divisible(shape[0], shards, where, "member count")
+        _check_divisible(where, shape[0], shards, "member count")
         return _global_array(a, batch_sharding(mesh, len(shape), axis))
 
     return jax.tree.map(put, tree)
@@ -202,10 +201,9 @@ def local_rows(global_batch_size, mesh, axis=DATA_AXIS):
     :func:`shard_local_batch` (the rows of its own devices; contiguous in
     :func:`data_mesh`)."""
     where = "jaxcnn.distributed.local_rows"
-    if not is_int(global_batch_size) or global_batch_size < 1:
-        fail(where, "global_batch_size", "a positive int", global_batch_size)
-    shards = int(check_mesh(mesh, where, axis).shape[axis])
-    _check_divisible(global_batch_size, shards, where, "global_batch_size")
+    check_positive_int(where, "global_batch_size", global_batch_size)
+    shards = int(check_mesh(where, mesh, axis).shape[axis])
+    _check_divisible(where, global_batch_size, shards, "global_batch_size")
     indices = batch_sharding(mesh, 1, axis).addressable_devices_indices_map((global_batch_size,))
     starts = sorted({idx[0].start or 0 for idx in indices.values()})
     per = global_batch_size // shards
@@ -221,12 +219,12 @@ def shard_local_batch(local_batch, mesh, axis=DATA_AXIS):
     global batch being the processes' rows in process order
     (``jax.make_array_from_process_local_data``)."""
     where = "jaxcnn.distributed.shard_local_batch"
-    mesh = check_mesh(mesh, where, axis)
+    mesh = check_mesh(where, mesh, axis)
     local = sum(1 for d in mesh.devices.flat if d.process_index == jax.process_index())
 
     def put(a):
         a = np.asarray(a)
-        _check_divisible(a.shape[0], local, where, "local batch size")
+        _check_divisible(where, a.shape[0], local, "local batch size")
         return jax.make_array_from_process_local_data(batch_sharding(mesh, a.ndim, axis), a)
 
     return jax.tree.map(put, local_batch)
@@ -243,9 +241,9 @@ class Placement:
     mesh; replicated state and data with batches split along ``"data"`` with one."""
 
     def __init__(self, mesh, batch_size, where):
-        self.mesh = None if mesh is None else check_mesh(mesh, where)
+        self.mesh = None if mesh is None else check_mesh(where, mesh)
         if self.mesh is not None and is_int(batch_size):
-            _check_divisible(batch_size, num_shards(self.mesh), where, "batch_size")
+            _check_divisible(where, batch_size, num_shards(self.mesh), "batch_size")
 
     def state(self, tree):
         return jax.device_put(tree) if self.mesh is None else replicate(tree, self.mesh)

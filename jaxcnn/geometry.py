@@ -12,7 +12,7 @@ checked arguments.
 from __future__ import annotations
 
 from jaxcnn import _window
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail, is_int
 
 
 def _pair(p):
@@ -34,8 +34,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0, di
     """
     for name, v in (("size", size), ("kernel_size", kernel_size), ("stride", stride),
                     ("dilation", dilation)):
-        if not is_int(v) or v < 1:
-            fail("conv_output_size", name, "an int >= 1", v)
+        check_positive_int("conv_output_size", name, v, "an int >= 1")
     lo, hi = _pair(padding)
     window = dilation * (kernel_size - 1) + 1
     if size + lo + hi < window:

@@ -25,7 +25,7 @@ def activations(model, params, state, x, taps=None):
       >>> acts["relu_1"].shape
       (1, 4, 4, 4)
     """
-    check_model(model, "activations")
+    check_model("activations", model)
     with capture(taps) as acts:
         model.apply(params, state, x, train=False)
     if taps is not None:
@@ -46,7 +46,7 @@ def _class_score(logits, class_index):
 def saliency(model, params, state, x, class_index=None):
     """Gradient of the class score (the predicted class by default) with respect to the
     input (Simonyan et al. 2014); same shape as ``x``."""
-    check_model(model, "saliency")
+    check_model("saliency", model)
     return jax.grad(lambda x: _class_score(model.apply(params, state, x, train=False)[0],
                                            class_index))(x)
 
@@ -66,7 +66,7 @@ def grad_cam(model, params, state, x, layer, class_index=None):
       ``(N, *layer_spatial)``, the map at the layer's resolution; resize it to the input
       with ``jaxcnn.ops.upsample`` or ``jax.image.resize`` to overlay.
     """
-    check_model(model, "grad_cam")
+    check_model("grad_cam", model)
     act_shape = jax.eval_shape(lambda: activations(model, params, state, x, [layer])[layer])
     if len(act_shape.shape) < 3:
         fail("grad_cam", f"the output of layer {layer!r}", "spatial (N, *spatial, C)",

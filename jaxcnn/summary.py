@@ -326,8 +326,8 @@ def summary(model, in_shape, dtype=jnp.float32) -> Summary:
       >>> s.receptive_field, s.total_params
       ((7, 7), 1392)
     """
-    check_model(model, "summary")
-    in_shape = check_shape(in_shape, "summary")
+    check_model("summary", model)
+    in_shape = check_shape("summary", in_shape)
     box = {}
 
     def init(key):

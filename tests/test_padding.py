@@ -52,12 +52,12 @@ def test_crop_hand_computed():
 
 
 def test_normalize_padding_forms():
-    assert normalize_padding(1, 2, "t") == ((1, 1), (1, 1))
-    assert normalize_padding((1, 2), 2, "t") == ((1, 1), (2, 2))
-    assert normalize_padding([(1, 2), 3], 2, "t") == ((1, 2), (3, 3))
-    assert normalize_padding(np.int64(2), 1, "t") == ((2, 2),)
-    assert normalize_padding("same", 3, "t") == "SAME"
-    assert normalize_padding("Causal", 1, "t") == "CAUSAL"
+    assert normalize_padding("t", 1, 2) == ((1, 1), (1, 1))
+    assert normalize_padding("t", (1, 2), 2) == ((1, 1), (2, 2))
+    assert normalize_padding("t", [(1, 2), 3], 2) == ((1, 2), (3, 3))
+    assert normalize_padding("t", np.int64(2), 1) == ((2, 2),)
+    assert normalize_padding("t", "same", 3) == "SAME"
+    assert normalize_padding("t", "Causal", 1) == "CAUSAL"
 
 
 def test_resolve_padding_hand_computed():

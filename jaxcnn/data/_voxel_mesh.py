@@ -178,7 +178,7 @@ def voxelize_mesh(vertices, triangles, grid: int = 32, *, mode: str = "solid",
       120
     """
     where = "voxelize_mesh"
-    check_choice(mode, ("surface", "solid"), where, "mode")
+    check_choice(where, "mode", mode, ("surface", "solid"))
     if not is_int(grid) or grid < 2:
         fail(where, "grid", "an int >= 2", grid)
     if not is_int(padding) or not 0 <= 2 * padding < grid:

@@ -218,8 +218,8 @@ def make_shapes(num_per_class: int, *, grid: int = 32, seed=0, classes=SHAPE_CLA
     if isinstance(classes, str) or not classes:
         fail(where, "classes", "a non-empty sequence of shape names", classes, exc=TypeError)
     for c in classes:
-        check_choice(c, SHAPE_CLASSES + EXTRA_SHAPES, where, "each class")
-    check_choice(rotation, ("full", "vertical", "none"), where, "rotation")
+        check_choice(where, "each class", c, SHAPE_CLASSES + EXTRA_SHAPES)
+    check_choice(where, "rotation", rotation, ("full", "vertical", "none"))
     scale = _check_range(where, "scale", scale, 0.05, 1.0)
     thickness = _check_range(where, "thickness", thickness, 0.0, float(grid))
     for what, v in (("hollow", hollow), ("noise", noise)):

@@ -66,7 +66,7 @@ def random_crop(padding: int = 4, mode: str = "reflect"):
     where = "random_crop"
     if not is_int(padding) or padding < 0:
         fail(where, "padding", "a non-negative int", padding)
-    check_choice(mode, PAD_MODES, where, "mode")
+    check_choice(where, "mode", mode, PAD_MODES)
 
     def apply(key, x):
         _check_batch(where, x)
@@ -114,7 +114,7 @@ def random_flip(p: float = 0.5, axis: str = "horizontal"):
     where = "random_flip"
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         fail(where, "p", "a probability in [0, 1]", p)
-    check_choice(axis, ("horizontal", "vertical"), where, "axis")
+    check_choice(where, "axis", axis, ("horizontal", "vertical"))
 
     def apply(key, x):
         _check_batch(where, x, (2, 3) if axis == "vertical" else (1, 2, 3))
@@ -152,7 +152,7 @@ def affine(x, angle, shift, scale, *, mode: str = "nearest", cval: float = 0.0):
     """
     where = "affine"
     _check_batch(where, x, (2,))
-    check_choice(mode, SAMPLE_MODES, where, "mode")
+    check_choice(where, "mode", mode, SAMPLE_MODES)
     cval = check_real(where, "cval", cval)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x.dtype", "floating (convert images to float first)", x.dtype, exc=TypeError)
@@ -195,7 +195,7 @@ def random_affine(degrees: float = 0.0, translate: float = 0.0, scale=(1.0, 1.0)
             fail(where, name, "a non-negative number", v)
     if (not isinstance(scale, (tuple, list)) or len(scale) != 2 or not 0 < scale[0] <= scale[1]):
         fail(where, "scale", "a pair (low, high) with 0 < low <= high", scale)
-    check_choice(mode, SAMPLE_MODES, where, "mode")
+    check_choice(where, "mode", mode, SAMPLE_MODES)
     cval = check_real(where, "cval", cval)
 
     def apply(key, x):

@@ -54,7 +54,7 @@ def rotate_vertical(x, angle, *, order: int = 1, cval: float = 0.0):
     """
     where = "rotate_vertical"
     _check_voxels(where, x)
-    check_choice(order, (0, 1), where, "order")
+    check_choice(where, "order", order, (0, 1))
     _, _, h, w, _ = x.shape
     uu, vv = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - (h - 1) / 2,
                           jnp.arange(w, dtype=jnp.float32) - (w - 1) / 2, indexing="ij")
@@ -94,7 +94,7 @@ def random_rotation_vertical(degrees: float = 180.0, *, order: int = 1, quarter_
     if not isinstance(degrees, (int, float)) or isinstance(degrees, bool) or not (
             0 <= degrees <= 180):
         fail(where, "degrees", "a number in [0, 180]", degrees)
-    check_choice(order, (0, 1), where, "order")
+    check_choice(where, "order", order, (0, 1))
     quarter_turns = check_bool(where, "quarter_turns", quarter_turns)
 
     def apply(key, x):
@@ -161,7 +161,7 @@ def default_augment(rotation: str = "vertical", max_shift: int = 2):
     flips of the two horizontal axes, shifts by up to ``max_shift`` voxels."""
     from jaxcnn.data.augment import compose
 
-    check_choice(rotation, ("vertical", "quarter", "none"), "default_augment", "rotation")
+    check_choice("default_augment", "rotation", rotation, ("vertical", "quarter", "none"))
     parts = []
     if rotation != "none":
         parts.append(random_rotation_vertical(quarter_turns=rotation == "quarter"))

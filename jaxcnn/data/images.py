@@ -221,8 +221,8 @@ def load_cifar10(data_dir=None, *, download: bool = True) -> Dataset:
     binary batches (``cifar-10-batches-bin/``), an image folder
     (``train/<class>/*.png``, ``test/<class>/...``), a ``.tar.gz`` of such a folder (read
     without extracting it: ``load_cifar10("cifar10-jpeg.tar.gz")``) or the
-    ``cifar-10-python.tar.gz`` archive (extracted beside it). When none is there the archive is downloaded
-    (default folder: ``cache_dir("cifar10")``) and its md5 verified. Python batches are
+    ``cifar-10-python.tar.gz`` archive (extracted beside it). When none is there the archive is
+    downloaded (default folder: ``cache_dir("cifar10")``) and its md5 verified. Python batches are
     unpickled with a loader that accepts numpy arrays only.
 
     .. code-block:: python
@@ -428,7 +428,7 @@ def load_npz(path, *, spatial_rank: int = 2) -> Dataset:
       ((4, 28, 28, 1), [1, 1], ('0', '1'))
     """
     where = "load_npz"
-    check_choice(spatial_rank, (1, 2, 3), where, "spatial_rank")
+    check_choice(where, "spatial_rank", spatial_rank, (1, 2, 3))
     arrays = read_npz(where, path, ("train_images", "train_labels", "test_images", "test_labels"),
                       layout="the MedMNIST layout")
     out = []
@@ -486,7 +486,7 @@ def load_image_dataset(name: str, path=None, **kwargs) -> Dataset:
       >>> load_image_dataset("digits").x_test.shape
       (360, 8, 8, 1)
     """
-    check_choice(name, tuple(LOADERS), "load_image_dataset", "name")
+    check_choice("load_image_dataset", "name", name, tuple(LOADERS))
     if name == "digits":
         return load_digits(**kwargs)
     if name in ("folder", "npz") and path is None:

@@ -96,8 +96,8 @@ def read_ts(path):
                 continue
             if not in_data:
                 if not line.startswith("@"):
-                    fail(where, f"line {lineno}", "a '@' header line or a '#' comment before @data",
-                         line[:60])
+                    fail(where, f"line {lineno}",
+                         "a '@' header line or a '#' comment before @data", line[:60])
                 key, _, value = line[1:].partition(" ")
                 key = key.lower()
                 if key == "data":
@@ -275,7 +275,7 @@ def resample(s: np.ndarray, length: int) -> np.ndarray:
 def to_array(series, length: int, variable_length: str = "resample") -> np.ndarray:
     """Stacks ``(L_i, C)`` series into ``(N, length, C)`` by resampling or zero-padding
     at the end (longer series are cut when padding)."""
-    check_choice(variable_length, ("resample", "pad"), "to_array", "variable_length")
+    check_choice("to_array", "variable_length", variable_length, ("resample", "pad"))
     out = np.zeros((len(series), length, series[0].shape[1]), np.float32)
     for i, s in enumerate(series):
         if variable_length == "resample":
@@ -331,7 +331,7 @@ def load_ucr(name: str, data_dir, *, znorm="auto", variable_length: str = "resam
       >>> data.x_train.shape, data.y_train.tolist(), data.class_names, data.lengths_train.tolist()
       ((2, 4, 1), [0, 1], ('1', '2'), [4, 2])
     """
-    check_choice(variable_length, ("resample", "pad"), "load_ucr", "variable_length")
+    check_choice("load_ucr", "variable_length", variable_length, ("resample", "pad"))
     if not (isinstance(znorm, (bool, np.bool_)) or (isinstance(znorm, str) and znorm == "auto")):
         fail("load_ucr", "znorm", "True, False or 'auto'", znorm)  # not 1 / 0: bools only
     data_dir = Path(data_dir)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxcnn._checks import check_choice, fail, is_int
+from jaxcnn._checks import check_choice, check_positive_int, fail
 from jaxcnn.data._dataset import VoxelData  # noqa: F401  (public here)
 from jaxcnn.data._dataset import check_labels, check_pair, read_npz
 from jaxcnn.data._voxel_mesh import load_off_folder, read_off, voxelize_mesh  # noqa: F401
@@ -59,9 +59,8 @@ def downsample(x, factor: int, mode: str = "mean") -> np.ndarray:
       (np.float32(0.125), np.uint8(1))
     """
     where = "downsample"
-    check_choice(mode, ("mean", "max"), where, "mode")
-    if not is_int(factor) or factor < 1:
-        fail(where, "factor", "a positive int", factor)
+    check_choice(where, "mode", mode, ("mean", "max"))
+    check_positive_int(where, "factor", factor)
     x = np.asarray(x)
     if x.ndim not in (4, 5):
         fail(where, "x rank", "4 (N, D, H, W) or 5 (N, D, H, W, C)", x.ndim)
@@ -128,8 +127,7 @@ def load_voxel_npz(path, *, grid: int | None = None, mode: str = "mean") -> Voxe
         check_pair(where, x, y, f"{split}_labels")
         x = _normalise(x)
         if grid is not None:
-            if not is_int(grid) or grid < 1:
-                fail(where, "grid", "a positive int or None", grid)
+            check_positive_int(where, "grid", grid, "a positive int or None")
             factor = x.shape[1] // grid
             if factor * grid != x.shape[1]:
                 fail(where, "grid", f"a divisor of the stored size {x.shape[1]}", grid)

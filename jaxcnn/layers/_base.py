@@ -44,7 +44,7 @@ class _NotGiven:
 NOT_GIVEN = _NotGiven()
 
 
-def check_train(train, where: str) -> bool:
+def check_train(where: str, train) -> bool:
     """``train`` must be a Python bool: jaxcnn never guesses the mode."""
     if train is NOT_GIVEN:
         raise TypeError(
@@ -60,10 +60,10 @@ def is_multi(shape) -> bool:
         isinstance(s, (tuple, list)) for s in shape)
 
 
-def check_shape(in_shape, where: str):
+def check_shape(where: str, in_shape):
     """``in_shape`` as a tuple of positive ints (or a tuple of such tuples)."""
     if is_multi(in_shape):
-        return tuple(check_shape(s, where) for s in in_shape)
+        return tuple(check_shape(where, s) for s in in_shape)
     if not isinstance(in_shape, (tuple, list)) or not all(is_int(d) for d in in_shape):
         fail(where, "in_shape", "a tuple of ints without the batch axis, e.g. (28, 28, 1)",
              in_shape, exc=TypeError)
@@ -75,7 +75,7 @@ def check_shape(in_shape, where: str):
 _LAYOUTS = {1: "(L, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
 
 
-def check_spatial_shape(in_shape, where: str, rank: int | None = None) -> int:
+def check_spatial_shape(where: str, in_shape, rank: int | None = None) -> int:
     """The spatial rank (1, 2 or 3) of a channels-last shape without batch; with ``rank``,
     a shape of another rank is refused with a reminder that ``in_shape`` has no batch axis
     (``(4, 28, 28, 1)`` for a 2-d net would otherwise build a 3-d one)."""
@@ -104,7 +104,7 @@ def check_batched(where: str, x, rank: int):
     return x
 
 
-def check_x(x, where: str):
+def check_x(where: str, x):
     """Refuses ``apply(params, x, train=...)``: the state was left out, so ``x`` is missing."""
     if x is NOT_GIVEN:
         raise TypeError(
@@ -128,16 +128,16 @@ def with_rank(model: Layer, rank: int, where: str) -> Layer:
       ...
       ValueError: my_net: in_shape must be (H, W, C) for this 2-d network, got (4, 8, 8, 1). ...
     """
-    check_model(model, "with_rank")
+    check_model("with_rank", model)
     if rank not in (1, 2, 3):
         fail("with_rank", "rank", "1, 2 or 3", rank)
 
     def init(key, in_shape):
-        check_spatial_shape(check_shape(in_shape, where), where, rank)
+        check_spatial_shape(where, check_shape(where, in_shape), rank)
         return model.init(key, in_shape)
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_batched(where, check_x(x, where), rank)
+        check_batched(where, check_x(where, x), rank)
         return model.apply(params, state, x, train=train, key=key)
 
     return Layer(init, apply, model.name)
@@ -190,12 +190,12 @@ def layer(name: str, init_params: Callable, forward: Callable) -> Layer:
                    "a callable (params, state, x, train, key) -> (y, state)")
 
     def init(key, in_shape):
-        in_shape = check_shape(in_shape, name)
+        in_shape = check_shape(name, in_shape)
         params, state = init_params(key, in_shape)
         return output_shape(forward, params, state, in_shape), params, state
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        return forward(params, state, check_x(x, name), check_train(train, name), key)
+        return forward(params, state, check_x(name, x), check_train(name, train), key)
 
     return Layer(init, apply, name)
 
@@ -231,7 +231,7 @@ def initialize(where: str, what: str, init, key, shape):
     return value
 
 
-def check_model(model, where: str) -> Layer:
+def check_model(where: str, model) -> Layer:
     """``model`` when it is a :class:`Layer`; a factory passed uncalled gets a hint."""
     if not isinstance(model, Layer):
         hint = "Factories are always called: write lenet5(), not lenet5" if callable(model) else ""

@@ -4,7 +4,7 @@ PyTorch's ``torch.split``/``chunk`` over channels) and ``channel_shuffle``
 
 from __future__ import annotations
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail, is_int
 from jaxcnn.layers._base import is_multi, layer, stateless
 
 
@@ -72,8 +72,7 @@ def channel_shuffle(groups):
       [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
     """
     where = "channel_shuffle"
-    if not is_int(groups) or groups < 1:
-        fail(where, "groups", "a positive int", groups)
+    check_positive_int(where, "groups", groups)
 
     def shuffle(x):
         c = x.shape[-1]

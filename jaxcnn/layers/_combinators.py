@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail, is_int
 from jaxcnn.layers._base import NOT_GIVEN, Layer, check_shape, check_train, check_x, is_multi
 from jaxcnn.layers._core import identity
 from jaxcnn.layers._scope import child, record
@@ -66,15 +66,15 @@ def serial(*layers: Layer) -> Layer:
     names = _keys(layers)
 
     def init(key, in_shape):
-        shape = check_shape(in_shape, where)
+        shape = check_shape(where, in_shape)
         params, state = {}, {}
         for i, (name, l) in enumerate(zip(names, layers)):
             shape, params[name], state[name] = l.init(jax.random.fold_in(key, i), shape)
         return shape, params, state
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_x(x, where)
-        check_train(train, where)
+        check_x(where, x)
+        check_train(where, train)
         new_state = {}
         for i, (name, l) in enumerate(zip(names, layers)):
             x, new_state[name] = _run(name, l, params[name], state[name], x, train,
@@ -101,8 +101,8 @@ def parallel(*layers: Layer) -> Layer:
         return tuple(shapes), params, state
 
     def apply(params, state, xs=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_x(xs, where)
-        check_train(train, where)
+        check_x(where, xs)
+        check_train(where, train)
         if not isinstance(xs, (tuple, list)) or len(xs) != len(layers):
             fail(where, "input", f"a tuple of {len(layers)} arrays", type(xs).__name__,
                  exc=TypeError)
@@ -118,15 +118,14 @@ def parallel(*layers: Layer) -> Layer:
 
 def fan_out(num: int) -> Layer:
     """Copies the input into a tuple of ``num`` inputs."""
-    if not is_int(num) or num < 1:
-        fail("fan_out", "num", "a positive int", num)
+    check_positive_int("fan_out", "num", num)
 
     def init(key, in_shape):
-        return (check_shape(in_shape, "fan_out"),) * num, {}, {}
+        return (check_shape("fan_out", in_shape),) * num, {}, {}
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_x(x, "fan_out")
-        check_train(train, "fan_out")
+        check_x("fan_out", x)
+        check_train("fan_out", train)
         return (x,) * num, state
 
     return Layer(init, apply, "fan_out")
@@ -135,12 +134,13 @@ def fan_out(num: int) -> Layer:
 def _fan_in(name, merge, merge_shapes):
     def init(key, in_shape):
         if not is_multi(in_shape):
-            fail(name, "in_shape", "a tuple of shapes (the outputs of parallel branches)", in_shape)
-        return merge_shapes(check_shape(in_shape, name)), {}, {}
+            fail(name, "in_shape", "a tuple of shapes (the outputs of parallel branches)",
+                 in_shape)
+        return merge_shapes(check_shape(name, in_shape)), {}, {}
 
     def apply(params, state, xs=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_x(xs, name)
-        check_train(train, name)
+        check_x(name, xs)
+        check_train(name, train)
         return merge(xs), state
 
     return Layer(init, apply, name)
@@ -257,7 +257,7 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
     shortcut = shortcut if shortcut is not None else identity()
 
     def init(key, in_shape):
-        in_shape = check_shape(in_shape, "residual")
+        in_shape = check_shape("residual", in_shape)
         b_key, s_key = jax.random.split(key)
         out, pb, sb = block.init(b_key, in_shape)
         out_s, ps, ss = shortcut.init(s_key, in_shape)
@@ -267,8 +267,8 @@ def residual(block: Layer, shortcut: Layer | None = None) -> Layer:
         return out, {"block": pb, "shortcut": ps}, {"block": sb, "shortcut": ss}
 
     def apply(params, state, x=NOT_GIVEN, *, train=NOT_GIVEN, key=None):
-        check_x(x, "residual")
-        check_train(train, "residual")
+        check_x("residual", x)
+        check_train("residual", train)
         y, sb = _run("block", block, params["block"], state["block"], x, train,
                      _child_key(key, 0))
         s, ss = _run("shortcut", shortcut, params["shortcut"], state["shortcut"], x, train,

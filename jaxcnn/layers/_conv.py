@@ -6,20 +6,15 @@ import jax
 
 from jaxcnn import initializers as inits
 from jaxcnn import ops
-from jaxcnn._checks import check_bool, check_choice, fail, is_int, to_tuple
+from jaxcnn._checks import check_bool, check_choice, check_positive_int, fail, to_tuple
 from jaxcnn._window import PADDING_MODES, PADDING_STRINGS, check_window
 from jaxcnn.layers._base import (check_batched, check_initializer, check_spatial_shape,
                                  initialize, layer)
 
 
-def _check_positive(where, what, value):
-    if not is_int(value) or value < 1:
-        fail(where, what, "a positive int", value)
-
-
 def _check_channels(where, out_channels, groups):
-    _check_positive(where, "out_channels", out_channels)
-    _check_positive(where, "groups", groups)
+    check_positive_int(where, "out_channels", out_channels)
+    check_positive_int(where, "groups", groups)
     if out_channels % groups:
         fail(where, "out_channels", f"divisible by groups={groups}", out_channels)
 
@@ -33,7 +28,7 @@ def _check_conv_args(where, kernel_size, stride, padding, dilation, padding_mode
     rank = check_window(where, kernel_size, stride, padding, dilation, strings=strings,
                         pooling=False, **more)
     if padding_mode is not None:
-        check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+        check_choice(where, "padding_mode", padding_mode, PADDING_MODES)
     return (rank, check_bool(where, "use_bias", use_bias),
             check_initializer(where, "kernel_init", kernel_init, inits.he_normal()),
             check_initializer(where, "bias_init", bias_init, inits.zeros))
@@ -41,8 +36,8 @@ def _check_conv_args(where, kernel_size, stride, padding, dilation, padding_mode
 
 def _kernel_size(where, in_shape, rank, kernel_size):
     """The spatial rank of ``in_shape`` (checked against ``rank``) and the kernel size."""
-    n = check_spatial_shape(in_shape, where, rank)
-    return n, to_tuple(kernel_size, n, where, "kernel_size")
+    n = check_spatial_shape(where, in_shape, rank)
+    return n, to_tuple(where, "kernel_size", kernel_size, n)
 
 
 def _check_in_channels(where, in_shape, groups):
@@ -140,8 +135,8 @@ def separable_conv(out_channels, kernel_size, stride=1, padding=0, dilation=1,
     ``pointwise_kernel`` ``(1, ..., C_in * depth_multiplier, out_channels)``, ``bias``.
     """
     where = "separable_conv"
-    _check_positive(where, "out_channels", out_channels)
-    _check_positive(where, "depth_multiplier", depth_multiplier)
+    check_positive_int(where, "out_channels", out_channels)
+    check_positive_int(where, "depth_multiplier", depth_multiplier)
     rank, use_bias, kernel_init, bias_init = _check_conv_args(
         where, kernel_size, stride, padding, dilation, padding_mode, use_bias, kernel_init,
         bias_init)
@@ -175,7 +170,7 @@ def depthwise_conv(kernel_size, stride=1, padding=0, dilation=1, depth_multiplie
     Params: ``kernel`` ``(*kernel_size, 1, C_in * depth_multiplier)``, ``bias``.
     """
     where = "depthwise_conv"
-    _check_positive(where, "depth_multiplier", depth_multiplier)
+    check_positive_int(where, "depth_multiplier", depth_multiplier)
     rank, use_bias, kernel_init, bias_init = _check_conv_args(
         where, kernel_size, stride, padding, dilation, padding_mode, use_bias, kernel_init,
         bias_init)

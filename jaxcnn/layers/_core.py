@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import initializers as inits
-from jaxcnn._checks import check_bool, check_rate, check_real, fail, is_int
+from jaxcnn._checks import check_bool, check_positive_int, check_rate, check_real, fail, is_int
 from jaxcnn.layers._base import check_initializer, initialize, is_multi, layer, stateless
 
 
@@ -25,8 +25,7 @@ def dense(out_features, use_bias=True, kernel_init=None, bias_init=None):
       (10,)
     """
     where = "dense"
-    if not is_int(out_features) or out_features < 1:
-        fail(where, "out_features", "a positive int", out_features)
+    check_positive_int(where, "out_features", out_features)
     use_bias = check_bool(where, "use_bias", use_bias)
     kernel_init = check_initializer(where, "kernel_init", kernel_init, inits.he_normal())
     bias_init = check_initializer(where, "bias_init", bias_init, inits.zeros)
@@ -191,7 +190,7 @@ def log_softmax(axis: int = -1):
 
 
 def _dropout(name, rate, mask_shape):
-    rate = check_rate(rate, name)
+    rate = check_rate(name, rate)
 
     def forward(params, state, x, train, key):
         if not train or rate == 0.0:

@@ -8,8 +8,8 @@ import jax
 
 from jaxcnn import initializers as inits
 from jaxcnn import ops
-from jaxcnn._checks import (check_axis_name, check_bool, check_eps, check_momentum, fail, is_int,
-                            normalize_axes)
+from jaxcnn._checks import (check_axis_name, check_bool, check_eps, check_momentum,
+                            check_positive_int, fail, is_int, normalize_axes)
 from jaxcnn.layers._base import check_initializer, check_spatial_shape, initialize, layer
 
 
@@ -87,8 +87,7 @@ def group_norm(num_groups, eps=1e-5, affine=True):
       (16,)
     """
     where = "group_norm"
-    if not is_int(num_groups) or num_groups < 1:
-        fail(where, "num_groups", "a positive int", num_groups)
+    check_positive_int(where, "num_groups", num_groups)
     check_eps(where, eps)
     check_bool(where, "affine", affine)
 
@@ -127,7 +126,7 @@ def layer_norm(eps=1e-5, axes=-1, affine=True):
 
     def init_params(key, in_shape):
         shape = (1,) + in_shape
-        norm = normalize_axes(axes, len(shape), where)
+        norm = normalize_axes(where, axes, len(shape))
         return _affine_params(where, key, tuple(shape[a] for a in norm), affine, affine), {}
 
     def forward(params, state, x, train, key):
@@ -153,7 +152,7 @@ def instance_norm(eps=1e-5, affine=True):
     check_bool(where, "affine", affine)
 
     def init_params(key, in_shape):
-        check_spatial_shape(in_shape, where)
+        check_spatial_shape(where, in_shape)
         return _affine_params(where, key, (in_shape[-1],), affine, affine), {}
 
     def forward(params, state, x, train, key):

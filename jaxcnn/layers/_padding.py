@@ -28,7 +28,7 @@ def pad(padding, mode="zeros", value=0.0):
       >>> pad(((0, 1), (2, 2)), "reflect").init(jax.random.key(0), (5, 5, 3))[0]
       (6, 9, 3)
     """
-    check_choice(mode, PAD_MODES, "pad", "mode")
+    check_choice("pad", "mode", mode, PAD_MODES)
     return stateless("pad", lambda x: ops.pad(x, padding, mode, value))
 
 
@@ -71,7 +71,7 @@ def match_spatial(reference=0, mode="zeros"):
     where = "match_spatial"
     if not is_int(reference):
         fail(where, "reference", "an int (the index of an input)", reference, exc=TypeError)
-    check_choice(mode, PAD_MODES, where, "mode")
+    check_choice(where, "mode", mode, PAD_MODES)
 
     def init_params(key, in_shape):
         if not is_multi(in_shape):

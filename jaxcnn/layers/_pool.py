@@ -130,7 +130,7 @@ def _check_output_size(where, output_size):
     n = len(output_size) if isinstance(output_size, (tuple, list)) else 1
     if n not in (1, 2, 3):
         fail(where, "output_size", "an int or a tuple of 1, 2 or 3 ints or None", output_size)
-    adaptive_output_size(output_size, n, where)
+    adaptive_output_size(where, output_size, n)
 
 
 def adaptive_avg_pool(output_size):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxcnn._checks import check_bool, check_choice, check_rate, fail, is_int
+from jaxcnn._checks import check_bool, check_choice, check_positive_int, check_rate, fail, is_int
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
                            max_pool, relu, residual, serial, stateless, tanh, with_rank)
 
@@ -29,8 +29,7 @@ _ACTIVATIONS = {"relu": relu, "tanh": tanh}
 
 
 def _check_classes(where, num_classes):
-    if not is_int(num_classes) or num_classes < 1:
-        fail(where, "num_classes", "a positive int", num_classes)
+    check_positive_int(where, "num_classes", num_classes)
 
 
 def _check_widths(where, what, widths):
@@ -57,8 +56,8 @@ def lenet5(num_classes=10, variant="28", activation="relu"):
     """
     where = "lenet5"
     _check_classes(where, num_classes)
-    check_choice(variant, ("28", "32"), where, "variant")
-    check_choice(activation, tuple(_ACTIVATIONS), where, "activation")
+    check_choice(where, "variant", variant, ("28", "32"))
+    check_choice(where, "activation", activation, tuple(_ACTIVATIONS))
     act = _ACTIVATIONS[activation]
     return with_rank(serial(conv(6, 5, padding=2 if variant == "28" else 0), act(), max_pool(2),
                             conv(16, 5), act(), max_pool(2),
@@ -82,7 +81,7 @@ def digits_cnn(num_classes=10, channels=(32, 64), hidden=128, rate=0.3):
     where = "digits_cnn"
     _check_classes(where, num_classes)
     channels = _check_widths(where, "channels", channels)
-    check_rate(rate, where)
+    check_rate(where, rate)
     layers = []
     for c in channels:
         layers += [conv(c, 3, padding=1), relu(), conv(c, 3, padding=1), relu(), max_pool(2)]
@@ -118,7 +117,7 @@ def small_cnn(num_classes=10, widths=(32, 64, 128), rate=0.0):
     where = "small_cnn"
     _check_classes(where, num_classes)
     widths = _check_widths(where, "widths", widths)
-    check_rate(rate, where)
+    check_rate(where, rate)
     stages = []
     for i, w in enumerate(widths):
         stages += [conv_bn_relu(w), conv_bn_relu(w)]
@@ -149,10 +148,9 @@ def vgg(depth=11, num_classes=10, width=64, batch_norm=True):
       (10,)
     """
     where = "vgg"
-    check_choice(depth, tuple(VGG_CONFIGS), where, "depth")
+    check_choice(where, "depth", depth, tuple(VGG_CONFIGS))
     _check_classes(where, num_classes)
-    if not is_int(width) or width < 1:
-        fail(where, "width", "a positive int", width)
+    check_positive_int(where, "width", width)
     batch_norm = check_bool(where, "batch_norm", batch_norm)
     layers = []
     for stage, n in enumerate(VGG_CONFIGS[depth]):
@@ -195,7 +193,7 @@ def basic_block(out_channels, stride=1, shortcut="identity"):
       >>> summary(basic_block(32, stride=2, shortcut="B"), (8, 8, 16)).out_shape
       (4, 4, 32)
     """
-    check_choice(shortcut, ("identity", "A", "B"), "basic_block", "shortcut")
+    check_choice("basic_block", "shortcut", shortcut, ("identity", "A", "B"))
     body = serial(conv(out_channels, 3, stride=stride, padding=1, use_bias=False), batch_norm(),
                   relu(), conv(out_channels, 3, padding=1, use_bias=False), batch_norm())
     short = {"identity": identity,
@@ -228,7 +226,7 @@ def resnet_cifar(depth=20, num_classes=10, shortcut="A", width=16):
     if not is_int(depth) or depth < 8 or (depth - 2) % 6:
         fail(where, "depth", "6n + 2 for n >= 1 (20, 32, 44, 56, 110, ...)", depth)
     _check_classes(where, num_classes)
-    check_choice(shortcut, ("A", "B"), where, "shortcut")
+    check_choice(where, "shortcut", shortcut, ("A", "B"))
     n = (depth - 2) // 6
     widths = (width, 2 * width, 4 * width)
     return with_rank(serial(conv_bn_relu(width),

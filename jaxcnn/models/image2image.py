@@ -33,19 +33,13 @@ import jax.numpy as jnp
 from jaxcnn import (Layer, batch_norm, concat, conv, conv_transpose, dense, flatten, group_norm,
                     identity, max_pool, parallel, relu, reshape, serial, stateless, upsample)
 from jaxcnn import ops
-from jaxcnn._checks import check_bool, check_choice, fail, is_int
+from jaxcnn._checks import check_bool, check_choice, check_positive_int, fail, is_int
 from jaxcnn.layers._base import (NOT_GIVEN, check_shape, check_spatial_shape, check_train,
                                  with_rank)
 
 AE_UPS = ("transpose", "upsample", "unpool")
 UNET_UPS = ("transpose", "upsample")
 NORMS = ("batch", "group", "none")
-
-
-def _check_positive(where, what, value):
-    if not is_int(value) or value < 1:
-        fail(where, what, "a positive int", value)
-    return int(value)
 
 
 def _check_widths(where, widths):
@@ -72,17 +66,17 @@ def pad_to_multiple(net: Layer, multiple: int, name: str) -> Layer:
       >>> pad_to_multiple(net, 2, "net").init(jax.random.key(0), (7, 5, 1))[0]
       (7, 5, 3)
     """
-    _check_positive(name, "multiple", multiple)
+    check_positive_int(name, "multiple", multiple)
 
     def init(key, in_shape):
-        in_shape = check_shape(in_shape, name)
-        check_spatial_shape(in_shape, name)
+        in_shape = check_shape(name, in_shape)
+        check_spatial_shape(name, in_shape)
         padded = tuple(s + sum(_padding(s, multiple)) for s in in_shape[:-1]) + in_shape[-1:]
         out, params, state = net.init(key, padded)
         return tuple(in_shape[:-1]) + tuple(out[-1:]), params, state
 
     def apply(params, state, x, *, train=NOT_GIVEN, key=None):
-        check_train(train, name)
+        check_train(name, train)
         pads = [_padding(s, multiple) for s in x.shape[1:-1]]
         y, state = net.apply(params, state, jnp.pad(x, [(0, 0)] + pads + [(0, 0)]),
                              train=train, key=key)
@@ -102,13 +96,13 @@ def _max_unpool():
     where = "max_unpool"
 
     def init(key, in_shape):
-        values, indices = check_shape(in_shape, where)
+        values, indices = check_shape(where, in_shape)
         if values != indices:
             fail(where, "the (values, indices) shapes", "equal", in_shape)
         return tuple(2 * s for s in values[:-1]) + values[-1:], {}, {}
 
     def apply(params, state, xs, *, train=NOT_GIVEN, key=None):
-        check_train(train, where)
+        check_train(where, train)
         return ops.max_unpool(xs[0], xs[1], 2), state
 
     return Layer(init, apply, where)
@@ -123,7 +117,7 @@ def _bottleneck(code_size):
                       reshape(shape))
 
     def init(key, in_shape):
-        return net(check_shape(in_shape, "bottleneck")).init(key, in_shape)
+        return net(check_shape("bottleneck", in_shape)).init(key, in_shape)
 
     def apply(params, state, x, *, train=NOT_GIVEN, key=None):
         return net(tuple(x.shape[1:])).apply(params, state, x, train=train, key=key)
@@ -163,10 +157,10 @@ def conv_autoencoder(code_size: int = 32, *, out_channels: int = 1, widths=(16, 
       ((28, 28, 1), 111521)
     """
     where = "conv_autoencoder"
-    _check_positive(where, "code_size", code_size)
-    _check_positive(where, "out_channels", out_channels)
+    check_positive_int(where, "code_size", code_size)
+    check_positive_int(where, "out_channels", out_channels)
     widths = _check_widths(where, widths)
-    check_choice(up, AE_UPS, where, "up")
+    check_choice(where, "up", up, AE_UPS)
 
     def level(i, out_c, top):
         w = widths[i]
@@ -202,9 +196,9 @@ def conv_block(width: int, norm: str = "batch", groups: int = 8) -> Layer:
       (9, 9, 9, 16)
     """
     where = "conv_block"
-    _check_positive(where, "width", width)
-    check_choice(norm, NORMS, where, "norm")
-    _check_positive(where, "groups", groups)
+    check_positive_int(where, "width", width)
+    check_choice(where, "norm", norm, NORMS)
+    check_positive_int(where, "groups", groups)
     if norm == "group" and width % groups:
         fail(where, "width", f"divisible by groups={groups} for group norm", width,
              "Choose a base width that is a multiple of groups, or pass groups=")
@@ -249,10 +243,10 @@ def unet(num_classes: int = 2, *, depth: int = 3, base_width: int = 16, norm: st
       ((30, 27, 3), 29499)
     """
     where = "unet"
-    _check_positive(where, "num_classes", num_classes)
-    _check_positive(where, "depth", depth)
-    _check_positive(where, "base_width", base_width)
-    check_choice(up, UNET_UPS, where, "up")
+    check_positive_int(where, "num_classes", num_classes)
+    check_positive_int(where, "depth", depth)
+    check_positive_int(where, "base_width", base_width)
+    check_choice(where, "up", up, UNET_UPS)
     skip = check_bool(where, "skip", skip)
     conv_block(base_width * 2 ** depth, norm, groups)  # checks norm and groups for every width
     if ndim is not None and (not is_int(ndim) or ndim not in (1, 2, 3)):

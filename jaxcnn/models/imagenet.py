@@ -115,7 +115,7 @@ def mobilenet_v2(num_classes=1000, rate=0.2):
       3504872
     """
     _check_classes("mobilenet_v2", num_classes)
-    check_rate(rate, "mobilenet_v2")
+    check_rate("mobilenet_v2", rate)
     settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))
     features, c_in = [serial(*_conv_bn(32, 3, 2))], 32
@@ -198,7 +198,7 @@ def squeezenet(num_classes=1000, rate=0.5):
       1235496
     """
     _check_classes("squeezenet", num_classes)
-    check_rate(rate, "squeezenet")
+    check_rate("squeezenet", rate)
     pool = lambda: max_pool(3, 2, ceil_mode=True)  # noqa: E731
     return with_rank(serial(
         conv(64, 3, stride=2), relu(), pool(), fire(16, 64), fire(16, 64), pool(),
@@ -218,7 +218,7 @@ def alexnet(num_classes=1000, rate=0.5):
       61100840
     """
     _check_classes("alexnet", num_classes)
-    check_rate(rate, "alexnet")
+    check_rate("alexnet", rate)
     return with_rank(serial(
         conv(64, 11, stride=4, padding=2), relu(), max_pool(3, 2), conv(192, 5, padding=2),
         relu(), max_pool(3, 2), conv(384, 3, padding=1), relu(), conv(256, 3, padding=1),
@@ -242,9 +242,9 @@ def vgg_bn(depth=16, num_classes=1000, rate=0.5):
       138365992
     """
     where = "vgg_bn"
-    check_choice(depth, tuple(VGG_CONFIGS), where, "depth")
+    check_choice(where, "depth", depth, tuple(VGG_CONFIGS))
     _check_classes(where, num_classes)
-    check_rate(rate, where)
+    check_rate(where, rate)
     layers = []
     for stage, n in enumerate(VGG_CONFIGS[depth]):
         for _ in range(n):

@@ -103,7 +103,7 @@ def googlenet(num_classes=1000, rate=0.2, transform_input=False):
       6624904
     """
     _check_classes("googlenet", num_classes)
-    check_rate(rate, "googlenet")
+    check_rate("googlenet", rate)
     first = ([stateless("transform_input", _transform_input)]
              if check_bool("googlenet", "transform_input", transform_input) else [])
     pool = lambda k=3: max_pool(k, stride=2, ceil_mode=True)  # noqa: E731

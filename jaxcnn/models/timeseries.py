@@ -16,7 +16,7 @@ with :math:`A` the ``features`` output and :math:`W` the head's kernel. With
 
 from __future__ import annotations
 
-from jaxcnn._checks import check_choice, check_rate, fail, is_int
+from jaxcnn._checks import check_choice, check_positive_int, check_rate, fail, is_int
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, identity,
                            layer_norm, max_pool, named, relu, residual, serial, with_rank)
 
@@ -31,8 +31,8 @@ def _check_ints(where, what, values, minimum=1):
 def _classifier(where, features, num_classes, pool=None):
     if num_classes is None:
         return with_rank(features, 1, where)
-    if not is_int(num_classes) or num_classes < 1:
-        fail(where, "num_classes", "a positive int (or None for the features alone)", num_classes)
+    check_positive_int(where, "num_classes", num_classes,
+                       "a positive int (or None for the features alone)")
     return with_rank(serial(named("features", features), named("pool", pool or global_avg_pool()),
                             named("head", dense(num_classes))), 1, where)
 
@@ -167,14 +167,12 @@ def tcn(num_classes=None, channels=64, kernel_size=3, dilations=(1, 2, 4, 8, 16,
       (100, 8)
     """
     where = "tcn"
-    if not is_int(channels) or channels < 1:
-        fail(where, "channels", "a positive int", channels)
-    if not is_int(kernel_size) or kernel_size < 1:
-        fail(where, "kernel_size", "a positive int", kernel_size)
+    check_positive_int(where, "channels", channels)
+    check_positive_int(where, "kernel_size", kernel_size)
     dilations = _check_ints(where, "dilations", dilations)
-    rate = check_rate(rate, where)
-    check_choice(norm, ("layer", "batch", "none"), where, "norm")
-    check_choice(pool, ("avg", "last"), where, "pool")
+    rate = check_rate(where, rate)
+    check_choice(where, "norm", norm, ("layer", "batch", "none"))
+    check_choice(where, "pool", pool, ("avg", "last"))
     blocks, c_in = [], None
     for d in dilations:
         blocks.append(_tcn_block(c_in, channels, kernel_size, d, rate, norm, bn_momentum))
@@ -210,7 +208,7 @@ def mnist1d_cnn(num_classes=10, channels=(64, 128, 256), rate=0.1, bn_momentum=0
     """
     where = "mnist1d_cnn"
     channels = _check_ints(where, "channels", channels)
-    rate = check_rate(rate, where)
+    rate = check_rate(where, rate)
     layers = []
     for i, c in enumerate(channels):
         if i:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from jaxcnn.layers import (batch_norm, conv, dense, dropout, flatten, global_avg_pool, leaky_relu,
                            max_pool, relu, serial, with_rank)
-from jaxcnn._checks import check_rate, fail, is_int
+from jaxcnn._checks import check_positive_int, check_rate, fail, is_int
 from jaxcnn.models.image import basic_block, conv_bn_relu
 
 
 def _check_classes(where, num_classes):
-    if not is_int(num_classes) or num_classes < 1:
-        fail(where, "num_classes", "a positive int", num_classes)
+    check_positive_int(where, "num_classes", num_classes)
 
 
 def _check_widths(where, widths):
@@ -48,7 +47,7 @@ def voxnet(num_classes=10, rates=(0.2, 0.3, 0.4), negative_slope=0.1):
     _check_classes(where, num_classes)
     if not isinstance(rates, (tuple, list)) or len(rates) != 3:
         fail(where, "rates", "three dropout rates (conv 1, pool, hidden)", rates)
-    r1, r2, r3 = (check_rate(r, where) for r in rates)
+    r1, r2, r3 = (check_rate(where, r) for r in rates)
     return with_rank(serial(conv(32, 5, stride=2), leaky_relu(negative_slope), dropout(r1),
                             conv(32, 3), leaky_relu(negative_slope), max_pool(2), dropout(r2),
                             flatten(), dense(128), relu(), dropout(r3), dense(num_classes)),
@@ -73,8 +72,7 @@ def resnet3d_small(num_classes=10, widths=(16, 32, 64), blocks=(1, 1, 1), stem_s
     if (not isinstance(blocks, (tuple, list)) or len(blocks) != len(widths)
             or not all(is_int(b) and b > 0 for b in blocks)):
         fail(where, "blocks", f"{len(widths)} positive ints (one per width)", blocks)
-    if not is_int(stem_stride) or stem_stride < 1:
-        fail(where, "stem_stride", "a positive int", stem_stride)
+    check_positive_int(where, "stem_stride", stem_stride)
     layers = [conv(widths[0], 5, stride=stem_stride, padding=2, use_bias=False), batch_norm(),
               relu()]
     prev = widths[0]
@@ -101,9 +99,8 @@ def small_cnn3d(num_classes=10, widths=(16, 32, 64), rate=0.0, stem_stride=2):
     where = "small_cnn3d"
     _check_classes(where, num_classes)
     widths = _check_widths(where, widths)
-    check_rate(rate, where)
-    if not is_int(stem_stride) or stem_stride < 1:
-        fail(where, "stem_stride", "a positive int", stem_stride)
+    check_rate(where, rate)
+    check_positive_int(where, "stem_stride", stem_stride)
     layers = [conv_bn_relu(widths[0], 5, stride=stem_stride)]
     for i, w in enumerate(widths):
         layers += [conv_bn_relu(w), conv_bn_relu(w)]

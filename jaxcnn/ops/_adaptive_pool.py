@@ -23,7 +23,7 @@ def global_avg_pool(x):
       >>> ops.global_avg_pool(jnp.ones((2, 5, 5, 3))).shape
       (2, 3)
     """
-    n = spatial_rank(x, "global_avg_pool", "x rank")
+    n = spatial_rank("global_avg_pool", x, what="x rank")
     check_float("global_avg_pool", "x", x)
     return jnp.mean(x, axis=tuple(range(1, n + 1)))
 
@@ -37,7 +37,7 @@ def global_max_pool(x):
       >>> ops.global_max_pool(jnp.arange(8.0).reshape(1, 2, 2, 2))
       Array([[6., 7.]], dtype=float32)
     """
-    n = spatial_rank(x, "global_max_pool", "x rank")
+    n = spatial_rank("global_max_pool", x, what="x rank")
     check_float("global_max_pool", "x", x, integers=True)
     return jnp.max(x, axis=tuple(range(1, n + 1)))
 
@@ -72,9 +72,9 @@ def _pool_axis(x, axis, out, kind):
 
 
 def _adaptive(x, output_size, kind, where):
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x, integers=kind == "max")
-    sizes = adaptive_output_size(output_size, n, where, x.shape[1:-1])
+    sizes = adaptive_output_size(where, output_size, n, x.shape[1:-1])
     for axis, out in enumerate(sizes, start=1):
         x = _pool_axis(x, axis, out, kind)
     return x

@@ -9,8 +9,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._checks import (check_array, check_choice, check_float, fail, is_int, spatial_rank,
-                            to_tuple)
+from jaxcnn._checks import (check_array, check_choice, check_float, check_positive_int, fail,
+                            spatial_rank, to_tuple)
 from jaxcnn._window import (PADDING_MODES, check_window_fits, dimension_numbers,
                             normalize_padding, resolve_padding, transpose_output_size)
 from jaxcnn.ops._conv_passes import ConvConfig, input_grad, planned_conv
@@ -26,8 +26,7 @@ def _check_kernel(where, x, kernel, n, groups, transpose=False):
     if jnp.ndim(kernel) != n + 2:
         fail(where, "kernel rank", f"{n + 2} (*kernel_size, in, out) for a {n}-d input",
              jnp.ndim(kernel))
-    if not is_int(groups) or groups < 1:
-        fail(where, "groups", "a positive int", groups)
+    check_positive_int(where, "groups", groups)
     c_in = x.shape[-1]
     if c_in % groups:
         fail(where, "input channels", f"divisible by groups={groups}", c_in)
@@ -84,16 +83,16 @@ def conv(x, kernel, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
              [4., 6., 6., 6., 4.]], dtype=float32)
     """
     where = "conv"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     _check_kernel(where, x, kernel, n, groups)
     if kernel.shape[-1] % groups:
         fail(where, "output channels (kernel.shape[-1])", f"divisible by groups={groups}",
              kernel.shape[-1])
-    check_choice(padding_mode, PADDING_MODES, where, "padding_mode")
+    check_choice(where, "padding_mode", padding_mode, PADDING_MODES)
     kernel_size = kernel.shape[:n]
-    stride = to_tuple(stride, n, where, "stride")
-    dilation = to_tuple(dilation, n, where, "dilation")
-    pads = resolve_padding(normalize_padding(padding, n, where), x.shape[1:-1], kernel_size,
+    stride = to_tuple(where, "stride", stride, n)
+    dilation = to_tuple(where, "dilation", dilation, n)
+    pads = resolve_padding(normalize_padding(where, padding, n), x.shape[1:-1], kernel_size,
                            stride, dilation)
     if padding_mode != "zeros":
         x = _pad_pairs(x, pads, padding_mode, where=where)
@@ -136,17 +135,17 @@ def conv_transpose(x, kernel, bias=None, *, stride=1, padding=0, output_padding=
       (1, 8, 8, 2)
     """
     where = "conv_transpose"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     _check_kernel(where, x, kernel, n, groups, transpose=True)
     kernel_size = kernel.shape[:n]
-    stride = to_tuple(stride, n, where, "stride")
-    dilation = to_tuple(dilation, n, where, "dilation")
-    output_padding = to_tuple(output_padding, n, where, "output_padding", minimum=0)
+    stride = to_tuple(where, "stride", stride, n)
+    dilation = to_tuple(where, "dilation", dilation, n)
+    output_padding = to_tuple(where, "output_padding", output_padding, n, minimum=0)
     for op, s, d in zip(output_padding, stride, dilation):
         if op >= max(s, d):
             fail(where, "output_padding", f"smaller than stride or dilation ({max(s, d)})",
                  output_padding, "output_padding only resolves sizes a strided conv merges")
-    pads = normalize_padding(padding, n, where, strings=("VALID",))
+    pads = normalize_padding(where, padding, n, strings=("VALID",))
     if pads == "VALID":
         pads = ((0, 0),) * n
     # Padding of the dilated input; negative where ``padding`` exceeds d * (k - 1) (lax crops).

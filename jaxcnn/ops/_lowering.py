@@ -189,7 +189,7 @@ def mode():
     if _forced:
         return _forced[-1]
     value = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
-    check_choice(value, MODES, "jaxcnn lowering", f"${ENV_VAR}")
+    check_choice("jaxcnn lowering", f"${ENV_VAR}", value, MODES)
     return value
 
 
@@ -213,7 +213,7 @@ def lowering(mode_name="auto", rules=None):
       Array([[ 5.,  7.],
              [13., 15.]], dtype=float32)
     """
-    check_choice(mode_name, MODES, "lowering", "mode")
+    check_choice("lowering", "mode", mode_name, MODES)
     _forced.append(mode_name)
     if rules is not None:
         _rules_override.append(tuple(rules))

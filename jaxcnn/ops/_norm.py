@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._checks import (check_array, check_axis_name, check_bool, check_eps, check_float,
-                            check_momentum, check_nonempty, fail, is_int, normalize_axes,
-                            spatial_rank)
+                            check_momentum, check_nonempty, check_positive_int, fail,
+                            normalize_axes, spatial_rank)
 from jaxcnn.ops._lowering import decide
 from jaxcnn.ops._matmul import channel_sum
 
@@ -225,8 +225,7 @@ def group_norm(x, num_groups, scale=None, bias=None, eps=1e-5):
     _check_x(where, x)
     eps = check_eps(where, eps)
     c = x.shape[-1]
-    if not is_int(num_groups) or num_groups < 1:
-        fail(where, "num_groups", "a positive int", num_groups)
+    check_positive_int(where, "num_groups", num_groups)
     if c % num_groups:
         fail(where, "number of channels (x.shape[-1])", f"divisible by num_groups={num_groups}", c)
     sd = stat_dtype(x.dtype)
@@ -270,7 +269,7 @@ def layer_norm(x, scale=None, bias=None, eps=1e-5, axes=-1):
     where = "layer_norm"
     _check_x(where, x)
     eps = check_eps(where, eps)
-    axes = normalize_axes(axes, x.ndim, where)
+    axes = normalize_axes(where, axes, x.ndim)
     sd = stat_dtype(x.dtype)
     mean, var = _moments(x.astype(sd), axes)
     y = (x.astype(sd) - mean) * lax.rsqrt(var + eps)
@@ -303,7 +302,7 @@ def instance_norm(x, scale=None, bias=None, eps=1e-5):
     where = "instance_norm"
     check_array(where, "x", x)
     check_float(where, "x", x)
-    spatial_rank(x, where, "x rank")
+    spatial_rank(where, x, what="x rank")
     eps = check_eps(where, eps)
     sd = stat_dtype(x.dtype)
     mean, var = _moments(x.astype(sd), tuple(range(1, x.ndim - 1)))

@@ -29,9 +29,9 @@ def pad(x, padding, mode: str = "zeros", value=0.0):
       >>> ops.pad(jnp.arange(3.0).reshape(1, 3, 1), 2, "reflect")[0, :, 0]
       Array([2., 1., 0., 1., 2., 1., 0.], dtype=float32)
     """
-    n = spatial_rank(x, "pad")
-    check_choice(mode, PAD_MODES, "pad", "mode")
-    pairs = normalize_padding(padding, n, "pad", strings=())
+    n = spatial_rank("pad", x)
+    check_choice("pad", "mode", mode, PAD_MODES)
+    pairs = normalize_padding("pad", padding, n, strings=())
     if not (is_real(value)
             or (isinstance(value, (jax.Array, np.ndarray)) and jnp.ndim(value) == 0)):
         fail("pad", "value", "a real number (or a 0-d array)", value, exc=TypeError)
@@ -70,8 +70,8 @@ def crop(x, cropping):
       >>> ops.crop(jnp.zeros((2, 8, 8, 3)), ((1, 2), 0)).shape
       (2, 5, 8, 3)
     """
-    n = spatial_rank(x, "crop")
-    pairs = normalize_padding(cropping, n, "crop", strings=(), what="cropping")
+    n = spatial_rank("crop", x)
+    pairs = normalize_padding("crop", cropping, n, strings=(), what="cropping")
     index = [slice(None)]
     for i, (size, (lo, hi)) in enumerate(zip(x.shape[1:-1], pairs)):
         if lo + hi >= size:

@@ -163,7 +163,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
              [13., 15.]], dtype=float32)
     """
     where = "max_pool"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     return_indices = check_bool(where, "return_indices", return_indices)
@@ -185,7 +185,7 @@ def min_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
       Array([0., 3.], dtype=float32)
     """
     where = "min_pool"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x, integers=True)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
@@ -205,7 +205,7 @@ def sum_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
              [1., 2., 1.]], dtype=float32)
     """
     where = "sum_pool"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, padding, dilation)
@@ -239,7 +239,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
       Array([1.5, 3. , 4.5], dtype=float32)
     """
     where = "avg_pool"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     count_include_pad = check_bool(where, "count_include_pad", count_include_pad)
@@ -271,7 +271,7 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """
     where = "lp_pool"
     check_norm_type(where, norm_type)
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     check_float(where, "x", x)
     ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
     ks, st, pad, dl = window_args(where, n, kernel_size, stride, 0)
@@ -309,7 +309,7 @@ def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size
       Array([0., 3., 2., 0.], dtype=float32)
     """
     where = "max_unpool"
-    n = spatial_rank(x, where, "x rank")
+    n = spatial_rank(where, x, what="x rank")
     if jnp.shape(indices) != jnp.shape(x):
         fail(where, "indices shape", f"x's shape {jnp.shape(x)}", jnp.shape(indices))
     if not jnp.issubdtype(jnp.result_type(indices), jnp.integer):
@@ -328,7 +328,7 @@ def max_unpool(x, indices, kernel_size=None, stride=None, padding=0, output_size
     else:
         if isinstance(output_size, (tuple, list)) and len(output_size) == n + 2:
             output_size = tuple(output_size)[1:-1]
-        size = to_tuple(output_size, n, where, "output_size")
+        size = to_tuple(where, "output_size", output_size, n)
         if default is not None:
             for i, (o, dflt, s) in enumerate(zip(size, default, st)):
                 if not dflt - s < o < dflt + s:

@@ -19,7 +19,7 @@ from jaxcnn._checks import check_resize_args, fail, spatial_rank, to_tuple
 _CUBIC_A = -0.75  # PyTorch's (and OpenCV's) bicubic constant
 
 
-def _per_axis(value, n, where, what):
+def _per_axis(where, what, value, n):
     if isinstance(value, (tuple, list)):
         if len(value) != n:
             fail(where, what, f"a single value or {n} values (one per spatial axis)", value)
@@ -31,8 +31,8 @@ def _target_sizes(where, in_sizes, size, scale_factor):
     """Output sizes and the scale factor passed to the kernels (``None`` when ``size``)."""
     n = len(in_sizes)
     if size is not None:
-        return to_tuple(size, n, where, "size"), (None,) * n
-    scales = tuple(float(s) for s in _per_axis(scale_factor, n, where, "scale_factor"))
+        return to_tuple(where, "size", size, n), (None,) * n
+    scales = tuple(float(s) for s in _per_axis(where, "scale_factor", scale_factor, n))
     out = tuple(math.floor(float(i) * s) for i, s in zip(in_sizes, scales))
     if any(o < 1 for o in out):
         fail(where, "output size (floor(input size * scale_factor))", "positive", out,
@@ -160,7 +160,7 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
       Array([1., 1., 2.], dtype=float32)
     """
     where = "upsample"
-    spatial_rank(x, where, "x rank")
+    spatial_rank(where, x, what="x rank")
     check_resize_args(where, size, scale_factor, mode, align_corners)
     if mode != "nearest" and not jnp.issubdtype(x.dtype, jnp.floating):
         fail(where, "x dtype", f"a floating dtype for mode={mode!r}", str(x.dtype),
@@ -181,8 +181,8 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
 
 
 def _check_factor(where, x, factor, what):
-    n = spatial_rank(x, where, "x rank")
-    return n, to_tuple(factor, n, where, what)
+    n = spatial_rank(where, x, what="x rank")
+    return n, to_tuple(where, what, factor, n)
 
 
 def pixel_shuffle(x, upscale_factor):

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail
 
 _SIGNATURE = "array_signature"
 
@@ -71,8 +71,7 @@ class Checkpoints:
     """
 
     def __init__(self, directory, max_to_keep=3):
-        if not is_int(max_to_keep) or max_to_keep < 1:
-            fail("Checkpoints", "max_to_keep", "a positive int", max_to_keep)
+        check_positive_int("Checkpoints", "max_to_keep", max_to_keep)
         import orbax.checkpoint as ocp  # imported here: it takes seconds to import
 
         self._ocp = ocp

@@ -81,7 +81,7 @@ def num_members(ens_state, where="num_members") -> int:
     return int(step.shape[0])
 
 
-def _check_values(name, values, k, dtype, where):
+def _check_values(where, name, values, k, dtype):
     values = np.asarray(values)
     if values.ndim == 0:
         values = np.broadcast_to(values, (k,))
@@ -113,7 +113,7 @@ def set_hyperparams(opt_state, hyperparams, k, where="set_hyperparams"):
         new = dict(s.hyperparams)
         for name, values in hyperparams.items():
             if name in new:
-                new[name] = _check_values(name, values, k, new[name].dtype, where)
+                new[name] = _check_values(where, name, values, k, new[name].dtype)
         return s._replace(hyperparams=new)
 
     return jax.tree.map(update, opt_state, is_leaf=is_inject)
@@ -150,7 +150,7 @@ def create_ensemble_state(model, optimizer, keys, in_shape, hyperparams=None) ->
       ((3,), (3, 4, 3))
     """
     where = "create_ensemble_state"
-    check_model(model, where)
+    check_model(where, model)
     shape = _key_batch_shape(keys, where, "keys")
     if len(shape) != 1:
         fail(where, "keys", "a 1-D array of K keys, e.g. jax.random.split(key, K)",
@@ -208,7 +208,7 @@ def hyperparam_sweep(optimizer_factory, **hyperparams):
 
 
 def resolve_strategy(strategy, where="make_ensemble_train_step"):
-    check_choice(strategy, STRATEGIES, where, "strategy")
+    check_choice(where, "strategy", strategy, STRATEGIES)
     if strategy == "auto":
         return MEASURED_DEFAULT.get(jax.default_backend(), "vmap")
     return strategy
@@ -241,7 +241,7 @@ def _split_over(run, mesh, per_member_batches, where):
     jaxcnn's convolution primitives carry no varying-axes types through their transposes)."""
     from jaxcnn.distributed import MEMBER_AXIS, check_mesh
 
-    check_mesh(mesh, where, MEMBER_AXIS)
+    check_mesh(where, mesh, MEMBER_AXIS)
     split, whole = jax.sharding.PartitionSpec(MEMBER_AXIS), jax.sharding.PartitionSpec()
     return jax.shard_map(run, mesh=mesh, in_specs=(split, split if per_member_batches else whole,
                                                    split), out_specs=(split, split),
@@ -352,7 +352,7 @@ def best_member(values, mode="max") -> int:
       (1, 1)
     """
     where = "best_member"
-    check_choice(mode, ("max", "min"), where, "mode")
+    check_choice(where, "mode", mode, ("max", "min"))
     v = np.asarray(jax.device_get(values), np.float64)
     if v.ndim != 1 or v.size == 0:
         fail(where, "values", "a non-empty sequence of one number per member", v.shape)

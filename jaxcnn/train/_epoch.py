@@ -25,7 +25,7 @@ MEASURED_DEFAULT = {"cpu": "python", "gpu": "scan"}
 
 
 def resolve_epoch_loop(epoch_loop, where="fit"):
-    check_choice(epoch_loop, EPOCH_LOOPS, where, "epoch_loop")
+    check_choice(where, "epoch_loop", epoch_loop, EPOCH_LOOPS)
     if epoch_loop == "auto":
         return MEASURED_DEFAULT.get(jax.default_backend(), "python")
     return epoch_loop

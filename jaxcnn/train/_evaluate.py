@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail
 from jaxcnn._jit import jit
 from jaxcnn.train._losses import resolve_loss
 from jaxcnn.train._metrics import binary_scores, roc_auc
@@ -41,9 +41,8 @@ def combine_members(logits):
     return log_p - log_q
 
 
-def _check_data(x, y, batch_size, where):
-    if not is_int(batch_size) or batch_size < 1:
-        fail(where, "batch_size", "a positive int", batch_size)
+def _check_data(where, x, y, batch_size):
+    check_positive_int(where, "batch_size", batch_size)
     if len(x) != len(y):
         fail(where, "len(y)", f"len(x) = {len(x)}", len(y))
     if len(x) == 0:
@@ -58,10 +57,10 @@ def make_evaluator(model, x, y, batch_size, *, task="multiclass", loss=None, top
     With ``members=True`` the params and state carry a leading ensemble axis; metrics are
     those of the ensemble's mean probability plus ``member_<name>`` lists.
     """
-    _check_data(x, y, batch_size, where)
+    _check_data(where, x, y, batch_size)
     resolve_loss(loss, task, where=where)
-    check_compute_dtype(compute_dtype, where)
-    top_k = check_top_k(top_k, where)
+    check_compute_dtype(where, compute_dtype)
+    top_k = check_top_k(where, top_k)
     n = len(x)
     batch_size = min(batch_size, n)
     xs = jax.device_put(pad_to_batches(x, batch_size))

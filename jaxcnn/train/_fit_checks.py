@@ -6,23 +6,23 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxcnn._checks import fail, is_int
+from jaxcnn._checks import check_positive_int, fail, is_int
 from jaxcnn.distributed import Placement
 from jaxcnn.layers._base import check_model
 from jaxcnn.train._state import check_optimizer
 
 
-def check_arguments(model, optimizer, train, val, test, o, where):
+def check_arguments(where, model, optimizer, train, val, test, o):
     """Checks ``fit``'s arguments (``o``: its keyword options); returns the splits as numpy
     pairs, the monitored metric and the :class:`~jaxcnn.distributed.Placement`."""
-    check_model(model, where)
-    check_optimizer(optimizer, where)
+    check_model(where, model)
+    check_optimizer(where, optimizer)
     train = _check_split(train, "train", where)
     val, test = _check_split(val, "val", where), _check_split(test, "test", where)
     for name in ("epochs", "batch_size", "ensemble", "keep_checkpoints", "log_every"):
-        _check_positive(getattr(o, name), name, where)
+        _check_positive(where, name, getattr(o, name))
     for name in ("checkpoint_every", "early_stopping", "eval_batch_size"):
-        _check_positive(getattr(o, name), name, where, allow_none=True)
+        _check_positive(where, name, getattr(o, name), allow_none=True)
     if not is_int(o.seed):
         fail(where, "seed", "an int", o.seed, exc=TypeError)
     if o.early_stopping is not None and val is None and not str(o.monitor).startswith("train_"):
@@ -58,15 +58,14 @@ def _check_split(split, name, where):
     return x, y
 
 
-def _check_positive(value, name, where, allow_none=False):
+def _check_positive(where, name, value, allow_none=False):
     if allow_none and value is None:
         return None
-    if not is_int(value) or value < 1:
-        fail(where, name, "a positive int" + (" or None" if allow_none else ""), value)
+    check_positive_int(where, name, value, "a positive int" + (" or None" if allow_none else ""))
     return value
 
 
-def check_layout(x, where):
+def check_layout(where, x):
     """Refuses a batch of images or volumes that looks channels-first (NCHW, NCDHW): a
     small second axis and large spatial ones (e.g. ``(N, 1, 28, 28)``)."""
     if x.ndim in (4, 5) and x.shape[1] <= 4 and all(d > 4 for d in x.shape[2:]):

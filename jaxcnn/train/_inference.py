@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxcnn._checks import check_array, check_bool, fail, is_int
+from jaxcnn._checks import check_array, check_bool, check_positive_int, fail, is_int
 from jaxcnn._jit import jit
 from jaxcnn._trees import abstract_init, path_leaves, unflatten_like
 from jaxcnn.layers._base import Layer, check_model
@@ -47,7 +47,7 @@ def _shape_str(a):
     return f"{tuple(np.shape(a))} {np.dtype(a.dtype).name}"
 
 
-def match_tree(saved, template, where, what):
+def match_tree(where, what, saved, template):
     """``saved``'s leaves arranged as ``template`` (same paths, shapes and dtypes), or a
     ``ValueError`` naming the first path that differs and the counts of leaves."""
     got, want = path_leaves(saved), path_leaves(template)
@@ -81,8 +81,8 @@ def _build_model(model, config, where):
                  "Pass model= (a Layer, or a factory called with config['model_kwargs'])")
         return get_model(name, **kwargs)
     if callable(model):
-        return check_model(model(**kwargs), where)
-    return check_model(model, where)
+        return check_model(where, model(**kwargs))
+    return check_model(where, model)
 
 
 def _restore(directory, step, where):
@@ -160,8 +160,8 @@ def load_run(run_dir, which="last", model=None, *, in_shape=None, member=None) -
     params, state = train_state["params"], train_state["state"]
     params, state = _select_member(params, state, settings.get("ensemble", 1), member, where)
     template = abstract_init(model, in_shape)
-    params = match_tree(params, template[0], where, "the checkpoint's params")
-    state = match_tree(state, template[1], where, "the checkpoint's model state")
+    params = match_tree(where, "the checkpoint's params", params, template[0])
+    state = match_tree(where, "the checkpoint's model state", state, template[1])
     return LoadedRun(model, params, state, config, step)
 
 
@@ -223,10 +223,9 @@ def predict(model, params, state, x, *, batch_size=256, probabilities=False):
       ((5, 3), True)
     """
     where = "predict"
-    check_model(model, where)
+    check_model(where, model)
     check_array(where, "x", x)
-    if not is_int(batch_size) or batch_size < 1:
-        fail(where, "batch_size", "a positive int", batch_size)
+    check_positive_int(where, "batch_size", batch_size)
     probabilities = check_bool(where, "probabilities", probabilities)
     if np.ndim(x) < 2 or len(x) == 0:
         fail(where, "x", "a non-empty batch (N, ...) of inputs", np.shape(x),

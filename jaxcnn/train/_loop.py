@@ -239,15 +239,15 @@ def _open_run(model, optimizer, train, val, test, o):
     """Checks the arguments, builds the step and starts (or resumes) the run folder:
     ``(run, train_state, position, best_state)``."""
     where = "fit"
-    train, val, test, monitor, place = check_arguments(model, optimizer, train, val, test, o,
-                                                       where)
+    train, val, test, monitor, place = check_arguments(where, model, optimizer, train, val, test,
+                                                       o)
     loop = resolve_epoch_loop(o.epoch_loop, where)
     loggers = open_loggers(o.loggers, o.workdir, where)
     x, y = train
     init, train_step = _make_step(model, optimizer, o)
     key = jax.random.key(o.seed)
     run_key = jax.random.fold_in(key, 1)
-    check_layout(x, where)
+    check_layout(where, x)
     ts = place.state(init(jax.random.fold_in(key, 0), x.shape[1:]))
     if o.task != "regression" and o.loss is None:
         classes = num_classes(model, x.shape[1:], o.task)
@@ -316,7 +316,7 @@ def _open_workdir(workdir, ts, key_data, settings, o, where):
     """Starts the run folder, or resumes the run in it: ``(train_state, position,
     best_state, checkpoints, best_checkpoints)``."""
     state_bytes = sum(a.nbytes for a in jax.tree.leaves(ts))
-    check_workdir(workdir, state_bytes, o.keep_checkpoints + 2, where)  # + best, + in flight
+    check_workdir(where, workdir, state_bytes, o.keep_checkpoints + 2)  # + best, + in flight
     ckpts = Checkpoints(workdir / "checkpoints", o.keep_checkpoints)
     best_ckpts = Checkpoints(workdir / "best", 1)
     pos, best_state = RunPosition(), None
@@ -326,7 +326,7 @@ def _open_workdir(workdir, ts, key_data, settings, o, where):
                  "It already holds checkpoints; pass resume=True (--resume) to continue that "
                  "run, or choose another workdir")
         ts, pos = _restore(ckpts, ts, key_data, o, where)
-        check_same_settings(workdir, settings, _SAME_ON_RESUME, where)
+        check_same_settings(where, workdir, settings, _SAME_ON_RESUME)
         if best_ckpts.latest_step() is not None:
             best_state = best_ckpts.restore({"train_state": ts})[0]["train_state"]
             best_state = jax.device_get(best_state)

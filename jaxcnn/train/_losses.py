@@ -28,7 +28,7 @@ def _weighted_mean(values, weights):
     return jnp.where(total > 0, (values * weights).sum() / jnp.maximum(total, 1e-30), 0.0)
 
 
-def _class_weights(class_weights, num_classes, where):
+def _class_weights(where, class_weights, num_classes):
     try:
         w = np.asarray(class_weights, np.float32)
     except (TypeError, ValueError):
@@ -40,14 +40,14 @@ def _class_weights(class_weights, num_classes, where):
     return jnp.asarray(w)
 
 
-def _check_smoothing(label_smoothing, where):
+def _check_smoothing(where, label_smoothing):
     if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
             or not 0.0 <= label_smoothing < 1.0):
         fail(where, "label_smoothing", "a float in [0, 1)", label_smoothing)
     return float(label_smoothing)
 
 
-def _check_labels(logits, labels, where):
+def _check_labels(where, logits, labels):
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         fail(where, "labels", "integer class indices", str(labels.dtype),
              "Use optax.softmax_cross_entropy for one-hot or soft targets", exc=TypeError)
@@ -82,15 +82,15 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=
     labels = as_numeric(where, "labels", labels)
     if logits.ndim < 1:
         fail(where, "logits rank", ">= 1 (..., num_classes)", logits.ndim)
-    _check_labels(logits, labels, where)
-    eps = _check_smoothing(label_smoothing, where)
+    _check_labels(where, logits, labels)
+    eps = _check_smoothing(where, label_smoothing)
     num_classes = logits.shape[-1]
     log_p = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
     loss = nll if eps == 0.0 else (1.0 - eps) * nll - eps * log_p.mean(axis=-1)
-    weights = example_mask(mask, labels.shape, where)
+    weights = example_mask(where, mask, labels.shape)
     if class_weights is not None:
-        weights = weights * _class_weights(class_weights, num_classes, where)[labels]
+        weights = weights * _class_weights(where, class_weights, num_classes)[labels]
     return _weighted_mean(loss, weights)
 
 
@@ -128,13 +128,13 @@ def binary_cross_entropy(logits, labels, *, label_smoothing=0.0, class_weights=N
     """
     where = "binary_cross_entropy"
     logits, labels = _binary_logits(logits, labels, where)
-    eps = _check_smoothing(label_smoothing, where)
+    eps = _check_smoothing(where, label_smoothing)
     t = labels.astype(jnp.float32)
     t = t if eps == 0.0 else (1.0 - eps) * t + 0.5 * eps
     loss = jnp.maximum(logits, 0.0) - logits * t + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    weights = example_mask(mask, labels.shape, where)
+    weights = example_mask(where, mask, labels.shape)
     if class_weights is not None:
-        weights = weights * _class_weights(class_weights, 2, where)[labels.astype(jnp.int32)]
+        weights = weights * _class_weights(where, class_weights, 2)[labels.astype(jnp.int32)]
     return _weighted_mean(loss, weights)
 
 
@@ -160,7 +160,7 @@ def mse(predictions, targets, *, mask=None):
             fail("mse", "predictions shape", f"the targets shape {t.shape}", p.shape)
     n = p.shape[0] if p.ndim else 1
     per_example = ((p - t) ** 2).reshape(n, -1).mean(axis=1)
-    return _weighted_mean(per_example, example_mask(mask, (n,), "mse"))
+    return _weighted_mean(per_example, example_mask("mse", mask, (n,)))
 
 
 def resolve_loss(loss, task, label_smoothing=0.0, class_weights=None, *, where="make_train_step"):
@@ -189,6 +189,6 @@ def resolve_loss(loss, task, label_smoothing=0.0, class_weights=None, *, where="
         fn = lambda z, y, m: mse(z, y, mask=m)  # noqa: E731
         return fn, fn
     base = softmax_cross_entropy if loss == "cross_entropy" else binary_cross_entropy
-    _check_smoothing(label_smoothing, where)
+    _check_smoothing(where, label_smoothing)
     train = functools.partial(base, label_smoothing=label_smoothing, class_weights=class_weights)
     return (lambda z, y, m: train(z, y, mask=m)), (lambda z, y, m: base(z, y, mask=m))

@@ -9,10 +9,10 @@ import math
 
 import jax.numpy as jnp
 
-from jaxcnn._checks import as_numeric, fail, is_int
+from jaxcnn._checks import as_numeric, check_positive_int, fail
 
 
-def example_mask(mask, shape, where):
+def example_mask(where, mask, shape):
     """The mask as float32 of ``shape`` (any shape of that size: ``(N, 1)`` for ``(N,)``)."""
     if mask is None:
         return jnp.ones(shape, jnp.float32)
@@ -69,7 +69,7 @@ def accuracy(logits, labels, *, task="multiclass", mask=None):
     pred = predictions(logits, task)
     labels = _labels_like(where, labels, pred.shape)
     correct = (pred == labels.astype(jnp.int32)).astype(jnp.float32)
-    return _mean(correct, example_mask(mask, labels.shape, where))
+    return _mean(correct, example_mask(where, mask, labels.shape))
 
 
 def top_k_correct(logits, labels, k):
@@ -91,13 +91,12 @@ def top_k_accuracy(logits, labels, k, *, mask=None):
       Array(0.5, dtype=float32)
     """
     where = "top_k_accuracy"
-    if not is_int(k) or k < 1:
-        fail(where, "k", "a positive int", k)
+    check_positive_int(where, "k", k)
     logits = as_numeric(where, "logits", logits)
     if logits.ndim < 1:
         fail(where, "logits rank", ">= 1 (..., num_classes)", logits.ndim)
     labels = _labels_like(where, labels, logits.shape[:-1])
-    return _mean(top_k_correct(logits, labels, k), example_mask(mask, labels.shape, where))
+    return _mean(top_k_correct(logits, labels, k), example_mask(where, mask, labels.shape))
 
 
 def confusion_matrix(labels, preds, num_classes, *, mask=None):
@@ -111,13 +110,12 @@ def confusion_matrix(labels, preds, num_classes, *, mask=None):
       Array([[1, 0],
              [1, 1]], dtype=int32)
     """
-    if not is_int(num_classes) or num_classes < 1:
-        fail("confusion_matrix", "num_classes", "a positive int", num_classes)
+    check_positive_int("confusion_matrix", "num_classes", num_classes)
     where = "confusion_matrix"
     preds = as_numeric(where, "preds", preds)
     labels = _labels_like(where, labels, preds.shape).astype(jnp.int32).reshape(-1)
     preds = preds.astype(jnp.int32).reshape(-1)
-    m = example_mask(mask, labels.shape, where).astype(jnp.int32)
+    m = example_mask(where, mask, labels.shape).astype(jnp.int32)
     return jnp.zeros((num_classes, num_classes), jnp.int32).at[labels, preds].add(m)
 
 
@@ -144,7 +142,7 @@ def roc_auc(scores, labels, *, mask=None):
     labels = as_numeric("roc_auc", "labels", labels).reshape(-1)
     if scores.shape != labels.shape:
         fail("roc_auc", "scores shape", f"one score per label ({labels.shape[0]})", scores.shape)
-    m = example_mask(mask, labels.shape, "roc_auc") > 0
+    m = example_mask("roc_auc", mask, labels.shape) > 0
     pos = m & (labels > 0)
     neg = m & ~(labels > 0)
     n_neg = neg.sum()

@@ -34,7 +34,7 @@ def _pixel_weights(where, labels, mask, ignore_index):
     if ignore_index is not None and not is_int(ignore_index):
         fail(where, "ignore_index", "None or an int", ignore_index, exc=TypeError)
     n = labels.shape[0]
-    w = example_mask(mask, (n,), where).reshape((n,) + (1,) * (labels.ndim - 1))
+    w = example_mask(where, mask, (n,)).reshape((n,) + (1,) * (labels.ndim - 1))
     w = jnp.broadcast_to(w, labels.shape)
     if ignore_index is not None:
         w = w * (labels != ignore_index).astype(jnp.float32)
@@ -46,8 +46,8 @@ def pixel_cross_entropy(logits, labels, *, ignore_index=None, class_weights=None
 
     .. math::
 
-       L = \frac{\sum_{i,p} m_i\, v_{ip}\, w_{y_{ip}}\, (-\log \operatorname{softmax}(z_{ip})_{y_{ip}})}
-                {\sum_{i,p} m_i\, v_{ip}\, w_{y_{ip}}}
+       L = \frac{\sum_{i,p} m_i v_{ip} w_{y_{ip}} (-\log \mathrm{softmax}(z_{ip})_{y_{ip}})}
+                {\sum_{i,p} m_i v_{ip} w_{y_{ip}}}
 
     where :math:`z` is ``logits`` ``(N, *spatial, C)``, :math:`y` ``labels``
     ``(N, *spatial)``, :math:`v_{ip} = [y_{ip} \ne` ``ignore_index`` :math:`]`, :math:`w`
@@ -70,7 +70,7 @@ def pixel_cross_entropy(logits, labels, *, ignore_index=None, class_weights=None
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), safe[..., None],
                                axis=-1)[..., 0]
     if class_weights is not None:
-        weights = weights * _class_weights(class_weights, logits.shape[-1], where)[safe]
+        weights = weights * _class_weights(where, class_weights, logits.shape[-1])[safe]
     total = weights.sum()
     return jnp.where(total > 0, (nll * weights).sum() / jnp.maximum(total, 1e-30), 0.0)
 
@@ -141,6 +141,6 @@ def pixel_binary_cross_entropy(logits, targets, *, mask=None):
     loss = jnp.maximum(z, 0.0) - z * t + jnp.log1p(jnp.exp(-jnp.abs(z)))
     n = z.shape[0]
     per_example = loss.reshape(n, -1).mean(axis=1)
-    m = example_mask(mask, (n,), where)
+    m = example_mask(where, mask, (n,))
     total = m.sum()
     return jnp.where(total > 0, (per_example * m).sum() / jnp.maximum(total, 1e-30), 0.0)

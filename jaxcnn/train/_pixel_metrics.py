@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn._checks import as_numeric, check_real, fail, is_int
+from jaxcnn._checks import as_numeric, check_positive_int, check_real, fail
 from jaxcnn._jit import jit
 from jaxcnn.layers._base import check_model
 from jaxcnn.train._evaluate import pad_to_batches
@@ -37,8 +37,7 @@ def segmentation_confusion(labels, preds, num_classes, *, ignore_index=None, mas
     where = "segmentation_confusion"
     labels = as_numeric(where, "labels", labels)
     preds = as_numeric(where, "preds", preds)
-    if not is_int(num_classes) or num_classes < 1:
-        fail(where, "num_classes", "a positive int", num_classes)
+    check_positive_int(where, "num_classes", num_classes)
     if labels.shape != preds.shape or labels.ndim < 1:
         fail(where, "preds shape", f"the labels' shape {labels.shape}", preds.shape,
              "Pass class maps: preds = argmax(logits, axis=-1)")
@@ -115,9 +114,8 @@ def psnr(predictions, targets, *, max_value=1.0, mask=None):
 def _accumulate(where, model, params, state, arrays, batch_size, sums_fn):
     """Sums of ``sums_fn(output, *batch_arrays, mask)`` over ``arrays`` (equal lengths) in
     padded batches, every example counted once."""
-    check_model(model, where)
-    if not is_int(batch_size) or batch_size < 1:
-        fail(where, "batch_size", "a positive int", batch_size)
+    check_model(where, model)
+    check_positive_int(where, "batch_size", batch_size)
     n = len(arrays[0])
     if n == 0 or any(len(a) != n for a in arrays):
         fail(where, "the array lengths", "equal and non-zero", [len(a) for a in arrays])

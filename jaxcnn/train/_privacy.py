@@ -97,9 +97,9 @@ def per_example_grads(model, params, state, batch, loss=None, *, task="multiclas
       ((5, 4, 3), (5,))
     """
     where = "per_example_grads"
-    check_model(model, where)
+    check_model(where, model)
     loss_fn, _ = resolve_loss(loss, task, where=where)
-    mask = check_batch(batch, where)
+    mask = check_batch(where, batch)
     keys = None if key is None else jax.random.split(key, batch["x"].shape[0])
     losses, _, grads = _per_example(model, loss_fn, params, state, batch["x"], batch["y"], mask,
                                     keys, train)
@@ -113,7 +113,7 @@ def per_example_norms(grads):
                                 axis=1) for g in leaves))
 
 
-def _check_nonnegative(value, name, where, positive=False):
+def _check_nonnegative(where, name, value, positive=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         fail(where, name, "a float", value, exc=TypeError)
     if value < 0 or (positive and value == 0):
@@ -140,7 +140,7 @@ def clip_per_example(grads, l2_norm_clip):
       >>> norms
       Array([5. , 0.5], dtype=float32)
     """
-    c = _check_nonnegative(l2_norm_clip, "l2_norm_clip", "clip_per_example", positive=True)
+    c = _check_nonnegative("clip_per_example", "l2_norm_clip", l2_norm_clip, positive=True)
     norms = per_example_norms(grads)
     scale = 1.0 / jnp.maximum(1.0, norms / c)
     clipped = jax.tree.map(
@@ -166,7 +166,7 @@ def dp_aggregate(grads, key, *, l2_norm_clip, noise_multiplier, mask=None):
       Array([0.45000002, 0.6       ], dtype=float32)
     """
     where = "dp_aggregate"
-    sigma = _check_nonnegative(noise_multiplier, "noise_multiplier", where)
+    sigma = _check_nonnegative(where, "noise_multiplier", noise_multiplier)
     clipped, norms = clip_per_example(grads, l2_norm_clip)
     leaves, treedef = jax.tree.flatten(clipped)
     rows = leaves[0].shape[0]
@@ -216,15 +216,15 @@ def make_dp_train_step(model, optimizer, loss=None, *, l2_norm_clip, noise_multi
       (1, ['accuracy', 'clipped_fraction', 'grad_norm', 'loss', 'mean_example_norm'])
     """
     where = "make_dp_train_step"
-    check_model(model, where)
-    check_optimizer(optimizer, where)
-    clip = _check_nonnegative(l2_norm_clip, "l2_norm_clip", where, positive=True)
-    sigma = _check_nonnegative(noise_multiplier, "noise_multiplier", where)
+    check_model(where, model)
+    check_optimizer(where, optimizer)
+    clip = _check_nonnegative(where, "l2_norm_clip", l2_norm_clip, positive=True)
+    sigma = _check_nonnegative(where, "noise_multiplier", noise_multiplier)
     loss_fn, _ = resolve_loss(loss, task, label_smoothing, where=where)
-    dtype = check_compute_dtype(compute_dtype, where)
+    dtype = check_compute_dtype(where, compute_dtype)
 
     def dp_step(train_state, batch, key):
-        mask = check_batch(batch, "dp_step")
+        mask = check_batch("dp_step", batch)
         if jax.tree.leaves(train_state.state):
             fail("dp_step", "the model state", "empty (a model without batch norm)",
                  jax.tree.structure(train_state.state),

@@ -139,7 +139,7 @@ def _mb(n):
     return f"{n / 2**20:,.1f} MB"
 
 
-def check_workdir(workdir, checkpoint_bytes, copies, where):
+def check_workdir(where, workdir, checkpoint_bytes, copies):
     """Refuses, before training, a run folder that cannot be created or written, or whose
     disk has less free space than ``copies`` checkpoints of ``checkpoint_bytes`` (plus
     1 MB for logs), rather than failing at the first checkpoint an hour later."""
@@ -162,7 +162,7 @@ def check_workdir(workdir, checkpoint_bytes, copies, where):
             "some space, choose another workdir or keep fewer checkpoints (keep_checkpoints)")
 
 
-def check_same_settings(workdir, settings, keys, where):
+def check_same_settings(where, workdir, settings, keys):
     """Refuses to resume a run whose ``config.json`` records other values of ``keys`` of
     ``fit``'s settings (another data set, task or loss), naming each difference."""
     path = Path(workdir) / "config.json"

@@ -27,7 +27,7 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-def check_optimizer(optimizer, where: str):
+def check_optimizer(where: str, optimizer):
     if not (callable(getattr(optimizer, "init", None))
             and callable(getattr(optimizer, "update", None))):
         fail(where, "optimizer", "an optax.GradientTransformation (with init and update)",
@@ -54,8 +54,8 @@ def create_train_state(model: Layer, optimizer, key, in_shape) -> TrainState:
       (0, (144, 10))
     """
     where = "create_train_state"
-    check_model(model, where)
-    check_optimizer(optimizer, where)
+    check_model(where, model)
+    check_optimizer(where, optimizer)
     check_key(where, "key", key)
     # Eager on purpose: eager init compiles one small program per distinct kernel shape and
     # caches it, while jax.jit(model.init) compiles every kernel of the model again (slower

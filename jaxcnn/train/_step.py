@@ -21,7 +21,7 @@ from jaxcnn.train._state import TrainState, check_optimizer
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def check_compute_dtype(compute_dtype, where):
+def check_compute_dtype(where, compute_dtype):
     """``None`` (follow the input) or a float dtype name/type, returned as a ``jnp.dtype``."""
     if compute_dtype is None:
         return None
@@ -34,7 +34,7 @@ def check_compute_dtype(compute_dtype, where):
     return jnp.dtype(name)
 
 
-def check_batch(batch, where):
+def check_batch(where, batch):
     if not isinstance(batch, dict) or "x" not in batch or "y" not in batch:
         got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         fail(where, "batch", "a dict with keys 'x', 'y' and optionally 'mask'", got,
@@ -101,7 +101,7 @@ def apply_gradients(train_state, grads, optimizer, *, state=None):
       >>> int(ts.step), ts.params["w"]
       (1, Array([0., 3.], dtype=float32))
     """
-    check_optimizer(optimizer, "apply_gradients")
+    check_optimizer("apply_gradients", optimizer)
     with jax.numpy_dtype_promotion("standard"):  # optax is not strict-promotion clean
         updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
         params = optax.apply_updates(train_state.params, updates)
@@ -151,15 +151,15 @@ def make_train_step(model, optimizer, loss=None, *, task="multiclass", label_smo
       (1, ['accuracy', 'grad_norm', 'loss'])
     """
     where = "make_train_step"
-    check_model(model, where)
-    check_optimizer(optimizer, where)
+    check_model(where, model)
+    check_optimizer(where, optimizer)
     train_loss, _ = resolve_loss(loss, task, label_smoothing, class_weights, where=where)
-    dtype = check_compute_dtype(compute_dtype, where)
+    dtype = check_compute_dtype(where, compute_dtype)
     if augment is not None and not callable(augment):
         fail(where, "augment", "None or a function (key, x) -> x", augment, exc=TypeError)
 
     def train_step(train_state, batch, key):
-        mask = check_batch(batch, "train_step")
+        mask = check_batch("train_step", batch)
         step_key = jax.random.fold_in(key, train_state.step)
         model_key, augment_key = jax.random.split(step_key)
         x = batch["x"] if augment is None else augment(augment_key, batch["x"])
@@ -186,7 +186,7 @@ def jit_train_step(train_step):
     return jit(train_step, donate_argnums=0)
 
 
-def check_top_k(top_k, where):
+def check_top_k(where, top_k):
     if isinstance(top_k, int):
         top_k = (top_k,)
     if not isinstance(top_k, (tuple, list)) or not all(is_int(k) and k >= 1 for k in top_k):
@@ -198,13 +198,13 @@ def make_eval_fn(model, loss=None, *, task="multiclass", top_k=(5,), compute_dty
                  where="make_eval_fn"):
     """``eval_fn(params, state, batch) -> (sums, logits)``: :func:`make_eval_step` that also
     returns the float32 logits (for ROC AUC and ensembles); errors name ``where``."""
-    check_model(model, where)
+    check_model(where, model)
     _, eval_loss = resolve_loss(loss, task, where=where)
-    dtype = check_compute_dtype(compute_dtype, where)
-    top_k = check_top_k(top_k, where)
+    dtype = check_compute_dtype(where, compute_dtype)
+    top_k = check_top_k(where, top_k)
 
     def eval_fn(params, state, batch):
-        mask = check_batch(batch, "eval_step")
+        mask = check_batch("eval_step", batch)
         logits, _ = model.apply(params, state, cast_input(batch["x"], dtype), train=False)
         logits = logits.astype(jnp.float32)
         return sums_from_logits(logits, batch["y"], mask, task, eval_loss, top_k), logits
