@@ -1,7 +1,8 @@
 """The experiments' shared command line: typed configs, one-line errors, several processes.
 
 A config is a dataclass that extends :class:`RunOptions` (the flags every experiment shares)
-and declares each field with :func:`option`: a default and one sentence of help. Then::
+and declares each field with :func:`option`: a default and one sentence of help; a
+``tuple[X, ...]`` field takes one or more values (``--code-sizes 16 32``). Then::
 
     parser = _cli.parser(Config, __doc__)
     cfg = _cli.parse(parser, Config, argv)  # argparse errors: usage line, exit status 2
@@ -140,6 +141,8 @@ def _shown(field) -> str:
         return field.metadata["shown"]
     if isinstance(field.default, bool):
         return "on" if field.default else "off"
+    if isinstance(field.default, tuple):
+        return " ".join(map(str, field.default))
     return str(field.default)
 
 
@@ -165,6 +168,10 @@ def parser(cls, doc: str, *, without=()) -> argparse.ArgumentParser:
         tp = hints[field.name]
         inner = _unwrap_optional(tp)
         kwargs = dict(dest=field.name, default=field.default)
+        if typing.get_origin(inner) is tuple:  # tuple[X, ...]: one or more values
+            kwargs.update(nargs="+")
+            inner = typing.get_args(inner)[0]
+            tp = inner
         if inner is bool:
             kwargs.update(action=_Switch)
         elif typing.get_origin(inner) is Literal:
@@ -185,7 +192,8 @@ def parser(cls, doc: str, *, without=()) -> argparse.ArgumentParser:
 def parse(parser: argparse.ArgumentParser, cls, argv=None):
     """The config from ``argv`` (default ``sys.argv[1:]``); checks the options shared by
     every experiment (argparse's errors: usage line, exit status 2)."""
-    cfg = cls(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     if cfg.resume and cfg.workdir is None:
         parser.error("--resume needs --workdir, the run folder to continue")
     if cfg.ensemble < 1:

@@ -1,9 +1,10 @@
 """Convolutional autoencoders: three up-sampling routes against PCA, on digits or MNIST.
 
-Commands (from the repository root; ``--seed`` 0, 1, 2 for the numbers below):
+Commands (from the repository root; ``--help`` lists every option with its default;
+``--seed`` 0, 1, 2 for the numbers below):
 
     python experiments/autoencoder.py                      # 8x8 digits, offline
-    python experiments/autoencoder.py --dataset mnist --data-dir ../shared/data/mnist
+    python experiments/autoencoder.py --dataset mnist --data ../shared/data/mnist
     python experiments/autoencoder.py --noise 0.3          # denoising: noisy in, clean out
     python experiments/autoencoder.py --code-sizes 2       # a 2-d code: latent.png
     python experiments/autoencoder.py --routes unpool --code-sizes 16
@@ -75,38 +76,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn import enable_compilation_cache
+import _cli
+from _cli import option, per_dataset
+from jaxcnn import distributed
 from jaxcnn.data import load_digits, load_mnist
 from jaxcnn.interpret import activations
 from jaxcnn.models import conv_autoencoder
-from jaxcnn.models.image2image import AE_UPS
-from jaxcnn.train import fit, num_params, parse_config, pixel_binary_cross_entropy, predict
+from jaxcnn.train import fit, num_params, pixel_binary_cross_entropy, predict
 
-
-@dataclasses.dataclass
-class Config:
-    """Train convolutional autoencoders (one per route and code size) and compare with PCA."""
-
-    dataset: Literal["digits", "mnist"] = "digits"
-    data_dir: Optional[str] = None  # mnist: the folder of IDX files (downloaded when None)
-    routes: tuple[str, ...] = AE_UPS  # up-sampling routes: transpose, upsample, unpool
-    code_sizes: tuple[int, ...] = (16, 32)  # bottleneck units (2: also latent.png)
-    widths: Optional[tuple[int, ...]] = None  # conv channels per level (each pools by 2)
-    noise: float = 0.0  # > 0: denoising, the std of the Gaussian noise on the inputs
-    loss: Literal["mse", "bce"] = "mse"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None  # peak of the one-cycle cosine schedule
-    weight_decay: float = 1e-4
-    train_limit: Optional[int] = None  # use this many training images (quick runs)
-    val_fraction: float = 0.0  # > 0: hold out part of train; val scores in result.json
-    seed: int = 0
-    workdir: Optional[str] = None
-    resume: bool = False
-    plots: bool = True
-    progress: bool = True
-    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
-
+# ------------------------------------------------------------------------------- config
 
 PRESETS = {
     "digits": dict(widths=(16, 32), epochs=100, batch_size=32, lr=3e-3),
@@ -114,18 +92,53 @@ PRESETS = {
 }
 
 
+def preset(name: str) -> str:
+    values = {k: " ".join(map(str, v[name])) if isinstance(v[name], tuple) else v[name]
+              for k, v in PRESETS.items()}
+    return per_dataset({k: {name: v} for k, v in values.items()}, name)
+
+
+@dataclasses.dataclass
+class Config(_cli.RunOptions):
+    """Train convolutional autoencoders (one per route and code size) and compare with PCA;
+    options left unset take the dataset's preset."""
+
+    dataset: Literal["digits", "mnist"] = option(
+        "digits", "The data: scikit-learn's 8x8 digits (bundled) or MNIST.")
+    data: Optional[str] = option(
+        None, "mnist: the folder of MNIST's IDX files.",
+        shown="$JAXCNN_DATA/mnist or ~/.cache/jaxcnn/mnist (downloaded there when missing)",
+        metavar="PATH")
+    routes: tuple[Literal["transpose", "upsample", "unpool"], ...] = option(
+        ("transpose", "upsample", "unpool"), "Up-sampling routes of the decoder, one model "
+        "each: transposed convolution, nearest up-sampling + conv, max-unpooling with the "
+        "encoder's indices.")
+    code_sizes: tuple[int, ...] = option((16, 32), "Bottleneck sizes, one model each (2 also "
+                                                   "plots the codes: latent.png).")
+    widths: Optional[tuple[int, ...]] = option(None, "Convolution channels per level, each "
+                                                     "level pooling by 2.",
+                                               shown=preset("widths"))
+    noise: float = option(0.0, "Above 0: a denoising autoencoder, the std of the Gaussian "
+                               "noise added to its inputs.")
+    loss: Literal["mse", "bce"] = option("mse", "Per-pixel mean squared error or binary "
+                                                "cross-entropy of the reconstruction.")
+    epochs: Optional[int] = option(None, "Passes over the training set.",
+                                   shown=preset("epochs"))
+    batch_size: Optional[int] = option(None, "Images per training step.",
+                                       shown=preset("batch_size"))
+    lr: Optional[float] = option(None, "Peak learning rate of the one-cycle cosine schedule "
+                                       "(AdamW).", shown=preset("lr"))
+    weight_decay: float = option(1e-4, "AdamW's decoupled weight decay.")
+    train_limit: Optional[int] = option(None, "Train on this many images only (quick runs).",
+                                        shown="all")
+    val_fraction: float = option(0.0, "Share of the training images held out for "
+                                      "validation; above 0 their scores go into result.json.")
+    workdir: Optional[str] = _cli.run_folder("runs/autoencoder/<dataset>[-noise<S>]-seed<seed>")
+
+
 def resolve(cfg: Config) -> Config:
-    """The config with every ``None`` replaced by the dataset's preset, and the default
-    run folder; refuses unknown routes and code sizes below 1."""
-    bad = [r for r in cfg.routes if r not in AE_UPS]
-    if bad or not cfg.routes:
-        raise ValueError(f"autoencoder: --routes must be one or more of {', '.join(AE_UPS)}, "
-                         f"got {' '.join(cfg.routes) or 'none'}")
-    if not cfg.code_sizes or min(cfg.code_sizes) < 1:
-        raise ValueError(f"autoencoder: --code-sizes must be positive ints, got "
-                         f"{list(cfg.code_sizes)}")
-    if cfg.noise < 0:
-        raise ValueError(f"autoencoder: --noise must be >= 0, got {cfg.noise}")
+    """The config with every unset option replaced by the dataset's preset, and the
+    default run folder."""
     fields = {k: v for k, v in PRESETS[cfg.dataset].items() if getattr(cfg, k) is None}
     if cfg.workdir is None:
         noise = f"-noise{cfg.noise:g}" if cfg.noise else ""
@@ -139,7 +152,7 @@ def resolve(cfg: Config) -> Config:
 def load(cfg: Config):
     """``(x_train, y_train), (x_val, y_val) or None, (x_test, y_test)``: images float32 in
     ``[0, 1]`` with their class labels (for the latent plot only)."""
-    ds = load_digits() if cfg.dataset == "digits" else load_mnist(cfg.data_dir)
+    ds = load_digits() if cfg.dataset == "digits" else load_mnist(cfg.data)
     scale = 255.0 if ds.x_train.dtype == np.uint8 else 1.0
     x_train = ds.x_train.astype(np.float32) / scale
     x_test = ds.x_test.astype(np.float32) / scale
@@ -214,8 +227,9 @@ class ReconstructionLoss:
         return (per_example * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def train_one(cfg: Config, route: str, code: int, train, val, workdir: Path):
-    """Trains one autoencoder in its own fit run folder; ``(model, train_state)``."""
+def train_one(cfg: Config, route: str, code: int, train, val, workdir: Path, mesh):
+    """Trains one autoencoder in its own fit run folder; ``(model, (params, state))``, the
+    trained weights on the host."""
     x_train = train[0]
     model_kwargs = dict(code_size=code, out_channels=x_train.shape[-1], widths=cfg.widths,
                         up=route)
@@ -230,10 +244,10 @@ def train_one(cfg: Config, route: str, code: int, train, val, workdir: Path):
                          "model_kwargs": model_kwargs},
                  task="regression", loss=ReconstructionLoss(cfg.loss),
                  augment=noise_augment(cfg.noise) if cfg.noise else None,
-                 progress=cfg.progress, log_every=20)
-    if cfg.plots:
+                 progress=cfg.progress, log_every=20, mesh=mesh, loggers=_cli.loggers(cfg))
+    if cfg.plots and _cli.is_main_process():
         plot_loss(result.history, workdir / "curves.png", f"{route}, code {code}: loss")
-    return model, result.train_state
+    return model, distributed.to_host((result.train_state.params, result.train_state.state))
 
 
 def reconstruct(model, params, state, x):
@@ -309,19 +323,16 @@ def plot_latent(codes, labels, path, title):
 # ------------------------------------------------------------------------------- main
 
 
-def main(argv=None) -> dict:
-    cfg = parse_config(Config, argv)
-    if cfg.resume and cfg.workdir is None:
-        raise ValueError("autoencoder: --resume needs --workdir, the run folder to continue")
-    cfg = resolve(cfg)
-    if cfg.compile_cache:
-        enable_compilation_cache()
-    t0 = time.time()
+def train(cfg: Config, mesh) -> dict:
+    """Loads the data, fits PCA, trains one autoencoder per route and code size, tests
+    each, and writes the result and the plots."""
+    t0, c0 = time.perf_counter(), time.process_time()
     (x_train, y_train), val, (x_test, y_test) = load(cfg)
     x_in = add_noise(x_test, cfg.noise, np.random.default_rng(1)) if cfg.noise else x_test
     workdir = Path(cfg.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if _cli.is_main_process():
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     print(f"{cfg.dataset}: {len(x_train)} train / {len(x_test)} test images "
           f"{x_train.shape[1:]}; routes {', '.join(cfg.routes)}; codes "
           f"{', '.join(map(str, cfg.code_sizes))}; noise {cfg.noise:g}", flush=True)
@@ -342,17 +353,17 @@ def main(argv=None) -> dict:
             val_mse[f"pca_k{k}"] = scores(pca_reconstruct(basis, val[0], k), val[0])[0]
         for route in cfg.routes:
             name = f"{route}_k{k}"
-            model, ts = train_one(cfg, route, k, (x_train, y_train),
-                                  None if val is None else val[0], workdir / name)
-            rec = reconstruct(model, ts.params, ts.state, x_in)
+            model, (params, state) = train_one(cfg, route, k, (x_train, y_train),
+                                               None if val is None else val[0],
+                                               workdir / name, mesh)
+            rec = reconstruct(model, params, state, x_in)
             mse[name], psnr[name] = scores(rec, x_test)
-            params_count[name] = num_params(ts.params)
+            params_count[name] = num_params(params)
             if val is not None:
-                val_mse[name] = scores(reconstruct(model, ts.params, ts.state, val[0]),
-                                       val[0])[0]
+                val_mse[name] = scores(reconstruct(model, params, state, val[0]), val[0])[0]
             recs[k].append((f"{route}\n{mse[name]:.4f}", rec[shown]))
             if k == 2:
-                codes.append((route, code_of(model, ts.params, ts.state, x_in)))
+                codes.append((route, code_of(model, params, state, x_in)))
             print(f"  {name}: test MSE {mse[name]:.5f} (PCA {mse[f'pca_k{k}']:.5f}), "
                   f"PSNR {psnr[name]:.2f} dB", flush=True)
 
@@ -361,9 +372,12 @@ def main(argv=None) -> dict:
         "mse_vs_pca": {n: v / mse[f"pca_k{n.rsplit('_k', 1)[1]}"] for n, v in mse.items()
                        if not n.startswith(("pca", "mean"))},
         "num_params": params_count, "train_size": len(x_train), "test_size": len(x_test),
-        "wall_time_s": round(time.time() - t0, 1)}
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+        "cpu_time_s": round(time.process_time() - c0, 1)}
     if val is not None:
         summary["val_mse"] = val_mse
+    if not _cli.is_main_process():
+        return summary
     (workdir / "result.json").write_text(json.dumps(summary, indent=2))
     if cfg.plots:
         noisy = [("noisy input", x_in[shown])] if cfg.noise else []
@@ -376,6 +390,16 @@ def main(argv=None) -> dict:
                         f"{cfg.dataset}: 2-d codes of the test images")
     print(f"done in {summary['wall_time_s']:.0f} s; run folder: {workdir}")
     return summary
+
+
+def main(argv=None) -> dict:
+    parser = _cli.parser(Config, __doc__, without=("ensemble",))
+    cfg = _cli.parse(parser, Config, argv)
+    if min(cfg.code_sizes) < 1:
+        parser.error(f"--code-sizes must be positive, got {' '.join(map(str, cfg.code_sizes))}")
+    if cfg.noise < 0:
+        parser.error(f"--noise must be >= 0, got {cfg.noise:g}")
+    return _cli.run(parser, resolve(cfg), train)
 
 
 if __name__ == "__main__":

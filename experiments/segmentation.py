@@ -1,12 +1,13 @@
 """Semantic segmentation with a U-Net, 2-d and 3-d: procedural scenes, MNIST-seg canvases,
 or a user's own ``.npz``.
 
-Commands (from the repository root; ``--seed`` 0, 1, 2 for the numbers below):
+Commands (from the repository root; ``--help`` lists every option with its default;
+``--seed`` 0, 1, 2 for the numbers below):
 
     python experiments/segmentation.py                                # procedural 2-d scenes
     python experiments/segmentation.py --dims 3                       # procedural 3-d volumes
-    python experiments/segmentation.py --dataset mnist-seg --data-dir ../shared/data/mnist
-    python experiments/segmentation.py --dataset mnist-seg --data-dir ../shared/data/mnist \\
+    python experiments/segmentation.py --dataset mnist-seg --data ../shared/data/mnist
+    python experiments/segmentation.py --dataset mnist-seg --data ../shared/data/mnist \\
         --no-skip                                                     # the same net, no skips
     python experiments/segmentation.py --dataset npz --data FILE.npz  # a user's own data
 
@@ -75,48 +76,20 @@ import time
 from pathlib import Path
 from typing import Literal, Optional
 
+import jax
 import numpy as np
 import optax
 
-from jaxcnn import enable_compilation_cache
+import _cli
+from _cli import option, per_dataset
+from jaxcnn import distributed
 from jaxcnn.data import (SegmentationData, load_mnist_seg, load_segmentation_npz,
                          make_shapes2d, make_shapes3d)
 from jaxcnn.models import unet
-from jaxcnn.train import (fit, num_params, parse_config, pixel_cross_entropy, predict,
-                          segmentation_scores, soft_dice_loss, update_result)
+from jaxcnn.train import (fit, num_params, pixel_cross_entropy, predict, segmentation_scores,
+                          soft_dice_loss, update_result)
 
-
-@dataclasses.dataclass
-class Config:
-    """Train a U-Net to segment images or volumes; ``None`` = the data's preset (PRESETS)."""
-
-    dataset: Literal["procedural", "mnist-seg", "npz"] = "procedural"
-    dims: Literal[2, 3] = 2  # procedural: 2-d scenes or 3-d volumes (npz: from the file)
-    data_dir: Optional[str] = None  # mnist-seg: the MNIST folder (downloaded when None)
-    data: Optional[str] = None  # npz: the file (--data and --data-dir are interchangeable)
-    num_classes: Optional[int] = None  # npz: default the largest label + 1
-    ignore_index: Optional[int] = None  # npz: the label of unlabelled pixels (e.g. 255)
-    n_train: Optional[int] = None  # procedural / mnist-seg: images (volumes) generated
-    n_test: Optional[int] = None
-    size: Optional[int] = None  # procedural / mnist-seg: side of the square (cube)
-    data_seed: Optional[int] = None  # procedural / mnist-seg: the generated set; None: --seed
-    depth: Optional[int] = None  # U-Net poolings
-    base_width: Optional[int] = None  # channels at the top level (doubling per level)
-    norm: Literal["batch", "group", "none"] = "batch"
-    up: Literal["transpose", "upsample"] = "transpose"
-    skip: bool = True  # --no-skip: the same encoder-decoder without skip connections
-    loss: Literal["cross_entropy", "cross_entropy+dice"] = "cross_entropy"
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None  # peak of the one-cycle cosine schedule
-    weight_decay: float = 1e-4
-    seed: int = 0
-    workdir: Optional[str] = None
-    resume: bool = False
-    plots: bool = True
-    progress: bool = True
-    compile_cache: bool = True  # keep compiled programs on disk: enable_compilation_cache
-
+# ------------------------------------------------------------------------------- config
 
 PRESETS = {
     "procedural2d": dict(n_train=2000, n_test=500, size=32, depth=3, base_width=16, epochs=10,
@@ -125,8 +98,65 @@ PRESETS = {
                          batch_size=16, lr=3e-3),
     "mnist-seg": dict(n_train=4000, n_test=2000, size=48, depth=3, base_width=16, epochs=8,
                       batch_size=32, lr=3e-3),
-    "npz": dict(depth=3, base_width=16, epochs=30, batch_size=16, lr=1e-3),
+    "npz": dict(n_train=None, n_test=None, size=None, depth=3, base_width=16, epochs=30,
+                batch_size=16, lr=1e-3),
 }
+
+
+def preset(name: str) -> str:
+    """A field's default per preset (``procedural2d``, ``procedural3d``, ``mnist-seg``,
+    ``npz``), for ``--help``; the generated-data fields do not apply to npz."""
+    shown = {k: v for k, v in PRESETS.items() if v[name] is not None}
+    return per_dataset(shown, name)
+
+
+@dataclasses.dataclass
+class Config(_cli.RunOptions):
+    """Train a U-Net to segment images or volumes; options left unset take the data's
+    preset (procedural2d, procedural3d with --dims 3, mnist-seg, npz)."""
+
+    dataset: Literal["procedural", "mnist-seg", "npz"] = option(
+        "procedural", "The data: procedural scenes generated per seed (offline), canvases of "
+                      "MNIST digits, or a .npz file with images and masks.")
+    dims: Literal[2, 3] = option(2, "Procedural data: 2-d scenes or 3-d volumes (npz: taken "
+                                    "from the file).")
+    data: Optional[str] = option(
+        None, "Where the data is: the MNIST folder (mnist-seg) or the .npz file (npz).",
+        shown="$JAXCNN_DATA/mnist or ~/.cache/jaxcnn/mnist for mnist-seg (downloaded there "
+              "when missing); required for npz", metavar="PATH")
+    num_classes: Optional[int] = option(None, "npz: the number of classes.",
+                                        shown="the largest label + 1")
+    ignore_index: Optional[int] = option(None, "npz: the label of unlabelled pixels, left out "
+                                               "of the loss and the scores (e.g. 255).",
+                                         shown="none")
+    n_train: Optional[int] = option(None, "Procedural and mnist-seg: training images "
+                                          "(volumes) generated.", shown=preset("n_train"))
+    n_test: Optional[int] = option(None, "Procedural and mnist-seg: test images (volumes) "
+                                         "generated.", shown=preset("n_test"))
+    size: Optional[int] = option(None, "Procedural and mnist-seg: side of the square image "
+                                       "(cube).", shown=preset("size"))
+    data_seed: Optional[int] = option(None, "Procedural and mnist-seg: seed of the generated "
+                                            "data.", shown="--seed")
+    depth: Optional[int] = option(None, "U-Net poolings.", shown=preset("depth"))
+    base_width: Optional[int] = option(None, "Channels at the top level, doubling per level.",
+                                       shown=preset("base_width"))
+    norm: Literal["batch", "group", "none"] = option("batch", "Normalisation after each "
+                                                              "convolution.")
+    up: Literal["transpose", "upsample"] = option(
+        "transpose", "Up-sampling: 2x2 transposed convolution, or nearest up-sampling and a "
+                     "3x3 convolution.")
+    skip: bool = option(True, "Skip connections (--no-skip: the same encoder-decoder "
+                              "without them).")
+    loss: Literal["cross_entropy", "cross_entropy+dice"] = option(
+        "cross_entropy", "Per-pixel cross-entropy, or cross-entropy plus soft Dice.")
+    epochs: Optional[int] = option(None, "Passes over the training set.",
+                                   shown=preset("epochs"))
+    batch_size: Optional[int] = option(None, "Images (volumes) per training step.",
+                                       shown=preset("batch_size"))
+    lr: Optional[float] = option(None, "Peak learning rate of the one-cycle cosine schedule "
+                                       "(AdamW).", shown=preset("lr"))
+    weight_decay: float = option(1e-4, "AdamW's decoupled weight decay.")
+    workdir: Optional[str] = _cli.run_folder("runs/segmentation/<data>[-noskip]-seed<seed>")
 
 
 def preset_name(cfg: Config) -> str:
@@ -134,18 +164,13 @@ def preset_name(cfg: Config) -> str:
 
 
 def resolve(cfg: Config) -> Config:
-    """The config with every ``None`` replaced by the data's preset (``data_seed`` by
+    """The config with every unset option replaced by the data's preset (``data_seed`` by
     ``seed``), and the default run folder."""
-    if cfg.dataset == "mnist-seg" and cfg.dims != 2:
-        raise ValueError(f"segmentation: --dims must be 2 for --dataset mnist-seg, got "
-                         f"{cfg.dims}")
-    preset = PRESETS[preset_name(cfg)]
-    fields = {k: v for k, v in preset.items() if getattr(cfg, k) is None}
+    fields = {k: v for k, v in PRESETS[preset_name(cfg)].items() if getattr(cfg, k) is None}
     if cfg.data_seed is None:
         fields["data_seed"] = cfg.seed
     if cfg.workdir is None:
-        name = Path(cfg.data or cfg.data_dir or "").stem if cfg.dataset == "npz" else \
-            preset_name(cfg)
+        name = Path(cfg.data or "").stem if cfg.dataset == "npz" else preset_name(cfg)
         fields["workdir"] = (f"runs/segmentation/{name}{'' if cfg.skip else '-noskip'}"
                              f"-seed{cfg.seed}")
     return dataclasses.replace(cfg, **fields)
@@ -160,13 +185,9 @@ def load_data(cfg: Config) -> SegmentationData:
         make = make_shapes2d if cfg.dims == 2 else make_shapes3d
         return make(cfg.n_train, cfg.n_test, size=cfg.size, seed=cfg.data_seed)
     if cfg.dataset == "mnist-seg":
-        return load_mnist_seg(cfg.data_dir, n_train=cfg.n_train, n_test=cfg.n_test,
+        return load_mnist_seg(cfg.data, n_train=cfg.n_train, n_test=cfg.n_test,
                               size=cfg.size, seed=cfg.data_seed)
-    path = cfg.data or cfg.data_dir
-    if path is None:
-        raise ValueError("segmentation: --dataset npz needs --data, the .npz file with "
-                         "images and masks")
-    return load_segmentation_npz(path, num_classes=cfg.num_classes,
+    return load_segmentation_npz(cfg.data, num_classes=cfg.num_classes,
                                  ignore_index=cfg.ignore_index)
 
 
@@ -287,17 +308,12 @@ def write_plots(cfg, data, pred, history, workdir, count=6):
     plot_loss(history, workdir / "curves.png", f"{preset_name(cfg)}: training loss")
 
 
-# ------------------------------------------------------------------------------- main
+# ------------------------------------------------------------------------------- train
 
 
-def main(argv=None) -> dict:
-    cfg = parse_config(Config, argv)
-    if cfg.resume and cfg.workdir is None:
-        raise ValueError("segmentation: --resume needs --workdir, the run folder to continue")
-    cfg = resolve(cfg)
-    if cfg.compile_cache:
-        enable_compilation_cache()
-    t0 = time.time()
+def train(cfg: Config, mesh) -> dict:
+    """Loads the data, trains, tests on the whole test set, writes the result and plots."""
+    t0, c0 = time.perf_counter(), time.process_time()
     data = load_data(cfg)
     dims = data.x_train.ndim - 2
     cfg = dataclasses.replace(cfg, dims=dims)
@@ -316,21 +332,27 @@ def main(argv=None) -> dict:
                  config={**dataclasses.asdict(cfg), "model": "unet",
                          "model_kwargs": model_kwargs, "class_names": data.class_names},
                  task="regression", loss=PixelLoss(cfg.loss, cfg.ignore_index),
-                 progress=cfg.progress, log_every=20)
-    ts, workdir = result.train_state, Path(cfg.workdir)
+                 progress=cfg.progress, log_every=20, mesh=mesh, loggers=_cli.loggers(cfg))
+    params, state = distributed.to_host((result.train_state.params, result.train_state.state))
+    workdir = Path(cfg.workdir)
     # the whole test set at once: one confusion matrix, not a mean of per-batch scores
-    logits = predict(model, ts.params, ts.state, data.x_test, batch_size=cfg.batch_size)
+    logits = predict(model, params, state, data.x_test, batch_size=cfg.batch_size)
     pred = np.argmax(np.asarray(logits), axis=-1)
     matrix = confusion(data.y_test, pred, num_classes, cfg.ignore_index)
     scores = segmentation_scores(matrix)
-    summary = update_result(workdir, dict(
+    summary = dict(
         test_miou=scores["mean_iou"], test_pixel_accuracy=scores["pixel_accuracy"],
         test_iou=scores["iou"], test_mean_dice=scores["mean_dice"],
         test_confusion_matrix=matrix.tolist(),
         background_miou=background_miou(data.y_test, num_classes, cfg.ignore_index),
-        class_names=list(data.class_names), num_params=num_params(ts.params),
+        class_names=list(data.class_names), num_params=num_params(params),
         train_size=len(data.x_train), test_size=len(data.x_test),
-        wall_time_s=round(time.time() - t0, 1)))
+        wall_time_s=round(time.perf_counter() - t0, 1),
+        cpu_time_s=round(time.process_time() - c0, 1),
+        devices=jax.device_count(), processes=jax.process_count())
+    if not _cli.is_main_process():
+        return summary
+    summary = update_result(workdir, summary)
     if cfg.plots:
         write_plots(cfg, data, pred, result.history, workdir)
     print(f"test mean IoU {summary['test_miou']:.4f} (all background: "
@@ -338,6 +360,16 @@ def main(argv=None) -> dict:
           f"{summary['test_pixel_accuracy']:.4f}; {summary['num_params']:,} params; "
           f"{summary['wall_time_s']:.0f} s; run folder: {workdir}")
     return summary
+
+
+def main(argv=None) -> dict:
+    parser = _cli.parser(Config, __doc__, without=("ensemble",))
+    cfg = _cli.parse(parser, Config, argv)
+    if cfg.dataset == "mnist-seg" and cfg.dims != 2:
+        parser.error(f"--dims must be 2 for --dataset mnist-seg, got {cfg.dims}")
+    if cfg.dataset == "npz" and cfg.data is None:
+        parser.error("--dataset npz needs --data, the .npz file with images and masks")
+    return _cli.run(parser, resolve(cfg), train)
 
 
 if __name__ == "__main__":

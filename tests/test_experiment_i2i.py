@@ -1,9 +1,12 @@
 """The image-to-image experiments end to end, shortened: the U-Net segmentation experiment
 (2-d procedural scenes, 3-d volumes, a user's npz) and the autoencoder experiment learn,
-fill their run folders, and a run cut short resumes to the same result."""
+fill their run folders, and a run cut short resumes to the same result; their command
+line is the experiments' shared one (experiments/_cli.py)."""
 
+import dataclasses
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from jaxcnn.train import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))  # the experiments import _cli
 
 
 def _load(name):
@@ -71,7 +75,7 @@ def test_segmentation_2d_learns_writes_and_resumes(seg, tmp_path):
 
     drop_last_checkpoint(workdir)
     with pytest.raises(ValueError, match="already holds checkpoints"):
-        seg.main(args)
+        seg.main(args + ["--debug"])
     resumed = seg.main(args + ["--resume", "--no-plots"])
     assert resumed["test_miou"] == summary["test_miou"]  # bit-identical after the resume
     assert resumed["test_confusion_matrix"] == summary["test_confusion_matrix"]
@@ -118,13 +122,24 @@ def test_segmentation_npz_with_val_and_ignore_label(seg, tmp_path):
     assert config["model_kwargs"]["num_classes"] == 3 and config["dims"] == 2
 
 
-def test_segmentation_config_errors(seg):
-    with pytest.raises(ValueError, match="segmentation: --resume needs --workdir"):
-        seg.main(["--resume"])
-    with pytest.raises(ValueError, match="segmentation: --dims must be 2 for --dataset mnist"):
-        seg.main(["--dataset", "mnist-seg", "--dims", "3"])
-    with pytest.raises(ValueError, match="segmentation: --dataset npz needs --data"):
-        seg.load_data(seg.resolve(seg.Config(dataset="npz")))
+def usage_error(experiment, argv, capsys):
+    """argparse's error for ``argv``: exit status 2, the usage line; returns stderr."""
+    with pytest.raises(SystemExit) as exit_:
+        experiment.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage:"), err
+    return err
+
+
+def test_segmentation_config_errors(seg, capsys):
+    for argv, message in [
+            (["--resume"], "--resume needs --workdir"),
+            (["--dataset", "mnist-seg", "--dims", "3"], "--dims must be 2 for --dataset "
+                                                        "mnist-seg, got 3"),
+            (["--dataset", "npz"], "--dataset npz needs --data"),
+            (["--data-dir", "x"], "unrecognized arguments: --data-dir"),
+            (["--dims", "4"], "argument --dims: invalid choice: 4")]:
+        assert message in usage_error(seg, argv, capsys), argv
     cfg = seg.resolve(seg.Config(dims=3, seed=2, skip=False))
     assert (cfg.size, cfg.depth, cfg.data_seed) == (16, 2, 2)
     assert cfg.workdir == "runs/segmentation/procedural3d-noskip-seed2"
@@ -173,14 +188,79 @@ def test_autoencoder_pca_against_a_hand_made_case(ae):
     np.testing.assert_allclose(ae.pca_reconstruct(basis, off, 2), off, atol=1e-6)
 
 
-def test_autoencoder_config_errors(ae):
-    with pytest.raises(ValueError, match="autoencoder: --routes must be one or more of"):
-        ae.main(["--routes", "deconv"])
-    with pytest.raises(ValueError, match="autoencoder: --code-sizes must be positive"):
-        ae.main(["--code-sizes", "0"])
-    with pytest.raises(ValueError, match="autoencoder: --noise must be >= 0"):
-        ae.main(["--noise", "-0.1"])
-    with pytest.raises(ValueError, match="autoencoder: --resume needs --workdir"):
-        ae.main(["--resume"])
+def test_autoencoder_config_errors(ae, capsys):
+    for argv, message in [
+            (["--routes", "deconv"], "argument --routes: invalid choice: 'deconv'"),
+            (["--code-sizes", "16", "0"], "--code-sizes must be positive, got 16 0"),
+            (["--noise", "-0.1"], "--noise must be >= 0, got -0.1"),
+            (["--resume"], "--resume needs --workdir"),
+            (["--ensemble", "2"], "unrecognized arguments: --ensemble 2")]:
+        assert message in usage_error(ae, argv, capsys), argv
     cfg = ae.resolve(ae.Config(noise=0.25, seed=1))
     assert cfg.workdir == "runs/autoencoder/digits-noise0.25-seed1" and cfg.epochs > 0
+
+
+def help_options(experiment, capsys):
+    """``{flag: its help, one line}`` from ``--help``."""
+    with pytest.raises(SystemExit) as exit_:
+        experiment.main(["--help"])
+    assert exit_.value.code == 0
+    options, flag = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        m = re.match(r"  (--[\w-]+)", line)
+        if m:
+            flag = m.group(1)
+            options[flag] = line[m.end():]
+        elif flag and line.startswith("      "):
+            options[flag] += " " + line.strip()
+        else:
+            flag = None
+    return {k: " ".join(v.split()) for k, v in options.items()}
+
+
+@pytest.mark.parametrize("name", ["seg", "ae"])
+def test_help_gives_every_option_a_sentence_and_its_default(name, request, capsys):
+    experiment = request.getfixturevalue(name)
+    options = help_options(experiment, capsys)
+    fields = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(experiment.Config)}
+    assert set(options) - {"--help"} == fields - {"--ensemble"}
+    for flag, text in options.items():
+        if flag != "--help":
+            assert re.search(r"[a-z].*\. Default: [^ ].*\.$", text), (flag, text)
+            assert "None" not in text, (flag, text)
+    presets = experiment.PRESETS
+    if name == "seg":  # the presets' real values, by data
+        epochs = ", ".join(f"{k} {v['epochs']}" for k, v in presets.items())
+        assert options["--epochs"].endswith(f"Default: {epochs}.")
+        assert options["--n-train"].endswith(f"mnist-seg {presets['mnist-seg']['n_train']}.")
+    else:
+        epochs = ", ".join(f"{k} {v['epochs']}" for k, v in presets.items())
+        assert options["--epochs"].endswith(f"Default: {epochs}.")
+        assert options["--routes"].endswith("Default: transpose upsample unpool.")
+        assert options["--code-sizes"].endswith("Default: 16 32.")
+        assert " ".join(map(str, presets["digits"]["widths"])) in options["--widths"]
+        # a tuple option takes one or more values
+        parser = experiment._cli.parser(experiment.Config, experiment.__doc__)
+        cfg = experiment._cli.parse(parser, experiment.Config,
+                                    ["--code-sizes", "2", "8", "--routes", "unpool"])
+        assert cfg.code_sizes == (2, 8) and cfg.routes == ("unpool",)
+
+
+def test_data_errors_are_one_line(seg, ae, tmp_path, capsys):
+    garbage = tmp_path / "mnist"
+    garbage.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (garbage / name).write_bytes(b"not an IDX file")
+    cases = [(seg, ["--dataset", "npz", "--data", str(tmp_path / "missing.npz")]),
+             (seg, ["--dataset", "mnist-seg", "--data", str(garbage)]),
+             (ae, ["--dataset", "mnist", "--data", str(garbage)])]
+    for experiment, argv in cases:
+        with pytest.raises(SystemExit) as exit_:
+            experiment.main(argv + ["--no-compile-cache", "--workdir", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 1, (argv, err)
+        assert err.count("\n") == 1 and ": error: " in err and "Traceback" not in err, err
+        assert err.rstrip().endswith("(--debug shows the traceback)"), err
+    with pytest.raises(OSError):
+        seg.main(cases[0][1] + ["--debug", "--no-compile-cache"])
