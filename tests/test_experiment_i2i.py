@@ -134,8 +134,7 @@ def usage_error(experiment, argv, capsys):
 def test_segmentation_config_errors(seg, capsys):
     for argv, message in [
             (["--resume"], "--resume needs --workdir"),
-            (["--dataset", "mnist-seg", "--dims", "3"], "--dims must be 2 for --dataset "
-                                                        "mnist-seg, got 3"),
+            (["--dataset", "mnist-seg", "--dims", "3"], "--dims must be 2 for --dataset mnist"),
             (["--dataset", "npz"], "--dataset npz needs --data"),
             (["--data-dir", "x"], "unrecognized arguments: --data-dir"),
             (["--dims", "4"], "argument --dims: invalid choice: 4")]:
