@@ -227,3 +227,26 @@ def test_readme_step_under_plain_jit_calls_the_native_passes():
     for target in _native.TARGETS.values():
         assert target in hlo
     assert _native.set_threads(1) is not None and _native.set_threads(0) == 1
+
+
+@needs_native
+def test_passes_on_one_thread_or_a_team_equal_lax():
+    # every pass of these convs is far below SERIAL_BELOW_MACS: with the threshold at 0 they
+    # run with the OpenMP team, at the default on the calling thread alone
+    assert _native.SERIAL_BELOW_MACS > 2 * 64 * 9 * 4 * 8 * 9
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 4, 8))
+
+    def loss(x, w):
+        return jnp.sum(jnp.sin(ops.conv(x, w, padding=1, stride=(1, 2))))
+
+    grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    with lowering("lax"):
+        want = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
+    try:
+        assert _native.set_serial_below(0) == _native.SERIAL_BELOW_MACS
+        team = grads(x, w)
+    finally:
+        assert _native.set_serial_below(_native.SERIAL_BELOW_MACS) == 0
+    _close(team, want)
+    _close(grads(x, w), want)

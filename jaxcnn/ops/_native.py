@@ -9,7 +9,9 @@ kernel gradient) registered as FFI targets, the first time a convolution asks
 warning and means the same.
 
 ``$JAXCNN_NATIVE=0`` (or ``off``) turns the backend off; ``$JAXCNN_NATIVE_THREADS=k`` sets
-the number of OpenMP threads each oneDNN call uses (default: the OpenMP runtime's).
+the number of OpenMP threads each oneDNN call uses (default: the OpenMP runtime's). A pass
+with fewer than :data:`SERIAL_BELOW_MACS` multiply-adds runs on its calling thread alone
+(:func:`set_serial_below` changes the threshold).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import jax
 
 ENV_VAR = "JAXCNN_NATIVE"
 THREADS_ENV_VAR = "JAXCNN_NATIVE_THREADS"
+# A pass with fewer multiply-adds runs on the calling thread alone: for small convolutions an
+# OpenMP team costs more than it gains while XLA runs other work on the other core
+# (`python benchmarks/native_threads.py`, benchmarks/results/native_threads.md).
+SERIAL_BELOW_MACS = 50_000_000
 TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
            "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
@@ -71,6 +77,9 @@ def _load():
                                         platform="cpu")
         lib.JaxcnnSetThreads.restype = ctypes.c_int
         lib.JaxcnnSetThreads.argtypes = [ctypes.c_int]
+        lib.JaxcnnSetSerialBelow.restype = ctypes.c_int64
+        lib.JaxcnnSetSerialBelow.argtypes = [ctypes.c_int64]
+        lib.JaxcnnSetSerialBelow(SERIAL_BELOW_MACS)
         threads = os.environ.get(THREADS_ENV_VAR, "").strip()
         if threads:
             lib.JaxcnnSetThreads(int(threads))
@@ -100,5 +109,12 @@ def set_threads(n):
     return None if lib is None else lib.JaxcnnSetThreads(int(n))
 
 
+def set_serial_below(macs):
+    """Make every later oneDNN pass with fewer than ``macs`` multiply-adds run on one thread
+    (0: none); returns the previous setting, or ``None`` without the library."""
+    lib = _load()
+    return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
+
+
 __all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "available", "enabled_by_environment",
-           "extension_path", "set_threads"]
+           "extension_path", "set_serial_below", "set_threads"]

@@ -25,10 +25,17 @@ namespace ffi = xla::ffi;
 using dnnl::memory;
 
 extern "C" void omp_set_num_threads(int);  // from the OpenMP runtime libdnnl loads
+extern "C" int omp_get_max_threads(void);
 
 namespace {
 
 std::atomic<int> g_threads{0};
+// Passes with fewer multiply-adds than this run on the calling thread alone: for small
+// convolutions an OpenMP team costs more than it gains, and XLA runs other work on the
+// second core meanwhile (0: never).
+std::atomic<int64_t> g_serial_below{0};
+// The OpenMP default, read when the library is loaded (before any call changed a thread's).
+const int g_default_threads = omp_get_max_threads();
 
 enum Pass { kForward = 0, kInputGrad = 1, kKernelGrad = 2 };
 
@@ -230,8 +237,15 @@ ffi::Error Run(int pass, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::An
   }
   Geometry g = MakeGeometry(x, w, y, stride, pad_lo, pad_hi, dilation, groups);
   if (!g.ok) return ffi::Error(ffi::ErrorCode::kInvalidArgument, g.error);
+  // Multiply-adds of the pass (the same for all three): every output element of the forward
+  // takes (input channels per group) * (kernel size) of them.
+  int64_t macs = g.wei[g.groups > 1 ? 2 : 1];
+  for (auto d : g.dst) macs *= d;  // (N, O, *spatial)
+  for (size_t i = g.groups > 1 ? 3 : 2; i < g.wei.size(); ++i) macs *= g.wei[i];
   const int threads = g_threads.load(std::memory_order_relaxed);
-  if (threads > 0) omp_set_num_threads(threads);  // this calling thread's OpenMP teams
+  const int64_t serial_below = g_serial_below.load(std::memory_order_relaxed);
+  // this calling thread's OpenMP teams; set on every call, as the choice varies by pass
+  omp_set_num_threads(macs < serial_below ? 1 : threads > 0 ? threads : g_default_threads);
   try {
     auto e = Lookup(pass, g);
     auto& eng = Engine();
@@ -301,4 +315,10 @@ extern "C" int JaxcnnSetThreads(int n);
 extern "C" int JaxcnnSetThreads(int n) {
   int old = g_threads.exchange(n < 0 ? 0 : n);
   return old;
+}
+
+// Passes with fewer multiply-adds than `macs` run on one thread (0: none).
+extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs);
+extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs) {
+  return g_serial_below.exchange(macs < 0 ? 0 : macs);
 }
