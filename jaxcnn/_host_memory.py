@@ -8,14 +8,15 @@ kernel zeroes it: 50,000 faults and about a fifth of a ResNet-20 step on a 2-cor
 (``python benchmarks/host_memory.py``; ``benchmarks/results/host_memory.md``).
 
 At ``import jaxcnn`` three glibc malloc parameters are set so that freed memory stays mapped
-and is reused: one arena for all threads (``M_ARENA_MAX=1``), no ``mmap`` for large
-requests (``M_MMAP_MAX=0``) and no trimming of the heap's top (``M_TRIM_THRESHOLD``). The
-process keeps its peak heap instead of returning it to the system, and that heap settles at
-one to three times a step's working set: in the first tens of steps a small allocation now
-and then takes part of a freed block, and the next step grows the heap once more.
-``$JAXCNN_HOST_MALLOC=0`` (or ``off``) leaves glibc's defaults alone; so does a ``$GLIBC_TUNABLES`` or ``$MALLOC_*``
-variable that already sets them. Threads that allocated before the first ``import jaxcnn``
-keep the arena they have, so import jaxcnn before the first JAX computation.
+and is reused: one arena for all threads (``M_ARENA_MAX=1``), no ``mmap`` for large requests
+(``M_MMAP_MAX=0``) and no trimming of the heap's top (``M_TRIM_THRESHOLD``). The process
+keeps its peak heap instead of returning it to the system, and that heap settles at one to
+three times a step's working set: in the first tens of steps a small allocation now and then
+takes part of a freed block, and the next step grows the heap once more.
+``$JAXCNN_HOST_MALLOC=0`` (or ``off``) leaves glibc's defaults alone; so does a
+``$GLIBC_TUNABLES`` or ``$MALLOC_*`` variable that already sets them. Threads that allocated
+before the first ``import jaxcnn`` keep the arena they have, so import jaxcnn before the
+first JAX computation.
 """
 
 from __future__ import annotations

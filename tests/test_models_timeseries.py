@@ -152,7 +152,6 @@ def test_argument_errors(make, match):
         make()
 
 
-
 @pytest.mark.parametrize("factory,pad", [
     (lambda m: fcn(2, channels=(3,), kernel_sizes=(3,), bn_momentum=m), (1, 1)),
     (lambda m: resnet1d(2, channels=(3,), kernel_sizes=(3,), bn_momentum=m), (1, 1)),

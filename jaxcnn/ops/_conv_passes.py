@@ -13,10 +13,11 @@ Every JAX transformation therefore works on them (``jit``, ``grad``, ``vjp``, ``
 ``jacfwd``, Hessians, ``linearize``, ``vmap``, ``checkpoint``, ``eval_shape``), at every
 order, while each pass is lowered by the implementation its
 :class:`~jaxcnn.ops._fast_conv.ConvPlan` names: ``"native"`` (the oneDNN FFI handlers of
-:mod:`jaxcnn.ops._native`, on CPU) or one of the ``lax`` formulations of :mod:`jaxcnn.ops._fast_conv`. A pass planned ``"native"`` is
-lowered with ``lax`` instead where the FFI call cannot run: off CPU, without the library,
-and inside a program partitioned over several devices (XLA does not partition custom
-calls; the ``lax`` convolution partitions along the batch like any other op).
+:mod:`jaxcnn.ops._native`, on CPU) or one of the ``lax`` formulations of
+:mod:`jaxcnn.ops._fast_conv`. A pass planned ``"native"`` is lowered with ``lax`` instead
+where the FFI call cannot run: off CPU, without the library, and inside a program
+partitioned over several devices (XLA does not partition custom calls; the ``lax``
+convolution partitions along the batch like any other op).
 """
 
 from __future__ import annotations
