@@ -1,12 +1,15 @@
 """``jaxcnn.jit``: ``jax.jit`` with the XLA compiler options jaxcnn measured to pay.
 
-On CPU, jaxlib hands convolutions to YNNPACK fusions by default; for most CNN shapes those
-run slower than XLA's own convolution, while YNNPACK's matrix products stay faster, so on
-CPU :func:`compiler_options` keeps YNNPACK for dots only (``python benchmarks/ops.py``
-measures the convolutions, ``python benchmarks/train_step.py`` whole steps; see
-``benchmarks/README.md``). The option is per compiled function (``jax.jit(...,
-compiler_options=...)``), so it changes nothing outside the functions jaxcnn compiles, or
-that you compile with it.
+On CPU, jaxlib hands convolutions to YNNPACK fusions by default; for most float32 CNN
+shapes those run slower than XLA's own convolution, while YNNPACK's matrix products stay
+faster, so on CPU :func:`compiler_options` keeps YNNPACK for dots only (``python
+benchmarks/ops.py`` measures the convolutions, ``python benchmarks/train_step.py`` whole
+steps; see ``benchmarks/README.md``). For arguments of the dtypes in
+:data:`XLA_DEFAULT_DTYPES` the option makes grouped and depthwise convolutions slower than
+XLA's defaults (``python benchmarks/jit_dtypes.py``), so :func:`jit` compiles a function
+called with any such argument with XLA's defaults. The option is per compiled function
+(``jax.jit(..., compiler_options=...)``), so it changes nothing outside the functions
+jaxcnn compiles, or that you compile with it.
 
 ``$JAXCNN_XLA_OPTIONS=none`` turns the options off (XLA's defaults), for comparison.
 
@@ -16,10 +19,12 @@ persistent compilation cache); the experiments turn it on (``--no-compile-cache`
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import jax
+import numpy as np
 from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 from jaxcnn._checks import check_choice, fail
@@ -27,29 +32,91 @@ from jaxcnn._checks import check_choice, fail
 ENV_VAR = "JAXCNN_XLA_OPTIONS"
 CACHE_ENV_VAR = "JAXCNN_CACHE_DIR"
 _CPU = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# Argument dtypes whose programs keep XLA's defaults: with YNNPACK on dots only, their
+# grouped and depthwise convolutions ran slower (benchmarks/results/jit_dtypes.md).
+XLA_DEFAULT_DTYPES = ("float64", "float16")
 
 
-def compiler_options(backend=None):
+def compiler_options(backend=None, dtypes=None):
     """The XLA compiler options jaxcnn compiles with on ``backend`` (default: JAX's default
-    backend): a dict for ``jax.jit(f, compiler_options=...)``; empty off CPU or when
-    ``$JAXCNN_XLA_OPTIONS=none``.
+    backend) for a function whose array arguments have ``dtypes`` (``None``: not known): a
+    dict for ``jax.jit(f, compiler_options=...)``; empty off CPU, when one of ``dtypes`` is
+    in :data:`XLA_DEFAULT_DTYPES`, or when ``$JAXCNN_XLA_OPTIONS=none``.
 
     Example:
       >>> import jax, jaxcnn
       >>> f = jax.jit(lambda x: x + 1, compiler_options=jaxcnn.compiler_options())
+      >>> jaxcnn.compiler_options("cpu", dtypes=["float64"])
+      {}
     """
     value = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
     check_choice("jaxcnn XLA options", f"${ENV_VAR}", value, ("auto", "none"))
     backend = jax.default_backend() if backend is None else backend
     if value == "none" or backend != "cpu":
         return {}
+    if dtypes is not None and any(_name(d) in XLA_DEFAULT_DTYPES for d in dtypes):
+        return {}
     return dict(_CPU)
 
 
+def _name(dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:  # JAX's extended dtypes (PRNG keys)
+        return str(dtype)
+
+
+def _dtypes(args, kwargs):
+    """The dtypes of the array leaves of a call's arguments."""
+    return {getattr(leaf, "dtype", None) for leaf in jax.tree.leaves((args, kwargs))} - {None}
+
+
+class _Jitted:
+    """``jax.jit(fun, **kwargs)`` compiled with the options for the arguments' dtypes: one
+    ``jax.jit`` per set of options, chosen on each call from the arguments (a dtype change
+    retraces under ``jax.jit`` anyway)."""
+
+    def __init__(self, fun, options, kwargs):
+        functools.update_wrapper(self, fun)
+        self._fun, self._options, self._kwargs = fun, options, kwargs
+        self._jits = {}
+
+    def _jit_for(self, args, kwargs):
+        options = {**compiler_options(dtypes=_dtypes(args, kwargs)), **self._options}
+        key = tuple(sorted(options.items()))
+        if key not in self._jits:
+            self._jits[key] = jax.jit(self._fun, compiler_options=options or None,
+                                      **self._kwargs)
+        return self._jits[key]
+
+    def __call__(self, *args, **kwargs):
+        return self._jit_for(args, kwargs)(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        return self._jit_for(args, kwargs).lower(*args, **kwargs)
+
+    def trace(self, *args, **kwargs):
+        return self._jit_for(args, kwargs).trace(*args, **kwargs)
+
+    def eval_shape(self, *args, **kwargs):
+        return self._jit_for(args, kwargs).eval_shape(*args, **kwargs)
+
+    def _cache_size(self):
+        return sum(j._cache_size() for j in self._jits.values())
+
+    def clear_cache(self):
+        for j in self._jits.values():
+            j.clear_cache()
+
+    def __get__(self, obj, objtype=None):  # a method: bind like a function
+        return self if obj is None else functools.partial(self, obj)
+
+
 def jit(fun, **kwargs):
-    """``jax.jit(fun, **kwargs)`` with :func:`compiler_options` merged under any
-    ``compiler_options`` given (yours win). Every function jaxcnn's training engine compiles
-    goes through it; use it for your own steps to get the same code generation.
+    """``jax.jit(fun, **kwargs)`` with :func:`compiler_options` for the arguments' dtypes
+    merged under any ``compiler_options`` given (yours win). Every function jaxcnn's
+    training engine compiles goes through it; use it for your own steps to get the same
+    code generation. The result is called, lowered and traced like ``jax.jit``'s.
 
     Example:
       >>> import jax.numpy as jnp, jaxcnn
@@ -57,8 +124,7 @@ def jit(fun, **kwargs):
       >>> double(jnp.ones(2))
       Array([2., 2.], dtype=float32)
     """
-    options = {**compiler_options(), **(kwargs.pop("compiler_options", None) or {})}
-    return jax.jit(fun, compiler_options=options or None, **kwargs)
+    return _Jitted(fun, kwargs.pop("compiler_options", None) or {}, kwargs)
 
 
 def enable_compilation_cache(path=None, *, min_compile_time_s=0.0):
@@ -99,4 +165,5 @@ def enable_compilation_cache(path=None, *, min_compile_time_s=0.0):
     return folder
 
 
-__all__ = ["CACHE_ENV_VAR", "ENV_VAR", "compiler_options", "enable_compilation_cache", "jit"]
+__all__ = ["CACHE_ENV_VAR", "ENV_VAR", "XLA_DEFAULT_DTYPES", "compiler_options",
+           "enable_compilation_cache", "jit"]

@@ -43,6 +43,47 @@ def test_jit_compiles_convolutions_without_ynn_and_matches_jax_jit(monkeypatch):
     np.testing.assert_array_equal(g(x, 2), 2 * x)
 
 
+def test_options_per_argument_dtype(monkeypatch):
+    """jaxcnn's option for float32/bfloat16 programs; XLA's defaults as soon as one
+    argument is float64 or float16 (the option slows their grouped convolutions)."""
+    monkeypatch.delenv(_jit.ENV_VAR, raising=False)
+    dots = {YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    assert jaxcnn.compiler_options("cpu", dtypes=["float32", "int32", "bool"]) == dots
+    assert jaxcnn.compiler_options("cpu", dtypes=[jnp.bfloat16, np.dtype("uint8")]) == dots
+    assert jaxcnn.compiler_options("cpu", dtypes=[]) == dots
+    assert jaxcnn.compiler_options("cpu", dtypes=[jax.random.key(0).dtype]) == dots
+    assert _jit.XLA_DEFAULT_DTYPES == ("float64", "float16")
+    for dtype in ("float64", jnp.float16):
+        assert jaxcnn.compiler_options("cpu", dtypes=["float32", dtype]) == {}
+        assert jaxcnn.compiler_options("gpu", dtypes=[dtype]) == {}
+
+
+def _grouped(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are CPU-only")
+def test_jit_compiles_float64_and_float16_calls_with_xla_defaults(monkeypatch):
+    """One jaxcnn.jit function: float64 and float16 calls compile exactly what jax.jit
+    compiles; float32 calls get jaxcnn's option (another program)."""
+    monkeypatch.delenv(_jit.ENV_VAR, raising=False)
+    f = jaxcnn.jit(_grouped)
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(2, 6, 6, 4)), rng.normal(size=(3, 3, 2, 4))
+    with jax.enable_x64(True):
+        for dtype in (jnp.float64, jnp.float16):
+            args = (jnp.asarray(x, dtype), jnp.asarray(w, dtype))
+            assert (f.lower(*args).compile().as_text()
+                    == jax.jit(_grouped).lower(*args).compile().as_text())
+            np.testing.assert_array_equal(f(*args), jax.jit(_grouped)(*args))
+    args = (jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+    ours = f.lower(*args).compile().as_text()
+    assert "convolution(" in ours and "__ynn_fusion" not in ours
+    np.testing.assert_allclose(f(*args), jax.jit(_grouped)(*args), rtol=1e-5, atol=1e-5)
+    assert len(f._jits) == 2  # one jax.jit per set of options: XLA's defaults, jaxcnn's
+
+
 @pytest.fixture
 def restore_cache_config():
     """enable_compilation_cache sets process-wide JAX configuration: put it back."""

@@ -407,10 +407,12 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
                                 1, jnp.float32, backend="gpu"))
         assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu") == "matmul"
         assert _lowering.decide("norm.batch", jnp.float32, "gpu") == "lax"
-        # float64 and bfloat16: lax-side rules only (oneDNN runs float32)
-        plan64 = conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1,
-                           jnp.float64, backend="cpu")
-        assert "native" not in plan64
+        # float64: lax-side rules only (oneDNN runs float32, and bfloat16 where the CPU has
+        # bfloat16 instructions)
+        args = ((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1)
+        assert "native" not in conv_plan(*args, jnp.float64, backend="cpu")
+        plan16 = conv_plan(*args, jnp.bfloat16, backend="cpu")
+        assert ("native" in plan16) == _native.bf16_available()
     with lowering("lax"):
         assert is_lax(_plans(None)["voxnet_second"])
         assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "lax"

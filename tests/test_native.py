@@ -17,11 +17,12 @@ import pytest
 import jaxcnn as jc
 from jaxcnn import ops
 from jaxcnn.ops import _native
-from jaxcnn.ops._lowering import lowering
+from jaxcnn.ops._lowering import conv_plan, lowering
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE = _native.available() and jax.default_backend() == "cpu"
 needs_native = pytest.mark.skipif(not NATIVE, reason="native backend not built here")
+NATIVE_BF16 = NATIVE and _native.bf16_available()
 # float32 sums in a different order: relative to the largest magnitude of each result.
 RTOL = 2e-5
 
@@ -250,3 +251,106 @@ def test_passes_on_one_thread_or_a_team_equal_lax():
         assert _native.set_serial_below(_native.SERIAL_BELOW_MACS) == 0
     _close(team, want)
     _close(grads(x, w), want)
+
+
+# ----------------------------------------------------------------------------- bfloat16
+
+# bfloat16 unit roundoff. oneDNN and XLA both multiply bfloat16 operands exactly in float32,
+# accumulate in float32 and round each result to bfloat16 once, so two results differ by at
+# most two roundings, 2u of the result's magnitude, plus float32 accumulation error (far
+# below u); 3u leaves room for that. Relative to the largest magnitude of the lax result.
+U_BF16 = 2.0 ** -9
+BF16_TOL = 3 * U_BF16
+
+
+def _bf16_cases():
+    """A seeded grid per rank: stride, (low, high) padding, dilation, and groups 1, 2 and
+    depthwise (groups = C_in)."""
+    rng = np.random.default_rng(23)
+    cases = []
+    for n in (1, 2, 3):
+        for i in range(3):
+            c_in = int(rng.integers(2, 5)) * 2
+            groups = (1, 2, c_in)[i]
+            c_out = groups * int(rng.integers(1, 3)) * (2 if groups == 1 else 1)
+            size = tuple(int(v) for v in rng.integers(6, 12 if n < 3 else 8, size=n))
+            k = tuple(int(v) for v in rng.integers(1, 4, size=n))
+            stride = tuple(int(v) for v in rng.integers(1, 3, size=n))
+            dilation = tuple(int(v) for v in rng.integers(1, 3, size=n))
+            pads = tuple((int(a), int(b)) for a, b in rng.integers(0, 3, size=(n, 2)))
+            cases.append(((3,) + size + (c_in,), k + (c_in // groups, c_out), stride, pads,
+                          dilation, groups))
+    return cases
+
+
+def _bf16_error(got, want):
+    assert got.shape == want.shape and got.dtype == want.dtype == jnp.bfloat16
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="no oneDNN bfloat16 convolutions on this CPU")
+@pytest.mark.parametrize("x_shape, w_shape, stride, pads, dilation, groups", _bf16_cases(),
+                         ids=lambda v: str(v).replace(" ", ""))
+def test_bfloat16_passes_equal_lax(x_shape, w_shape, stride, pads, dilation, groups):
+    """Forward, input gradient and kernel gradient (a VJP with a fixed bfloat16 cotangent)
+    of bfloat16 convolutions on oneDNN against lax in bfloat16, within 3u; all in bfloat16."""
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.bfloat16)
+    w = jnp.asarray(rng.normal(size=w_shape), jnp.bfloat16)
+    kw = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+    y_shape = jax.eval_shape(lambda x, w: ops.conv(x, w, **kw), x, w).shape
+    g = jnp.asarray(rng.normal(size=y_shape), jnp.bfloat16)
+
+    def make_run():  # a new function per mode: jit caches traces by function
+        def run(x, w, g):
+            y, vjp = jax.vjp(lambda x, w: ops.conv(x, w, **kw), x, w)
+            return (y,) + vjp(g)
+        return run
+
+    compiled = jax.jit(make_run()).lower(x, w, g).compile()
+    hlo = compiled.as_text()
+    for target in _native.TARGETS.values():
+        assert target in hlo
+    got = compiled(x, w, g)
+    with lowering("lax"):
+        want = jax.jit(make_run())(x, w, g)
+    for name, a, b in zip(("output", "input gradient", "kernel gradient"), got, want):
+        assert _bf16_error(a, b) <= BF16_TOL, (name, _bf16_error(a, b))
+
+
+def test_bfloat16_falls_back_to_lax_without_bfloat16_instructions(monkeypatch):
+    """Where oneDNN reports no bfloat16 instructions, bfloat16 convolutions take no oneDNN
+    call (float32 ones keep theirs) and equal the lax reference."""
+    monkeypatch.setattr(_native, "bf16_available", lambda: False)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 4)), jnp.bfloat16)
+    w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 2, 4)), jnp.bfloat16)
+
+    def make_run():
+        return jax.grad(lambda x, w: jnp.sum(ops.conv(x, w, padding=1, groups=2)
+                                             .astype(jnp.float32) ** 2), (0, 1))
+
+    plan = conv_plan(x.shape, w.shape, (1, 1), ((1, 1),) * 2, (1, 1), 2, jnp.bfloat16,
+                     backend="cpu")
+    assert "native" not in plan
+    got = jax.jit(make_run()).lower(x, w)
+    assert "jaxcnn_dnnl_conv" not in got.as_text()
+    f32 = jax.jit(make_run()).lower(x.astype(jnp.float32), w.astype(jnp.float32))
+    assert ("jaxcnn_dnnl_conv" in f32.as_text()) == NATIVE
+    with lowering("lax"):
+        want = jax.jit(make_run())(x, w)
+    for a, b in zip(got.compile()(x, w), want):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+
+
+@pytest.mark.skipif(not (NATIVE and sys.platform == "linux"), reason="needs /proc/cpuinfo")
+def test_bfloat16_capability_matches_the_cpu_flags():
+    """oneDNN's ISA query agrees with the kernel's CPU flags (unless the environment caps
+    oneDNN's instruction set)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"):
+        pytest.skip("oneDNN's instruction set is capped by the environment")
+    if not hasattr(_native._load(), "JaxcnnHasBf16"):
+        pytest.skip("the native library was built without bfloat16 support: rebuild it")
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    assert _native.bf16_available() == ("avx512_bf16" in flags)

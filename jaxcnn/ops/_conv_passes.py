@@ -13,11 +13,12 @@ Every JAX transformation therefore works on them (``jit``, ``grad``, ``vjp``, ``
 ``jacfwd``, Hessians, ``linearize``, ``vmap``, ``checkpoint``, ``eval_shape``), at every
 order, while each pass is lowered by the implementation its
 :class:`~jaxcnn.ops._fast_conv.ConvPlan` names: ``"native"`` (the oneDNN FFI handlers of
-:mod:`jaxcnn.ops._native`, on CPU) or one of the ``lax`` formulations of
-:mod:`jaxcnn.ops._fast_conv`. A pass planned ``"native"`` is lowered with ``lax`` instead
-where the FFI call cannot run: off CPU, without the library, and inside a program
-partitioned over several devices (XLA does not partition custom calls; the ``lax``
-convolution partitions along the batch like any other op).
+:mod:`jaxcnn.ops._native`, on CPU, float32 and bfloat16) or one of the ``lax`` formulations
+of :mod:`jaxcnn.ops._fast_conv`. A pass planned ``"native"`` is lowered with ``lax``
+instead where the FFI call cannot run: off CPU, without the library, in bfloat16 without
+the CPU's bfloat16 instructions, and inside a program partitioned over several devices (XLA
+does not partition custom calls; the ``lax`` convolution partitions along the batch like
+any other op).
 """
 
 from __future__ import annotations
@@ -215,12 +216,20 @@ batching.primitive_batchers[kernel_grad_p] = _batch_rule(kernel_grad_p, None)
 
 # --------------------------------------------------------------------------- lowering
 
+def _native_dtype(avals):
+    """Operands and result all float32, or all bfloat16 where oneDNN has bfloat16 kernels."""
+    dtypes = {np.dtype(a.dtype) for a in avals}
+    if dtypes == {np.dtype(np.float32)}:
+        return True
+    return dtypes == {np.dtype(jax.numpy.bfloat16)} and _native.bf16_available()
+
+
 def _native_runs_here(ctx, cfg):
-    """The FFI call can run: CPU, float32, non-negative padding, library loaded, not
-    partitioned over several devices."""
+    """The FFI call can run: CPU, float32 (or bfloat16 with bfloat16 instructions),
+    non-negative padding, library loaded, not partitioned over several devices."""
     if (tuple(ctx.module_context.platforms) != ("cpu",)
-            or any(a.dtype != np.float32 for a in (*ctx.avals_in, *ctx.avals_out))
-            or min(min(p) for p in cfg.pads) < 0 or not _native.available()):
+            or min(min(p) for p in cfg.pads) < 0 or not _native.available()
+            or not _native_dtype((*ctx.avals_in, *ctx.avals_out))):
         return False
     axes = ctx.module_context.axis_context
     return not (isinstance(axes, ShardingContext) and axes.num_devices > 1)

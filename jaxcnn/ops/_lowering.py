@@ -116,8 +116,10 @@ def _is_float(f):
 
 
 def _native_runs(f):
-    """oneDNN computes it: float32, non-negative padding, library loaded."""
-    return f["native"] and f["dtype"] == "float32" and f["min_pad"] >= 0
+    """oneDNN computes it: float32, or bfloat16 where oneDNN has this CPU's bfloat16
+    instructions; non-negative padding; library loaded."""
+    return f["native"] and f["min_pad"] >= 0 and (
+        f["dtype"] == "float32" or f["dtype"] == "bfloat16" and f.get("native_bf16", False))
 
 
 def _ungrouped_float(f):
@@ -142,7 +144,10 @@ def _non_overlapping(f):
 
 # The first applicable, preferred rule of a decision wins. oneDNN's passes ("native") come
 # first: they beat every lax formulation on the benchmark models' layers (the `jaxcnn` and
-# `jaxcnn[lax]` rows of benchmarks/results/train_step.md). The lax-side rules are the
+# `jaxcnn[lax]` rows of benchmarks/results/train_step.md); in bfloat16, all three passes
+# native against all on lax, the 3-d CNN's step ran 5.4x faster and ResNet-20's within noise
+# (benchmarks/results/bf16_step.md; one pass at a time was not measured: each mixed
+# ResNet-20 step took XLA minutes to compile). The lax-side rules are the
 # fallback without the native library, chosen with `python benchmarks/ops.py --passes`
 # (each pass alone) and `python benchmarks/rule_ab.py` (whole train steps, one decision on
 # and off); each predicate's docstring gives its reason. 3-d convolutions fold into 2-d
@@ -259,7 +264,8 @@ def conv_features(x_shape, w_shape, stride, pads, dilation, dtype, groups=1):
             "min_pad": min(min(p) for p in pads),
             "patch_bytes": x_shape[0] * math.prod(out) * k * x_shape[-1]
             * jnp.dtype(dtype).itemsize,
-            "native": _native.available(), **_dtype_features(dtype)}
+            "native": _native.available(), "native_bf16": _native.bf16_available(),
+            **_dtype_features(dtype)}
 
 
 def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision=None,

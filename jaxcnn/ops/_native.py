@@ -6,7 +6,8 @@ links ``libdnnl.so.3`` from the ``onednn-cpu-gomp`` wheel. Nothing is loaded at
 ``import jaxcnn``: the library is loaded, and its three handlers (forward, input gradient,
 kernel gradient) registered as FFI targets, the first time a convolution asks
 :func:`available`. A missing library means the ``lax`` lowerings; a broken one logs one
-warning and means the same.
+warning and means the same. The handlers take float32, and bfloat16 where
+:func:`bf16_available` (oneDNN has bfloat16 instructions for this CPU: AVX-512 BF16 or AMX).
 
 ``$JAXCNN_NATIVE=0`` (or ``off``) turns the backend off; ``$JAXCNN_NATIVE_THREADS=k`` sets
 the number of OpenMP threads each oneDNN call uses (default: the OpenMP runtime's). A pass
@@ -102,6 +103,28 @@ def available():
     return enabled_by_environment() and _load() is not None
 
 
+@functools.lru_cache(maxsize=None)
+def _has_bf16(lib):
+    query = getattr(lib, "JaxcnnHasBf16", None)  # None: a library built before bfloat16
+    if query is None:
+        return False
+    query.restype, query.argtypes = ctypes.c_int, []
+    return bool(query())
+
+
+def bf16_available():
+    """True when :func:`available` and oneDNN runs bfloat16 convolutions with this CPU's
+    bfloat16 instructions (its effective ISA includes AVX-512 BF16; ``$ONEDNN_MAX_CPU_ISA``
+    can lower it). Without them bfloat16 convolutions keep their ``lax`` lowerings.
+
+    Example:
+      >>> from jaxcnn.ops import _native
+      >>> isinstance(_native.bf16_available(), bool)
+      True
+    """
+    return available() and _has_bf16(_load())
+
+
 def set_threads(n):
     """Make every later oneDNN call use ``n`` OpenMP threads (0: the OpenMP default);
     returns the previous setting, or ``None`` without the library."""
@@ -116,5 +139,5 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "available", "enabled_by_environment",
-           "extension_path", "set_serial_below", "set_threads"]
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "available", "bf16_available",
+           "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]

@@ -1,7 +1,11 @@
 // oneDNN convolutions for XLA:CPU through the XLA FFI: forward, input gradient and kernel
-// gradient of a channels-last float32 convolution (1-d as 2-d, 2-d, 3-d) with stride,
-// (low, high) padding, dilation and groups. Layouts are jaxcnn's: input (N, *spatial, C_in),
-// kernel (*kernel_size, C_in / groups, C_out), output (N, *out, C_out).
+// gradient of a channels-last float32 or bfloat16 convolution (1-d as 2-d, 2-d, 3-d) with
+// stride, (low, high) padding, dilation and groups. Layouts are jaxcnn's: input
+// (N, *spatial, C_in), kernel (*kernel_size, C_in / groups, C_out), output (N, *out, C_out).
+// bfloat16: operands and results in bfloat16, products accumulated in float32 by oneDNN;
+// the kernel gradient is accumulated into a float32 buffer and rounded to bfloat16 once,
+// by the reorder into jaxcnn's layout (lax gives a bfloat16 kernel gradient too).
+// JaxcnnHasBf16() says whether oneDNN has bfloat16 kernels for this CPU.
 //
 // One oneDNN primitive per (pass, shapes, parameters), created on first use and cached;
 // the cache lock is held only for the lookup. Execution is lock-free: primitives are
@@ -123,9 +127,9 @@ memory::format_tag ChannelsLast(size_t rank) {
   return rank == 4 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
 }
 
-std::string Key(int pass, const Geometry& g) {
+std::string Key(int pass, memory::data_type dt, const Geometry& g) {
   std::ostringstream os;
-  os << pass << '|' << g.groups;
+  os << pass << '|' << static_cast<int>(dt) << '|' << g.groups;
   for (const memory::dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l,
                                 &g.pad_r}) {
     os << '|';
@@ -145,13 +149,16 @@ struct Entry {
   memory::desc scratch;
 };
 
-std::shared_ptr<Entry> Build(int pass, const Geometry& g) {
+bool IsReference(const dnnl::primitive_desc_base& pd) {
+  return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
+}
+
+std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) {
   auto& eng = Engine();
-  const auto f32 = memory::data_type::f32;
   const auto act = ChannelsLast(g.src.size());
-  memory::desc src(g.src, f32, act), dst(g.dst, f32, act);
-  memory::desc wei_user(g.wei, f32, g.wei_strides);
-  memory::desc wei_any(g.wei, f32, memory::format_tag::any);
+  memory::desc src(g.src, dt, act), dst(g.dst, dt, act);
+  memory::desc wei_user(g.wei, dt, g.wei_strides);
+  memory::desc wei_any(g.wei, dt, memory::format_tag::any);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const auto algo = dnnl::algorithm::convolution_direct;
@@ -175,8 +182,22 @@ std::shared_ptr<Entry> Build(int pass, const Geometry& g) {
     e->a_md = dst;
     e->out_md = src;
   } else {
-    auto pd = dnnl::convolution_backward_weights::primitive_desc(
-        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr);
+    // bfloat16: the gradient accumulates in float32 and is rounded once by the reorder
+    // below, unless only a reference implementation writes float32 and an optimised one
+    // writes bfloat16 itself.
+    auto make = [&](memory::data_type dw_type) {
+      memory::desc dw(g.wei, dw_type, memory::format_tag::any);
+      return dnnl::convolution_backward_weights::primitive_desc(
+          eng, algo, src, dw, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr);
+    };
+    auto pd = make(memory::data_type::f32);
+    if (dt != memory::data_type::f32 && IsReference(pd)) {
+      try {
+        auto own = make(dt);
+        if (!IsReference(own)) pd = own;
+      } catch (const dnnl::error&) {
+      }
+    }
     e->prim = dnnl::convolution_backward_weights(pd);
     e->wei_prim = pd.diff_weights_desc();
     e->scratch = pd.scratchpad_desc();
@@ -196,16 +217,16 @@ std::shared_ptr<Entry> Build(int pass, const Geometry& g) {
   return e;
 }
 
-std::shared_ptr<Entry> Lookup(int pass, const Geometry& g) {
+std::shared_ptr<Entry> Lookup(int pass, memory::data_type dt, const Geometry& g) {
   static std::mutex mu;
   static std::unordered_map<std::string, std::shared_ptr<Entry>> cache;
-  const std::string key = Key(pass, g);
+  const std::string key = Key(pass, dt, g);
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
   }
-  auto e = Build(pass, g);  // outside the lock: building takes milliseconds
+  auto e = Build(pass, dt, g);  // outside the lock: building takes milliseconds
   std::lock_guard<std::mutex> lock(mu);
   return cache.emplace(key, e).first->second;
 }
@@ -223,10 +244,13 @@ ffi::Error Run(int pass, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::An
                ffi::Span<const int64_t> stride, ffi::Span<const int64_t> pad_lo,
                ffi::Span<const int64_t> pad_hi, ffi::Span<const int64_t> dilation,
                int64_t groups) {
-  if (a.element_type() != ffi::F32 || b.element_type() != ffi::F32 ||
-      out->element_type() != ffi::F32) {
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, "dnnl_conv: float32 only");
+  const ffi::DataType type = a.element_type();
+  if ((type != ffi::F32 && type != ffi::BF16) || b.element_type() != type ||
+      out->element_type() != type) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "dnnl_conv: float32 or bfloat16 operands and result of one dtype");
   }
+  const auto dt = type == ffi::F32 ? memory::data_type::f32 : memory::data_type::bf16;
   ffi::Span<const int64_t> x = a.dimensions(), w = b.dimensions(), y = out->dimensions();
   if (pass == kInputGrad) {
     x = out->dimensions();
@@ -247,7 +271,7 @@ ffi::Error Run(int pass, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::An
   // this calling thread's OpenMP teams; set on every call, as the choice varies by pass
   omp_set_num_threads(macs < serial_below ? 1 : threads > 0 ? threads : g_default_threads);
   try {
-    auto e = Lookup(pass, g);
+    auto e = Lookup(pass, dt, g);
     auto& eng = Engine();
     auto& strm = Stream();
     AlignedBuffer scratch(e->scratch.get_size());
@@ -321,4 +345,13 @@ extern "C" int JaxcnnSetThreads(int n) {
 extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs);
 extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs) {
   return g_serial_below.exchange(macs < 0 ? 0 : macs);
+}
+
+// 1 when oneDNN dispatches to bfloat16 instructions on this CPU (AVX-512 BF16, or AMX, which
+// includes it; ONEDNN_MAX_CPU_ISA can lower it), else 0. ISA values nest as bit masks.
+extern "C" int JaxcnnHasBf16();
+extern "C" int JaxcnnHasBf16() {
+  const unsigned isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+  const unsigned bf16 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+  return (isa & bf16) == bf16 ? 1 : 0;
 }
