@@ -146,8 +146,8 @@ def _non_overlapping(f):
 # first: they beat every lax formulation on the benchmark models' layers (the `jaxcnn` and
 # `jaxcnn[lax]` rows of benchmarks/results/train_step.md); in bfloat16, all three passes
 # native against all on lax, the 3-d CNN's step ran 5.4x faster and ResNet-20's within noise
-# (benchmarks/results/bf16_step.md; one pass at a time was not measured: each mixed
-# ResNet-20 step took XLA minutes to compile). The lax-side rules are the
+# (benchmarks/results/bf16_step.md; one pass at a time was measured alone only,
+# benchmarks/results/bf16_passes.md: each mixed ResNet-20 step took XLA minutes to compile). The lax-side rules are the
 # fallback without the native library, chosen with `python benchmarks/ops.py --passes`
 # (each pass alone) and `python benchmarks/rule_ab.py` (whole train steps, one decision on
 # and off); each predicate's docstring gives its reason. 3-d convolutions fold into 2-d
