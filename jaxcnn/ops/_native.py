@@ -8,6 +8,8 @@ kernel gradient) registered as FFI targets, the first time a convolution asks
 :func:`available`. A missing library means the ``lax`` lowerings; a broken one logs one
 warning and means the same. The handlers take float32, and bfloat16 where
 :func:`bf16_available` (oneDNN has bfloat16 instructions for this CPU: AVX-512 BF16 or AMX).
+In bfloat16 every pass accumulates in float32 and returns bfloat16, as ``lax`` does: the
+kernel gradient too, accumulated into a float32 buffer and rounded once.
 
 ``$JAXCNN_NATIVE=0`` (or ``off``) turns the backend off; ``$JAXCNN_NATIVE_THREADS=k`` sets
 the number of OpenMP threads each oneDNN call uses (default: the OpenMP runtime's). A pass
