@@ -2,6 +2,7 @@
 run, a loss that becomes NaN, a metrics line cut short by a kill."""
 
 import csv
+import functools
 import json
 import re
 import shutil
@@ -12,7 +13,8 @@ import optax
 import pytest
 
 import jaxcnn as jc
-from jaxcnn.train import Checkpoints, create_train_state, fit
+from jaxcnn.train import Checkpoints, create_train_state, fit, softmax_cross_entropy
+from jaxcnn.train._loop import loss_name
 from jaxcnn.train._run import read_jsonl
 
 RNG = np.random.default_rng(0)
@@ -69,6 +71,31 @@ def test_resuming_with_other_data_or_settings_names_them(tmp_path):
         fit(jc.serial(jc.dense(2)), optax.sgd(0.1), (X[:24], Y[:24]), epochs=2, batch_size=8,
             workdir=tmp_path / "run", resume=True, progress=False)
     _fit(tmp_path / "run", resume=True)  # the same settings (more epochs) resume
+
+
+def _focal(logits, labels, mask):  # a named loss other than the lambdas below
+    return softmax_cross_entropy(logits, labels, mask=mask) * 2.0
+
+
+class _Loss:
+    def __call__(self, logits, labels, mask):
+        return softmax_cross_entropy(logits, labels, mask=mask)
+
+
+def test_a_callable_loss_is_compared_by_its_name_on_resume(tmp_path):
+    """A lambda's repr holds its address, which differs in every process: the name is
+    compared, so a lambda loss resumes and another function is refused, named."""
+    _fit(tmp_path / "run", epochs=1,
+         loss=lambda logits, labels, mask: softmax_cross_entropy(logits, labels, mask=mask))
+    _fit(tmp_path / "run", resume=True,  # a new function object with the same name
+         loss=lambda logits, labels, mask: softmax_cross_entropy(logits, labels, mask=mask))
+    with pytest.raises(ValueError, match=r"fit: the settings of a resumed run must be those in "
+                       r".*config\.json, got loss='[\w.]*\.<lambda>' there, "
+                       r"'[\w.]*\._focal' now\. Resume with the same data and settings"):
+        _fit(tmp_path / "run", resume=True, epochs=3, loss=_focal)
+    assert loss_name(functools.partial(_focal, labels=None)) == loss_name(_focal)
+    assert loss_name(_Loss()) == f"{__name__}._Loss"
+    assert loss_name("mse") == "mse" and loss_name(None) is None
 
 
 def test_a_nan_loss_stops_naming_the_step_and_resume_restarts_from_the_last_good_one(tmp_path):

@@ -164,7 +164,10 @@ def fit(model, optimizer, train, val=None, test=None, *, epochs, batch_size, see
         ``metrics.jsonl``, ``epochs.csv``, ``steps.csv``, ``result.json``,
         ``checkpoints/``, ``best/``, ``tensorboard/``); ``None`` writes nothing.
       resume: continue from the latest checkpoint in ``workdir`` (start fresh when there is
-        none). Without it a ``workdir`` that already holds checkpoints is refused.
+        none). Without it a ``workdir`` that already holds checkpoints is refused. The
+        data, task, loss and loss options must be those of the run being resumed; a
+        callable loss is compared by its module and qualified name only (so any lambda of
+        the same module passes), not by its code.
       config: a dict (or dataclass) saved in ``config.json``.
       augment: pure ``augment(key, x) -> x`` run on the device inside the step.
       task, loss, label_smoothing, class_weights, compute_dtype: see
@@ -297,13 +300,26 @@ def _make_step(model, optimizer, o):
 
 def _settings(o, monitor, loop, x):
     """The ``fit`` part of ``config.json`` (a resumed run must share some of it)."""
-    loss = o.loss if isinstance(o.loss, (str, type(None))) else repr(o.loss)
-    return dict(epochs=o.epochs, batch_size=o.batch_size, seed=o.seed, task=o.task, loss=loss,
-                label_smoothing=o.label_smoothing, class_weights=o.class_weights,
-                compute_dtype=o.compute_dtype, early_stopping=o.early_stopping,
+    return dict(epochs=o.epochs, batch_size=o.batch_size, seed=o.seed, task=o.task,
+                loss=loss_name(o.loss), label_smoothing=o.label_smoothing,
+                class_weights=o.class_weights, compute_dtype=o.compute_dtype,
+                early_stopping=o.early_stopping,
                 monitor=monitor, ensemble=o.ensemble, checkpoint_every=o.checkpoint_every,
                 epoch_loop=loop, steps_per_epoch=len(x) // o.batch_size, train_size=len(x),
                 in_shape=x.shape[1:], in_dtype=str(x.dtype))
+
+
+def loss_name(loss):
+    """How ``config.json`` records ``fit``'s loss, and a resumed run compares it: a name (or
+    ``None``) as given; a callable by its module and qualified name (a ``functools.partial``
+    by its function's, an object by its class's), e.g. ``"mylib.losses.focal"`` or
+    ``"__main__.<lambda>"``. Its code and a partial's arguments are not compared."""
+    if loss is None or isinstance(loss, str):
+        return loss
+    while isinstance(loss, functools.partial):
+        loss = loss.func
+    named = loss if hasattr(loss, "__qualname__") else type(loss)
+    return f"{getattr(named, '__module__', None) or '?'}.{named.__qualname__}"
 
 
 # fit settings a resumed run must share with the run it continues (seed, batch size and
