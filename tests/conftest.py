@@ -40,7 +40,7 @@ TOL = {np.dtype("float32"): dict(rtol=2e-5, atol=2e-5),
 # Every op in float32, bfloat16 and float16 against its float64 result, output and
 # gradient (tests/test_numerics.py; the README's table): |got - ref| <= atol * max|ref|,
 # atol a multiple of the unit roundoff u = 2^-24, 2^-9, 2^-11 (the worst measured on the
-# tests' cases, CPU: 7u, 6u, 3u).
+# tests' cases, CPU: 5u, 6u, 3u).
 OP_TOL = {np.dtype("float32"): dict(rtol=0.0, atol=32 * 2.0**-24),
           np.dtype(jax.numpy.bfloat16): dict(rtol=0.0, atol=16 * 2.0**-9),
           np.dtype("float16"): dict(rtol=0.0, atol=10 * 2.0**-11)}

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxcnn as jc
 from jaxcnn import ops
 from jaxcnn.ops import _conv_passes, _lowering, _native
 from jaxcnn.ops._fast_conv import (LAX_PLAN, ConvPlan, cotangent_computed_once, input_computed_once,
@@ -326,6 +327,41 @@ def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_
 
     assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "matmul"
     _close(run("fast"), run("lax"), dtype)
+
+
+@pytest.mark.parametrize("in_shape", [(6, 3), (4, 4, 3), (3, 3, 3, 3)], ids=["1d", "2d", "3d"])
+def test_forward_mode_through_batch_norm_in_train_mode_equals_lax(in_shape):
+    """jvp, jacfwd, the Hessian and linearize of a model with a training batch norm run by
+    default (the matrix-product batch norm, a custom JVP) and equal the lax reference."""
+    model = jc.serial(jc.conv(3, 3, padding=1), jc.batch_norm(), jc.tanh(), jc.flatten(),
+                      jc.dense(2))
+    _, params, state = model.init(jax.random.key(0), in_shape)
+    x = jax.random.normal(jax.random.key(1), (3,) + in_shape) * 2 + 1
+    ones = jax.tree.map(jnp.ones_like, params)
+
+    def apply(p, x):
+        return model.apply(p, state, x, train=True)[0]
+
+    def run(p, x):  # traced once per mode: every function it transforms is new
+        f = lambda p, x: apply(p, x)  # noqa: E731
+        loss = lambda p: jnp.sum(f(p, x) ** 2)  # noqa: E731
+        y, lin = jax.linearize(lambda x: f(p, x), x)
+        return {"jvp_params": jax.jvp(loss, (p,), (ones,)),
+                "jvp_x": jax.jvp(lambda x: f(p, x), (x,), (jnp.sin(x),)),
+                "jacfwd": jax.jacfwd(lambda x: f(p, x))(x),
+                "hessian": jax.hessian(loss)(p),
+                "linearize": (y, lin(jnp.cos(x)))}
+
+    fast = "name=_batch_norm_train"  # the matrix-product batch norm in a jaxpr
+    assert fast in str(jax.make_jaxpr(lambda p, x: apply(p, x))(params, x))
+    got = jax.jit(lambda p, x: run(p, x))(params, x)
+    with lowering("lax"):
+        assert fast not in str(jax.make_jaxpr(lambda p, x: apply(p, x))(params, x))
+        want = jax.jit(lambda p, x: run(p, x))(params, x)
+    for name in want:
+        leaves = jax.tree.leaves(got[name])
+        assert len(leaves) == len(jax.tree.leaves(want[name]))
+        _close(leaves, jax.tree.leaves(want[name]), "float32")
 
 
 # ----------------------------------------------------------------------------- selection

@@ -119,12 +119,7 @@ CASES = {
 # Gradients in bfloat16 and float16 (mixed-precision training) are compared for these.
 LOW_PRECISION_GRADIENTS = ("conv_2d", "max_pool", "batch_norm_train")
 # Second derivatives are checked (order 2) where they are cheap and not identically zero.
-SECOND_ORDER = ("conv_depthwise_replicate", "lp_pool_1d")
-# Forward mode is known to fail here; each xfail is strict, so a fix turns it into a failure.
-NO_FORWARD_MODE = {
-    "batch_norm_train": "ops.batch_norm(train=True) takes the custom_vjp 'matmul' lowering on "
-                        "CPU by default, and jax.jvp of a custom_vjp raises TypeError",
-}
+SECOND_ORDER = ("conv_depthwise_replicate", "lp_pool_1d", "batch_norm_train")
 
 
 def test_every_public_op_has_a_case():
@@ -172,8 +167,7 @@ def test_gradients_and_precision(name):
     with jax.enable_x64(True):
         args = [jnp.asarray(a) for a in inputs]
         assert all(a.dtype == jnp.float64 for a in args)
-        modes = ("rev",) if name in NO_FORWARD_MODE else ("fwd", "rev")
-        check_grads(f, args, order=1, modes=modes)
+        check_grads(f, args, order=1, modes=("fwd", "rev"))
         ref = _value_and_vjp(f, args, jnp.asarray(ct))
     for dtype in (jnp.float32, jnp.bfloat16, jnp.float16):
         tol = OP_TOL[np.dtype(dtype)]
@@ -200,13 +194,11 @@ def test_second_order_gradients(name):
                     modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=TypeError, reason=why))
-    for n, why in sorted(NO_FORWARD_MODE.items())])
-def test_forward_mode_where_it_is_known_to_fail(name):
-    """Minimal reproduction (CPU): ``jax.jvp(lambda x: ops.batch_norm(x, train=True)[0],
-    (x,), (x,))``."""
-    case = CASES[name]
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rule is for CPU")
+def test_batch_norm_train_case_takes_the_fast_lowering():
+    """The ``batch_norm_train`` case is differentiated above (forward and reverse mode, to
+    second order) on the default CPU lowering: the matrix-product batch norm."""
     with jax.enable_x64(True):
-        check_grads(jax.jit(case.fn), [jnp.asarray(a) for a in case.inputs()], order=1,
-                    modes=("fwd",))
+        jaxpr = jax.make_jaxpr(CASES["batch_norm_train"].fn)(
+            *[jnp.asarray(a) for a in CASES["batch_norm_train"].inputs()])
+    assert "name=_batch_norm_train" in str(jaxpr)

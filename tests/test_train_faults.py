@@ -90,7 +90,7 @@ def test_a_callable_loss_is_compared_by_its_name_on_resume(tmp_path):
     _fit(tmp_path / "run", resume=True,  # a new function object with the same name
          loss=lambda logits, labels, mask: softmax_cross_entropy(logits, labels, mask=mask))
     with pytest.raises(ValueError, match=r"fit: the settings of a resumed run must be those in "
-                       r".*config\.json, got loss='[\w.]*\.<lambda>' there, "
+                       r".*config\.json, got loss='[\w.<>]*\.<lambda>' there, "
                        r"'[\w.]*\._focal' now\. Resume with the same data and settings"):
         _fit(tmp_path / "run", resume=True, epochs=3, loss=_focal)
     assert loss_name(functools.partial(_focal, labels=None)) == loss_name(_focal)

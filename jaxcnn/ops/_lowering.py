@@ -30,7 +30,9 @@ The mode, from :func:`lowering` (innermost wins), else the environment variable
 The choice is made when a function is traced: a function jitted under one mode keeps
 that mode's lowering until it is traced again. Every lowering supports every JAX
 transformation (forward and reverse mode at any order, ``vmap``): the convolution's
-passes are primitives with bilinear derivative rules (``_conv_passes.py``).
+passes are primitives with bilinear derivative rules (``_conv_passes.py``), and the other
+alternatives have custom JVPs (batch norm's tangent is a linear primitive whose transpose
+is the textbook gradient, ``_norm.py``).
 """
 
 from __future__ import annotations
@@ -288,7 +290,7 @@ def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision
 def decide(decision, dtype, backend=None, rules=None, **features):
     """The lowering chosen for a decision that depends on the dtype (and ``features``) only:
     ``decide("norm.batch", x.dtype) == "matmul"`` means training batch norm sums by matrix
-    products with a hand-written gradient instead of ``jnp.mean`` and autodiff."""
+    products with a hand-written JVP instead of ``jnp.mean`` and autodiff."""
     return choose(decision, {**_dtype_features(dtype), **features}, backend, rules)
 
 

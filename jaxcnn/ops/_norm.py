@@ -13,6 +13,9 @@ import math
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax._src import dispatch
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 from jaxcnn._checks import (check_array, check_axis_name, check_bool, check_eps, check_float,
                             check_momentum, check_nonempty, check_positive_int, fail,
@@ -54,42 +57,89 @@ def _moments(xs, axes):
     return mean, jnp.mean(jnp.square(xs - mean), axis=axes, keepdims=True)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _batch_norm_train(xs, scale, bias, eps):
-    """Training batch norm with every reduction a :func:`channel_sum`, forward and
-    backward (the textbook gradient, so autodiff adds no reductions of its own):
-    ``(y, mean, biased var)``; the statistics carry no gradient."""
-    return _batch_norm_train_fwd(xs, scale, bias, eps)[0]
+    """Training batch norm whose statistics are :func:`channel_sum` matrix products:
+    ``(y, mean, biased var)``, the statistics of shape ``(1, ..., 1, C)``.
+
+    Its JVP computes the output tangent with :data:`tangent_p`, a primitive linear in the
+    tangents whose transpose rule is the textbook gradient with the same matrix-product
+    sums, so forward mode (any order) and reverse mode both apply."""
+    return _batch_norm_train_primal(xs, scale, bias, eps)[0]
 
 
-def _batch_norm_train_fwd(xs, scale, bias, eps):
+def _batch_norm_train_primal(xs, scale, bias, eps):
+    """``((y, mean, var), (x - mean, rsqrt(var + eps)))``, the last two for the JVP."""
     c = xs.shape[-1]
     n = xs.size // c
     bshape = _channel_shape(xs)
-    m = (channel_sum(xs) / n).reshape(bshape)
-    xc = xs - m
-    v = (channel_sum(xc * xc) / n).reshape(bshape)
+    m = channel_sum(xs) / n
+    xc = xs - m.reshape(bshape)
+    v = channel_sum(xc * xc) / n
     inv = lax.rsqrt(v + eps)
-    y = xc * (inv * scale.reshape(bshape)) + bias.reshape(bshape)
-    return (y, m, v), (xs, m, inv, scale)
+    y = xc * (inv * scale).reshape(bshape) + bias.reshape(bshape)
+    return (y, m.reshape(bshape), v.reshape(bshape)), (xc, inv)
 
 
-def _batch_norm_train_bwd(eps, res, cts):
-    del eps
-    xs, m, inv, scale = res
-    g = cts[0]
-    c = xs.shape[-1]
-    n = xs.size // c
-    xhat = (xs - m) * inv
-    dbias = channel_sum(g)
-    dscale = channel_sum(g * xhat)
+@_batch_norm_train.defjvp
+def _batch_norm_train_jvp(eps, primals, tangents):
+    xs, scale, bias = primals
+    dx, dscale, dbias = tangents
+    out, (xc, inv) = _batch_norm_train_primal(xs, scale, bias, eps)
+    axes = tuple(range(xs.ndim - 1))
+    n = xs.size // xs.shape[-1]
     bshape = _channel_shape(xs)
-    dx = (scale.reshape(bshape) * inv) * (
-        g - (dbias.reshape(bshape) + xhat * dscale.reshape(bshape)) / n)
-    return dx, dscale, dbias
+    dm = jnp.sum(dx, axis=axes) / n
+    dv = jnp.sum(xc * dx, axis=axes) * (2.0 / n)  # sum(x - mean) = 0: no dm term
+    dy = tangent_p.bind(dx, dscale, dbias, xc, inv, scale)
+    return out, (dy, dm.reshape(bshape), dv.reshape(bshape))
 
 
-_batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
+def _tangent(dx, dscale, dbias, xc, inv, scale):
+    """The tangent of ``y = xc * inv * scale + bias`` (``xc = x - mean``, ``inv =
+    rsqrt(var + eps)``, ``C``-vectors ``inv`` and ``scale``) for tangents ``dx``, ``dscale``,
+    ``dbias``: ``(dx - dm) a + xc (dinv scale + inv dscale) + dbias`` with ``a = inv scale``,
+    ``dm = mean(dx)`` and ``dinv = -inv^3 mean(xc dx)``; linear in the tangents."""
+    axes = tuple(range(xc.ndim - 1))
+    n = xc.size // xc.shape[-1]
+    bshape = _channel_shape(xc)
+    dm = jnp.sum(dx, axis=axes) / n
+    dinv = -(inv * inv * inv) * (jnp.sum(xc * dx, axis=axes) / n)
+    a = inv * scale
+    return (dx * a.reshape(bshape) + xc * (dinv * scale + inv * dscale).reshape(bshape)
+            + (dbias - a * dm).reshape(bshape))
+
+
+def _tangent_transpose(g, dx, dscale, dbias, xc, inv, scale):
+    """The textbook batch-norm gradient: the cotangent ``g`` summed by two
+    :func:`channel_sum` products, then one elementwise pass for the input's gradient."""
+    n = xc.size // xc.shape[-1]
+    bshape = _channel_shape(xc)
+    sum_g = channel_sum(g)
+    sum_gx = channel_sum(g * xc)
+    grads = (((inv * scale).reshape(bshape)
+              * (g - (sum_g.reshape(bshape) + xc * (inv * inv * sum_gx).reshape(bshape)) / n)),
+             inv * sum_gx, sum_g)
+    return [grad.astype(arg.aval.dtype) if ad.is_undefined_primal(arg) else None
+            for grad, arg in zip(grads, (dx, dscale, dbias))] + [None] * 3
+
+
+tangent_p = Primitive("jaxcnn_batch_norm_tangent")
+"""``_tangent(dx, dscale, dbias, xc, inv, scale)`` as a primitive, linear in its first three
+operands, whose transpose is :func:`_tangent_transpose`. JAX's own transpose of the
+formula sums the cotangent with XLA's reductions; with its broadcasts written as matrix
+products it gives the same sums, but XLA then fuses the cotangent's producers (ReLU and
+pooling gradients) into each of the cotangent's three readers and computes them three
+times (``benchmarks/batch_norm.py``). Its JVP and batching rules apply JAX's to
+:func:`_tangent`."""
+tangent_p.def_abstract_eval(lambda dx, *_: jax.core.ShapedArray(dx.shape, dx.dtype))
+tangent_p.def_impl(functools.partial(dispatch.apply_primitive, tangent_p))
+mlir.register_lowering(tangent_p, mlir.lower_fun(_tangent, multiple_results=False))
+ad.primitive_jvps[tangent_p] = lambda primals, tangents: jax.jvp(
+    _tangent, tuple(primals), tuple(ad.instantiate_zeros(t) for t in tangents))
+ad.primitive_transposes[tangent_p] = _tangent_transpose
+batching.primitive_batchers[tangent_p] = lambda args, dims: (
+    jax.vmap(_tangent, in_axes=dims)(*args), 0)
 
 
 def _affine(y, scale, bias):
