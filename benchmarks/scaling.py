@@ -16,7 +16,10 @@ the like-for-like baseline of the sharded rows. Host devices of one CPU share it
 splitting the batch adds no arithmetic units, so at best D devices match one; they add
 the all-reduce of the gradients, smaller per-device convolutions that use the cores less
 well, and D programs competing for the same cores. The measurement shows what the
-sharding machinery costs, not a speed-up.
+sharding machinery costs, not a speed-up. The timed loop dispatches steps without waiting
+for them, so with D > 1 it needs XLA:CPU's thread pool of 2 D threads that ``import jaxcnn``
+asks for (``$PJRT_NPROC``, jaxcnn/_host_threads.py): with XLA's default of one thread per
+core it stops in the all-reduce.
 
 Model part. For every zoo model at its usual input size: parameters ``P`` and forward
 FLOPs per example ``F`` from :func:`jaxcnn.summary`. Data parallelism with a fixed batch
@@ -231,7 +234,9 @@ def markdown(measured, rows, rate, gpu_counts, meta, args):
               "gradient all-reduce, smaller per-device convolutions and D programs "
               "competing for the cores, and it uses the lax convolutions (the native "
               "oneDNN ones run only in single-device programs): compare the mesh rows with "
-              "'1, lax'.", "",
+              "'1, lax'. The D-device rows run with XLA:CPU thread pools of 2 D threads "
+              "($PJRT_NPROC, set by import jaxcnn: jaxcnn/_host_threads.py; with one thread "
+              "per core the unsynchronised timing loop stops in the all-reduce).", "",
               "## Modelled: the same step on N GPUs", "",
               f"Weak scaling, {BATCH_PER_GPU} examples per GPU. Compute per step "
               f"= max(3 x forward FLOPs (jaxcnn.summary) x {BATCH_PER_GPU} / R, "

@@ -5,9 +5,10 @@ Two levels: :mod:`jaxcnn.ops` (array functions) and the layers exported here
 (``init``/``apply`` pairs, see :class:`jaxcnn.Layer`).
 """
 
-from jaxcnn import _host_memory
+from jaxcnn import _host_memory, _host_threads
 
 _host_memory.apply()  # before XLA's threads first allocate: see jaxcnn/_host_memory.py
+_host_threads.apply()  # before XLA's CPU client sizes its thread pool: jaxcnn/_host_threads.py
 
 from jaxcnn import geometry, initializers, interpret, ops
 from jaxcnn._jit import compiler_options, enable_compilation_cache, jit

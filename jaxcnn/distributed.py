@@ -39,6 +39,7 @@ import numpy as np
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxcnn import _host_threads
 from jaxcnn._checks import check_positive_int, fail, is_int
 
 DATA_AXIS = "data"
@@ -244,6 +245,13 @@ class Placement:
         self.mesh = None if mesh is None else check_mesh(where, mesh)
         if self.mesh is not None and is_int(batch_size):
             _check_divisible(where, batch_size, num_shards(self.mesh), "batch_size")
+        # steps dispatched before waiting for one: XLA:CPU's pool may be too small for the
+        # all-reduces of many queued steps (jaxcnn/_host_threads.py); None: no limit
+        self.run_ahead = None
+        if self.mesh is not None:
+            local = [d for d in self.mesh.devices.flat if d.process_index == jax.process_index()]
+            if local and all(d.platform == "cpu" for d in local):
+                self.run_ahead = _host_threads.run_ahead_limit(len(local))
 
     def state(self, tree):
         return jax.device_put(tree) if self.mesh is None else replicate(tree, self.mesh)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from conftest import XLA_TEST_FLAGS
-from jaxcnn import distributed
+from jaxcnn import _host_threads, distributed
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -152,6 +152,60 @@ def test_argument_errors():
     net, opt = model_and_optimizer()
     with pytest.raises(ValueError, match=r"mesh axes must be a tuple containing 'members'"):
         make_ensemble_train_step(net, opt, mesh=mesh)
+
+
+# -- host devices sharing a small CPU ---------------------------------------------------
+
+
+def test_thread_pool_for_host_devices_decisions():
+    flag = {"XLA_FLAGS": "--xla_backend_optimization_level=0 "
+                         "--xla_force_host_platform_device_count=8"}
+    assert _host_threads.decide(flag, 2, False) == ("16", "PJRT_NPROC=16 for 8 devices on 2 cores")
+    assert _host_threads.decide({"JAX_NUM_CPU_DEVICES": "2", **flag}, 2, False)[0] == "4"
+    assert _host_threads.decide({}, 2, False) == (None, "one CPU device requested")
+    assert _host_threads.decide(flag, 16, False) == (None, "16 cores are enough for 8 devices")
+    assert _host_threads.decide({**flag, "NPROC": "3"}, 2, False)[0] is None
+    assert _host_threads.decide({**flag, "JAXCNN_HOST_THREADS": "off"}, 2, False) == (
+        None, "$JAXCNN_HOST_THREADS turns it off")
+    assert _host_threads.decide(flag, 2, True) == (
+        None, "JAX's CPU backend started before import jaxcnn")
+
+
+def test_run_ahead_limit_follows_the_pool_size(monkeypatch):
+    monkeypatch.delenv("NPROC", raising=False)
+    monkeypatch.setenv("PJRT_NPROC", "2")
+    assert _host_threads.run_ahead_limit(2) == _host_threads.SAFE_RUN_AHEAD == 16
+    monkeypatch.setenv("PJRT_NPROC", "4")
+    assert _host_threads.run_ahead_limit(2) is None
+    assert _host_threads.run_ahead_limit(1) is None
+    assert distributed.Placement(distributed.data_mesh(), 4, "test").run_ahead is None
+
+
+@pytest.fixture(scope="module")
+def host_threads():
+    """The 2-host-device run of _host_threads_script.py (XLA's pool left to jaxcnn)."""
+    env = {k: v for k, v in _env(2).items()
+           if k not in _host_threads.POOL_VARS and k != _host_threads.ENV_VAR}
+    proc = subprocess.run([sys.executable, str(HERE / "_host_threads_script.py")], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_many_sharded_steps_in_flight_on_two_host_devices(host_threads):
+    small = _host_threads.cores() < 4  # else XLA's default pool is large enough
+    status = host_threads["status"][1]
+    assert status.startswith("PJRT_NPROC=4 for 2 devices" if small else "4 cores"), status
+    f = host_threads["steps"]
+    assert host_threads["devices"] == 2 and f["steps"] == 40
+    for name in ("loss", "params", "state"):
+        assert f[name] < 2e-5, (name, f)
+
+
+def test_fit_waits_every_16_steps_when_the_pool_is_small(host_threads):
+    f = host_threads["fit"]
+    assert f["run_ahead"] == 16 and f["steps"] == 40
+    assert f["params"] < 2e-5 and f["loss"] < 2e-5, f
 
 
 # -- several processes ------------------------------------------------------------------

@@ -398,6 +398,8 @@ def _run_epoch(run, ts, pos):
             for s in range(begin, end):
                 ts, metrics = run.run_steps(ts, run.data, run.place.rows(order[s]), run.run_key)
                 log.add(metrics, 1)
+                if run.place.run_ahead and (s + 1 - begin) % run.place.run_ahead == 0:
+                    jax.block_until_ready(metrics)  # see jaxcnn/_host_threads.py
         else:
             ts, metrics = run.run_steps(ts, run.data, run.place.rows(order[begin:end]),
                                         run.run_key)
