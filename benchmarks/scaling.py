@@ -134,6 +134,9 @@ CONFIGS = [  # label, devices, mesh, extra environment
 ]
 
 
+CRASHES = []  # configurations whose process failed after printing its result
+
+
 def measure(args):
     """Rounds over the configurations (alternating their order); medians per config."""
     rates = {label: {m: [] for m in args.models} for label, *_ in CONFIGS}
@@ -148,8 +151,10 @@ def measure(args):
             proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                   text=True, timeout=900)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode != 0 or not line:
-                raise RuntimeError(f"{label}: {proc.stderr[-3000:]}")
+            if not line:
+                raise RuntimeError(f"{label}: exit {proc.returncode}: {proc.stderr[-3000:]}")
+            if proc.returncode != 0:  # measured, then failed on the way out: count it
+                CRASHES.append(f"{label} (exit {proc.returncode} after its result)")
             for m, values in json.loads(line[0][7:]).items():
                 rates[label][m].extend(values)
             print(label, {m: round(statistics.median(v)) for m, v in rates[label].items()},
@@ -229,6 +234,8 @@ def markdown(measured, rows, rate, gpu_counts, meta, args):
         lines.append(f"| {label} | " + " | ".join(
             f"{per[m]['median']:.0f} [{per[m]['min']:.0f}-{per[m]['max']:.0f}]"
             for m in args.models) + " |")
+    if CRASHES:
+        lines += ["", "Processes that failed after their result: " + ", ".join(CRASHES) + "."]
     lines += ["", "Little gain is possible here: host devices split the same 2 cores, so "
               "the arithmetic per step is the same while the sharded program adds the "
               "gradient all-reduce, smaller per-device convolutions and D programs "
