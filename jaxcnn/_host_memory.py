@@ -25,6 +25,8 @@ import ctypes
 import os
 import sys
 
+from jaxcnn._switches import backend_started, switched_on
+
 ENV_VAR = "JAXCNN_HOST_MALLOC"
 # mallopt(3) parameter numbers (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
@@ -38,8 +40,7 @@ _state = {"applied": False, "reason": "not tried"}
 
 def enabled_by_environment(environ=None):
     """False when ``$JAXCNN_HOST_MALLOC`` is ``0``, ``off``, ``false`` or ``no``."""
-    environ = os.environ if environ is None else environ
-    return environ.get(ENV_VAR, "").strip().lower() not in ("0", "off", "false", "no")
+    return switched_on(ENV_VAR, environ)
 
 
 def _user_tuned(environ):
@@ -60,13 +61,6 @@ def _glibc():
     return libc if version() else None
 
 
-def _backend_started():
-    """True when a JAX backend (and so XLA's thread pool) exists already."""
-    try:
-        from jax._src import xla_bridge
-        return bool(getattr(xla_bridge, "_backends", {}))
-    except ImportError:
-        return False
 
 
 def apply(environ=None):
@@ -95,7 +89,7 @@ def apply(environ=None):
     if not all(libc.mallopt(param, value) == 1 for param, value in _SETTINGS):
         _state["reason"] = "mallopt refused a parameter"
         return False
-    late = _backend_started()
+    late = backend_started()
     _state.update(applied=True, reason=(
         "set after JAX's CPU backend started: its threads keep the arenas they have"
         if late else "set before JAX's CPU backend started"))

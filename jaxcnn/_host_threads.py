@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 import shlex
 
+from jaxcnn._switches import backend_started, switched_on
+
 ENV_VAR = "JAXCNN_HOST_THREADS"
 POOL_VARS = ("PJRT_NPROC", "NPROC")  # read by XLA's DefaultThreadPoolSize, in this order
 _FLAG = "--xla_force_host_platform_device_count="
@@ -40,8 +42,7 @@ _state = {"applied": False, "reason": "not tried"}
 
 def enabled_by_environment(environ=None):
     """False when ``$JAXCNN_HOST_THREADS`` is ``0``, ``off``, ``false`` or ``no``."""
-    environ = os.environ if environ is None else environ
-    return environ.get(ENV_VAR, "").strip().lower() not in ("0", "off", "false", "no")
+    return switched_on(ENV_VAR, environ)
 
 
 def requested_devices(environ=None):
@@ -85,12 +86,6 @@ def pool_threads(devices, environ=None):
     return max(cores(), devices)
 
 
-def _backend_started():
-    try:
-        from jax._src import xla_bridge
-        return bool(getattr(xla_bridge, "_backends", {}))
-    except ImportError:
-        return False
 
 
 def decide(environ, cores_available, backend_started):
@@ -127,7 +122,7 @@ def apply(environ=None):
     if _state["applied"]:
         return True
     environ = os.environ if environ is None else environ
-    value, reason = decide(environ, cores(), _backend_started())
+    value, reason = decide(environ, cores(), backend_started())
     if value is not None:
         environ["PJRT_NPROC"] = value
     _state.update(applied=value is not None, reason=reason)
@@ -160,5 +155,5 @@ def run_ahead_limit(devices):
     return SAFE_RUN_AHEAD
 
 
-__all__ = ["ENV_VAR", "SAFE_RUN_AHEAD", "apply", "decide", "enabled_by_environment", "pool_threads",
-           "requested_devices", "run_ahead_limit", "status"]
+__all__ = ["ENV_VAR", "SAFE_RUN_AHEAD", "apply", "decide", "enabled_by_environment",
+           "pool_threads", "requested_devices", "run_ahead_limit", "status"]

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import jax
 
+from jaxcnn._switches import switched_on
+
 ENV_VAR = "JAXCNN_NATIVE"
 THREADS_ENV_VAR = "JAXCNN_NATIVE_THREADS"
 # A pass with fewer multiply-adds runs on the calling thread alone: for small convolutions an
@@ -44,7 +46,7 @@ _log = logging.getLogger("jaxcnn")
 
 def enabled_by_environment():
     """False when ``$JAXCNN_NATIVE`` is ``0``, ``off``, ``false`` or ``no``."""
-    return os.environ.get(ENV_VAR, "").strip().lower() not in ("0", "off", "false", "no")
+    return switched_on(ENV_VAR)
 
 
 def extension_path():
