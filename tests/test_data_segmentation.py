@@ -54,6 +54,29 @@ def test_digit_canvases_masks_follow_the_digits():
         make_digit_canvases(digits, np.array([3]), 2)
 
 
+def test_digit_canvases_gap_keeps_the_digits_apart():
+    # two distinct digits with ink blocks; a naive check over every pixel pair of the masks
+    digits = np.zeros((2, 28, 28), np.uint8)
+    digits[0, 4:24, 8:20] = 255
+    digits[1, 6:22, 4:24] = 255
+    x, y = make_digit_canvases(digits, np.array([1, 2]), 40, size=64, gap=3, seed=0)
+    checked = 0
+    for m in y:
+        a, b = np.argwhere(m == 2), np.argwhere(m == 3)
+        if len(a) and len(b):
+            chebyshev = np.abs(a[:, None, :] - b[None, :, :]).max(-1)
+            assert chebyshev.min() > 3
+            checked += 1
+    assert checked >= 10  # canvases holding both digits
+    # without a gap the same draws overlap somewhere (the later digit owns shared pixels)
+    _, loose = make_digit_canvases(digits, np.array([1, 2]), 40, size=40, seed=0)
+    assert any(((m == 2).sum() < 240 and (m == 2).any()) or ((m == 3).sum() < 320 and
+               (m == 3).any()) for m in loose)
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ValueError, match="make_digit_canvases: gap must be None or an int"):
+            make_digit_canvases(digits, np.array([1, 2]), 2, size=40, gap=bad)
+
+
 def write(tmp_path, **arrays):
     path = tmp_path / "seg.npz"
     np.savez(path, **arrays)

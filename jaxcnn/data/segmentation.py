@@ -141,12 +141,18 @@ def make_shapes3d(n_train=400, n_test=100, *, size=16, seed=0, num_shapes=(1, 3)
                  num_shapes)
 
 
-def make_digit_canvases(digits, labels, n, *, size=48, per_canvas=2, threshold=0.5, seed=0):
+def make_digit_canvases(digits, labels, n, *, size=48, per_canvas=2, threshold=0.5, gap=None,
+                        seed=0, tries=100):
     """Canvases ``(n, size, size, 1)`` in ``[0, 1]``, each holding ``per_canvas`` digits
     drawn from ``digits`` ``(M, 28, 28[, 1])`` (uint8 or ``[0, 1]``) at random positions
     (the image is the pixelwise maximum), and masks with class ``label + 1`` where a
-    digit's intensity exceeds ``threshold`` (the later digit wins where two overlap), 0
-    elsewhere.
+    digit's intensity exceeds ``threshold``, 0 elsewhere.
+
+    ``gap=None`` draws each position independently: digits may overlap, and the later digit
+    owns the shared pixels, which the image does not show. ``gap=g`` (an int >= 0) keeps
+    every digit's ink (intensity > ``threshold``) more than ``g`` pixels (in x and y) from the
+    ink already on the canvas, trying up to ``tries`` random positions per digit and keeping
+    the last one tried when none fits (possible only on canvases too small for the digits).
 
     Example:
       >>> import numpy as np
@@ -165,22 +171,38 @@ def make_digit_canvases(digits, labels, n, *, size=48, per_canvas=2, threshold=0
     size = _check_count(where, "size", size)
     if size < max(h, w):
         fail(where, "size", f">= the digit size {max(h, w)}", size)
+    if gap is not None and (not is_int(gap) or gap < 0):
+        fail(where, "gap", "None or an int >= 0 (pixels kept between two digits' ink)", gap)
+    tries = _check_count(where, "tries", tries)
     d = d.astype(np.float32) / (255.0 if d.dtype == np.uint8 else 1.0)
     rng = np.random.default_rng(seed)
     x = np.zeros((n, size, size), np.float32)
     y = np.zeros((n, size, size), np.int32)
     for i in range(n):
+        # ink of the digits placed so far, grown by `gap` pixels (and padded by `gap`)
+        taken = None if gap is None else np.zeros((size + 2 * gap,) * 2, bool)
         for j in rng.integers(0, len(d), per_canvas):
-            r, c = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+            ink = d[j] > threshold
+            for _ in range(1 if gap is None else tries):
+                r, c = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+                if gap is None or not (taken[r + gap:r + gap + h, c + gap:c + gap + w]
+                                       & ink).any():
+                    break
             x[i, r:r + h, c:c + w] = np.maximum(x[i, r:r + h, c:c + w], d[j])
-            y[i, r:r + h, c:c + w][d[j] > threshold] = int(labels[j]) + 1
+            y[i, r:r + h, c:c + w][ink] = int(labels[j]) + 1
+            if gap is not None:
+                for dr in range(2 * gap + 1):
+                    for dc in range(2 * gap + 1):
+                        taken[r + dr:r + dr + h, c + dc:c + dc + w] |= ink
     return x[..., None], y
 
 
 def load_mnist_seg(data_dir=None, *, n_train=10000, n_test=2000, size=48, per_canvas=2,
-                   seed=0, download=True):
+                   gap=2, seed=0, download=True):
     """MNIST-seg: :func:`make_digit_canvases` from MNIST's train digits (train split) and
-    test digits (test split); 11 classes, background + the digits 0-9.
+    test digits (test split); 11 classes, background + the digits 0-9. By default the
+    digits' ink stays more than ``gap=2`` pixels apart, so every mask pixel is visible in
+    the image (``gap=None``: digits may overlap, and the later one owns the shared pixels).
 
     .. code-block:: python
 
@@ -189,7 +211,7 @@ def load_mnist_seg(data_dir=None, *, n_train=10000, n_test=2000, size=48, per_ca
     from jaxcnn.data.images import load_mnist
 
     mnist = load_mnist(data_dir, download=download)
-    kw = dict(size=size, per_canvas=per_canvas)
+    kw = dict(size=size, per_canvas=per_canvas, gap=gap)
     train = make_digit_canvases(mnist.x_train, mnist.y_train, n_train, seed=seed, **kw)
     test = make_digit_canvases(mnist.x_test, mnist.y_test, n_test, seed=seed + 1, **kw)
     return SegmentationData(*train, *test, ("background",) + tuple(str(i) for i in range(10)))
