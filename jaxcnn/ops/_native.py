@@ -33,10 +33,25 @@ from jaxcnn._switches import switched_on
 
 ENV_VAR = "JAXCNN_NATIVE"
 THREADS_ENV_VAR = "JAXCNN_NATIVE_THREADS"
-# A pass with fewer multiply-adds runs on the calling thread alone: for small convolutions an
-# OpenMP team costs more than it gains while XLA runs other work on the other core
-# (`python benchmarks/native_threads.py`, benchmarks/results/native_threads.md).
-SERIAL_BELOW_MACS = 50_000_000
+
+
+def _cpu_flags():
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+# A pass with fewer multiply-adds runs on the calling thread alone where that measured faster:
+# with AVX-512 kernels a small convolution ends before an OpenMP team pays for itself; with
+# AVX2 kernels (about half the speed per core) the team pays even for LeNet-5's convolutions
+# (`python benchmarks/native_threads.py`, benchmarks/results/native_threads*.md).
+SERIAL_BELOW_MACS = 50_000_000 if "avx512f" in _cpu_flags() else 0
 TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
            "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
