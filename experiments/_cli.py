@@ -60,6 +60,12 @@ def per_dataset(presets: dict, name: str) -> str:
     return ", ".join(f"{dataset} {value}" for dataset, value in values.items())
 
 
+def unset_from(cfg, preset: dict) -> dict:
+    """The preset's value of every field ``cfg`` leaves unset (``None``), to pass to
+    ``dataclasses.replace``."""
+    return {k: v for k, v in preset.items() if getattr(cfg, k) is None}
+
+
 def run_folder(shown: str):
     """The ``workdir`` option, its default folder described by ``shown``."""
     return option(None, "Run folder (config, metrics, checkpoints, result, plots).",

@@ -161,7 +161,7 @@ class Config(_cli.RunOptions):
 def resolve(cfg: Config) -> Config:
     """The config with every unset option replaced by the dataset's preset, and the
     default run folder."""
-    fields = {k: v for k, v in PRESETS[cfg.dataset].items() if getattr(cfg, k) is None}
+    fields = _cli.unset_from(cfg, PRESETS[cfg.dataset])
     if cfg.workdir is None:
         noise = f"-noise{cfg.noise:g}" if cfg.noise else ""
         fields["workdir"] = f"runs/autoencoder/{cfg.dataset}{noise}-seed{cfg.seed}"

@@ -130,8 +130,7 @@ class Config(_cli.RunOptions):
 
 def resolve(cfg: Config) -> Config:
     """The config with every unset option replaced by the dataset's preset."""
-    return dataclasses.replace(cfg, **{k: v for k, v in PRESETS[cfg.dataset].items()
-                                       if getattr(cfg, k) is None})
+    return dataclasses.replace(cfg, **_cli.unset_from(cfg, PRESETS[cfg.dataset]))
 
 
 # ------------------------------------------------------------------------------- data

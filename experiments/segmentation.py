@@ -175,7 +175,7 @@ def preset_name(cfg: Config) -> str:
 def resolve(cfg: Config) -> Config:
     """The config with every unset option replaced by the data's preset (``data_seed`` by
     ``seed``), and the default run folder."""
-    fields = {k: v for k, v in PRESETS[preset_name(cfg)].items() if getattr(cfg, k) is None}
+    fields = _cli.unset_from(cfg, PRESETS[preset_name(cfg)])
     if cfg.data_seed is None:
         fields["data_seed"] = cfg.seed
     if cfg.workdir is None:

@@ -124,8 +124,7 @@ def data_name(cfg: Config) -> str:
 
 def resolve(cfg: Config, data: VoxelData) -> Config:
     """``cfg`` with every unset option replaced by the dataset's default."""
-    fields = {k: v if getattr(cfg, k) is None else getattr(cfg, k)
-              for k, v in DEFAULTS[cfg.dataset].items()}
+    fields = _cli.unset_from(cfg, DEFAULTS[cfg.dataset])
     fields.update(grid=data.x_train.shape[1], workdir=cfg.workdir
                   or f"runs/voxels/{data_name(cfg)}_{cfg.model}_seed{cfg.seed}")
     return dataclasses.replace(cfg, **fields)

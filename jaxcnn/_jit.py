@@ -79,15 +79,20 @@ class _Jitted:
     def __init__(self, fun, options, kwargs):
         functools.update_wrapper(self, fun)
         self._fun, self._options, self._kwargs = fun, options, kwargs
-        self._jits = {}
+        self._jits, self._by_dtypes = {}, {}
 
     def _jit_for(self, args, kwargs):
-        options = {**compiler_options(dtypes=_dtypes(args, kwargs)), **self._options}
-        key = tuple(sorted(options.items()))
-        if key not in self._jits:
-            self._jits[key] = jax.jit(self._fun, compiler_options=options or None,
-                                      **self._kwargs)
-        return self._jits[key]
+        dtypes = frozenset(_dtypes(args, kwargs))
+        known = (dtypes, os.environ.get(ENV_VAR))  # options worked out once per dtype set
+        jitted = self._by_dtypes.get(known)
+        if jitted is None:
+            options = {**compiler_options(dtypes=dtypes), **self._options}
+            key = tuple(sorted(options.items()))
+            if key not in self._jits:
+                self._jits[key] = jax.jit(self._fun, compiler_options=options or None,
+                                          **self._kwargs)
+            jitted = self._by_dtypes[known] = self._jits[key]
+        return jitted
 
     def __call__(self, *args, **kwargs):
         return self._jit_for(args, kwargs)(*args, **kwargs)

@@ -18,6 +18,7 @@ from conftest import XLA_TEST_FLAGS
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 import _cli  # noqa: E402
+from _experiment_help import help_text, option_lines  # noqa: E402
 import image_classification  # noqa: E402
 import mnist1d_classification  # noqa: E402
 import ucr_classification  # noqa: E402
@@ -30,28 +31,6 @@ SHARED = ["--seed", "--ensemble", "--workdir", "--resume", "--no-resume", "--plo
           "--compile-cache", "--no-compile-cache",
           "--debug", "--coordinator-address", "--num-processes", "--process-id",
           "--distributed", "--data-parallel", "--no-data-parallel"]
-
-
-def help_text(experiment, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        experiment.main(["--help"])
-    assert exit_.value.code == 0
-    return capsys.readouterr().out
-
-
-def option_lines(text):
-    """``{flag: its help}`` from argparse's help (a flag line and its indented help)."""
-    options, flag = {}, None
-    for line in text.splitlines():
-        m = re.match(r"  (--[\w-]+)", line)
-        if m:
-            flag = m.group(1)
-            options[flag] = line[m.end():]
-        elif flag and line.startswith("      "):
-            options[flag] += " " + line.strip()
-        else:
-            flag = None
-    return {k: " ".join(v.split()) for k, v in options.items()}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda m: m.__name__)

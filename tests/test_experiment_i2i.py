@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _experiment_help import help_text, option_lines
 from jaxcnn.train import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,28 +200,10 @@ def test_autoencoder_config_errors(ae, capsys):
     assert cfg.workdir == "runs/autoencoder/digits-noise0.25-seed1" and cfg.epochs > 0
 
 
-def help_options(experiment, capsys):
-    """``{flag: its help, one line}`` from ``--help``."""
-    with pytest.raises(SystemExit) as exit_:
-        experiment.main(["--help"])
-    assert exit_.value.code == 0
-    options, flag = {}, None
-    for line in capsys.readouterr().out.splitlines():
-        m = re.match(r"  (--[\w-]+)", line)
-        if m:
-            flag = m.group(1)
-            options[flag] = line[m.end():]
-        elif flag and line.startswith("      "):
-            options[flag] += " " + line.strip()
-        else:
-            flag = None
-    return {k: " ".join(v.split()) for k, v in options.items()}
-
-
 @pytest.mark.parametrize("name", ["seg", "ae"])
 def test_help_gives_every_option_a_sentence_and_its_default(name, request, capsys):
     experiment = request.getfixturevalue(name)
-    options = help_options(experiment, capsys)
+    options = option_lines(help_text(experiment, capsys))
     fields = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(experiment.Config)}
     assert set(options) - {"--help"} == fields - {"--ensemble"}
     for flag, text in options.items():

@@ -61,8 +61,8 @@ def _check_split(split, name, where):
 def _check_positive(where, name, value, allow_none=False):
     if allow_none and value is None:
         return None
-    check_positive_int(where, name, value, "a positive int" + (" or None" if allow_none else ""))
-    return value
+    return check_positive_int(where, name, value,
+                              "a positive int" + (" or None" if allow_none else ""))
 
 
 def check_layout(where, x):
