@@ -199,12 +199,7 @@ def main(argv=None):
             torch_version = torch.__version__
         except ImportError:
             args.no_torch = True
-    flags = set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    flags = _native._cpu_flags()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
             "torch": torch_version, "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "rounds": args.rounds,

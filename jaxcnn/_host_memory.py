@@ -61,8 +61,6 @@ def _glibc():
     return libc if version() else None
 
 
-
-
 def apply(environ=None):
     """Set the malloc parameters above once; returns whether they are in effect.
 

@@ -86,8 +86,6 @@ def pool_threads(devices, environ=None):
     return max(cores(), devices)
 
 
-
-
 def decide(environ, cores_available, backend_started):
     """``(value, reason)``: the ``$PJRT_NPROC`` to set (``None``: none), and why.
 

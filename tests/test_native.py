@@ -232,10 +232,10 @@ def test_readme_step_under_plain_jit_calls_the_native_passes():
 
 @needs_native
 def test_passes_on_one_thread_or_a_team_equal_lax():
-    # every pass of these convs is far below the 50 M threshold: with it they run on the
+    # every pass of these convs is far below the AVX-512 threshold: with it they run on the
     # calling thread alone, with the threshold at 0 with the OpenMP team
-    assert 50_000_000 > 2 * 64 * 9 * 4 * 8 * 9
-    assert _native.SERIAL_BELOW_MACS in (0, 50_000_000)
+    big = _native._serial_below({"avx512f"})
+    assert big > 2 * 64 * 9 * 4 * 8 * 9
     x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
     w = jax.random.normal(jax.random.key(1), (3, 3, 4, 8))
 
@@ -247,26 +247,24 @@ def test_passes_on_one_thread_or_a_team_equal_lax():
         want = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
     results = []
     try:
-        for macs in (0, 50_000_000):  # grads' compiled code calls the library on each call
+        for macs in (0, big):  # grads' compiled code calls the library on each call
             _native.set_serial_below(macs)
             results.append(grads(x, w))
     finally:
-        assert _native.set_serial_below(_native.SERIAL_BELOW_MACS) == 50_000_000
+        assert _native.set_serial_below(_native.SERIAL_BELOW_MACS) == big
     for got in results:
         _close(got, want)
 
 
-def test_the_one_thread_threshold_follows_the_cpu(monkeypatch, tmp_path):
+def test_the_one_thread_threshold_follows_the_cpu(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
-    real_open = open
-    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(
-        cpuinfo if f == "/proc/cpuinfo" else f, *a, **k))
-    assert "avx512f" in _native._cpu_flags() and "avx2" in _native._cpu_flags()
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n"
+                       "processor\t: 1\nflags\t\t: fpu\n")
+    assert _native._cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512f", "avx512bw"}
+    assert _native._serial_below(_native._cpu_flags(cpuinfo)) == 50_000_000
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
-    assert "avx512f" not in _native._cpu_flags()
-    cpuinfo.unlink()
-    assert _native._cpu_flags() == frozenset()
+    assert _native._serial_below(_native._cpu_flags(cpuinfo)) == 0
+    assert _native._cpu_flags(tmp_path / "missing") == frozenset()
 
 
 # ----------------------------------------------------------------------------- bfloat16

@@ -35,10 +35,10 @@ ENV_VAR = "JAXCNN_NATIVE"
 THREADS_ENV_VAR = "JAXCNN_NATIVE_THREADS"
 
 
-def _cpu_flags():
+def _cpu_flags(path="/proc/cpuinfo"):
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith("flags"):
                     return frozenset(line.split(":", 1)[1].split())
@@ -51,7 +51,11 @@ def _cpu_flags():
 # with AVX-512 kernels a small convolution ends before an OpenMP team pays for itself; with
 # AVX2 kernels (about half the speed per core) the team pays even for LeNet-5's convolutions
 # (`python benchmarks/native_threads.py`, benchmarks/results/native_threads*.md).
-SERIAL_BELOW_MACS = 50_000_000 if "avx512f" in _cpu_flags() else 0
+def _serial_below(flags):
+    return 50_000_000 if "avx512f" in flags else 0
+
+
+SERIAL_BELOW_MACS = _serial_below(_cpu_flags())
 TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
            "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
