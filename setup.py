@@ -54,9 +54,10 @@ def native_extensions():
               "building without the native convolution backend", file=sys.stderr)
         return []
     return [Extension(
-        "jaxcnn.ops._dnnl_conv", sources=["jaxcnn/ops/native/dnnl_conv.cc"],
+        "jaxcnn.ops._dnnl_conv", sources=["jaxcnn/ops/native/dnnl_conv.cc",
+                                     "jaxcnn/ops/native/pool.cc"],
         include_dirs=[dnnl_include, ffi_include], library_dirs=[dnnl_lib],
-        libraries=[":libdnnl.so.3"], extra_compile_args=["-std=c++17", "-O2",
+        libraries=[":libdnnl.so.3"], extra_compile_args=["-std=c++17", "-O3", "-fno-trapping-math",
                                                         "-Wno-return-type"],
         language="c++", optional=True)]
 

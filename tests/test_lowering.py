@@ -56,7 +56,7 @@ POOL_CASES = [  # (x shape, kernel_size, padding, ceil_mode)
 
 
 @pytest.mark.parametrize("shape, kernel, padding, ceil_mode", POOL_CASES)
-def test_reshape_pool_equals_lax(shape, kernel, padding, ceil_mode):
+def test_reshape_and_native_pool_equal_lax(shape, kernel, padding, ceil_mode):
     # Small integers: many ties inside windows, which must route the gradient alike.
     x = jnp.asarray(np.random.default_rng(0).integers(-2, 3, size=shape), jnp.float32)
 
@@ -67,17 +67,24 @@ def test_reshape_pool_equals_lax(shape, kernel, padding, ceil_mode):
                     for op in ("max_pool", "min_pool", "sum_pool", "avg_pool")]
         return run
 
-    results, programs = {}, {}
-    for mode in ("lax", "fast"):
-        with lowering(mode):
+    results, programs, hlo = {}, {}, {}
+    # "fast" takes the native passes where the library is built, "reshape" the lax side.
+    for name, mode, rules in (("lax", "lax", None), ("fast", "fast", None),
+                              ("reshape", "fast", LAX_SIDE_RULES)):
+        with lowering(mode, rules):
             traced = jax.jit(make_run()).trace(x)
-            programs[mode] = str(traced.jaxpr)
-            results[mode] = traced.lower().compile()(x)
-    # Each mode ran its own lowering: the fast one has no reduce_window at all.
-    assert "reduce_window" in programs["lax"] and "reduce_window" not in programs["fast"]
+            programs[name] = str(traced.jaxpr)
+            compiled = traced.lower().compile()
+            hlo[name], results[name] = compiled.as_text(), compiled(x)
+    # Each mode ran its own lowering: the fast ones have no reduce_window at all.
+    assert "reduce_window" in programs["lax"]
+    assert "reduce_window" not in programs["fast"] + programs["reshape"]
+    assert (_native.POOL_TARGETS["arg_extreme"] in hlo["fast"]) == _native.available()
+    assert "jaxcnn_native_pool" not in hlo["reshape"]
     # The same sums in the same order within a window: equal, ties included.
-    for g, w in zip(jax.tree.leaves(results["fast"]), jax.tree.leaves(results["lax"])):
-        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    for name in ("fast", "reshape"):
+        for g, w in zip(jax.tree.leaves(results[name]), jax.tree.leaves(results["lax"])):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.int32])
@@ -106,6 +113,23 @@ def test_reshape_pool_reshapes_only_when_differentiated():
         want = ops.max_pool(x, 2), jax.grad(lambda x: ops.max_pool(x, 2).sum())(x)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def test_native_pool_rule_takes_few_channels_in_float32():
+    """The native passes for float32 pools of up to 16 channels where the library loads; the
+    reshape for more channels, other dtypes and without the library."""
+    from jaxcnn.ops import _fast_pool
+
+    def pick(channels, dtype=jnp.float32):
+        return pool_lowering("max", (8, 8, 8, channels), (2, 2), (2, 2), ((0, 0),) * 2,
+                             (1, 1), dtype, backend="cpu")
+
+    assert pick(16) is (_fast_pool.native_max if _native.available() else _fast_pool.reshape_max)
+    assert pick(32) is _fast_pool.reshape_max
+    assert pick(8, jnp.bfloat16) is _fast_pool.reshape_max
+    assert pool_lowering("min", (8, 8, 8, 4), (2, 2), (2, 2), ((0, 0),) * 2, (1, 1),
+                         jnp.float32, backend="cpu") is (
+        _fast_pool.native_min if _native.available() else _fast_pool.reshape_min)
 
 
 def test_overlapping_pool_keeps_lax():

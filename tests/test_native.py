@@ -3,6 +3,7 @@ lax reference, every JAX transformation on small 1-d, 2-d and 3-d models, vmap, 
 sharded over several devices, and the fallback when the backend is off or missing."""
 
 import functools
+import itertools
 import logging
 import os
 import subprocess
@@ -184,12 +185,12 @@ def test_sharded_batch_equals_single_device_without_gathering():
         sharded, hlo = sharded_step(params, xs, ys), sharded_step.as_text()
         err = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                   zip(jax.tree.leaves(single), jax.tree.leaves(sharded)))
-        print(len(jax.devices()), "all-gather" in hlo, "jaxcnn_dnnl_conv" in hlo,
-              "jaxcnn_dnnl_conv" in single_hlo, err)
+        print(len(jax.devices()), "all-gather" in hlo, 'custom_call_target="jaxcnn' in hlo,
+              "jaxcnn_dnnl_conv" in single_hlo, "jaxcnn_native_pool" in single_hlo, err)
     """, "--xla_force_host_platform_device_count=8")
-    devices, gathers, native_sharded, native_single, err = out.split()
+    devices, gathers, native_sharded, conv_single, pool_single, err = out.split()
     assert devices == "8" and gathers == "False" and native_sharded == "False"
-    assert native_single == str(NATIVE) and float(err) < 1e-5
+    assert conv_single == pool_single == str(NATIVE) and float(err) < 1e-5
 
 
 def test_backend_off_by_environment_falls_back_to_lax(monkeypatch):
@@ -216,8 +217,8 @@ def test_broken_library_logs_once_and_falls_back(tmp_path, monkeypatch, caplog):
 
 @needs_native
 def test_readme_step_under_plain_jit_calls_the_native_passes():
-    net = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.conv(4, 3), jc.flatten(),
-                    jc.dense(2))
+    net = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.max_pool(2), jc.conv(4, 3),
+                    jc.flatten(), jc.dense(2))
     _, params, state = net.init(jax.random.key(0), (8, 8, 1))
     x = jnp.ones((2, 8, 8, 1))
 
@@ -225,7 +226,7 @@ def test_readme_step_under_plain_jit_calls_the_native_passes():
         return jnp.sum(net.apply(p, state, x, train=True)[0])
 
     hlo = _hlo(jax.grad(loss), params)
-    for target in _native.TARGETS.values():
+    for target in (*_native.TARGETS.values(), *_native.POOL_TARGETS.values()):
         assert target in hlo
     assert _native.set_threads(1) is not None and _native.set_threads(0) == 1
 
@@ -368,3 +369,106 @@ def test_bfloat16_capability_matches_the_cpu_flags():
     with open("/proc/cpuinfo") as f:
         flags = next(line for line in f if line.startswith("flags")).split()
     assert _native.bf16_available() == ("avx512_bf16" in flags)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def _naive_arg_extreme(x, window, lo, largest):
+    """y and the first extreme's row-major window offset by loops; windows tile the input
+    from ``-lo`` (padding and the part past the input count as the identity)."""
+    n = x.ndim - 2
+    ident = -np.inf if largest else np.inf
+    out = [(s + l) // k for s, k, l in zip(x.shape[1:-1], window, lo)]
+    y = np.empty((x.shape[0], *out, x.shape[-1]), np.float32)
+    first = np.empty(y.shape, np.int32)
+    for index in np.ndindex(*y.shape):
+        b, o, c = index[0], index[1:-1], index[-1]
+        values = []
+        for k in np.ndindex(*window):
+            pos = [oi * wi + ki - li for oi, wi, ki, li in zip(o, window, k, lo)]
+            inside = all(0 <= p < s for p, s in zip(pos, x.shape[1:-1]))
+            values.append(x[(b, *pos, c)] if inside else ident)
+        values = np.asarray(values, np.float32)
+        if np.isnan(values).any():
+            y[index], first[index] = np.nan, -1
+        else:
+            y[index] = values.max() if largest else values.min()
+            first[index] = int(np.flatnonzero(values == y[index])[0])
+    assert n == len(window)
+    return y, first
+
+
+def _naive_scatter(g, first, window, lo, spatial):
+    dx = np.zeros((g.shape[0], *spatial, g.shape[-1]), np.float32)
+    for index in np.ndindex(*g.shape):
+        if first[index] < 0:
+            continue
+        b, o, c = index[0], index[1:-1], index[-1]
+        k = np.unravel_index(first[index], window)
+        pos = [oi * wi + ki - li for oi, wi, ki, li in zip(o, window, k, lo)]
+        if all(0 <= p < s for p, s in zip(pos, spatial)):
+            dx[(b, *pos, c)] = g[index]
+    return dx
+
+
+POOL_PASS_CASES = [  # x shape, window, (low, high) pads
+    ((3, 9, 5), (2,), ((0, 0),)),  # a cut tail
+    ((2, 7, 6, 3), (2, 3), ((1, 1), (0, 0))),  # low and high padding
+    ((2, 5, 4, 3, 2), (2, 2, 3), ((1, 0), (0, 0), (0, 0))),
+    ((700, 4, 4, 2), (2, 2), ((0, 0), (0, 0))),  # large enough to split over threads
+]
+
+
+@pytest.mark.parametrize("shape, window, pads", POOL_PASS_CASES)
+def test_pool_passes_equal_naive_loops(shape, window, pads):
+    """arg_extreme and window_scatter, native and reshape, against loops: ties, -inf and +inf
+    values, padding chosen as the first extreme; natively also NaN windows (NaN, no
+    gradient; XLA's vectorised max and min reductions skip NaNs, so lax's may not)."""
+    from jaxcnn.ops import _pool_passes
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 6, replace=False)] = -np.inf
+    flat[rng.choice(flat.size, 6, replace=False)] = np.inf
+    with_nan = x.copy()
+    with_nan.reshape(-1)[rng.choice(flat.size, 6, replace=False)] = np.nan
+    lo = [p[0] for p in pads]
+    spatial = shape[1:-1]
+    runs = [(x, "reshape")] + ([(x, "native"), (with_nan, "native")] if NATIVE else [])
+    for (x, impl), largest in itertools.product(runs, (True, False)):
+        want_y, want_first = _naive_arg_extreme(x, window, lo, largest)
+        g = rng.normal(size=want_y.shape).astype(np.float32)
+        want_dx = _naive_scatter(g, want_first, window, lo, spatial)
+
+        def passes(x, g, impl=impl, largest=largest):
+            y, first = _pool_passes.arg_extreme(x, window, pads, largest, impl)
+            return y, first, _pool_passes.window_scatter(g, first, window, pads, spatial, impl)
+
+        compiled = jax.jit(passes).lower(x, g).compile()
+        assert ("jaxcnn_native_pool" in compiled.as_text()) == (impl == "native")
+        y, first, dx = compiled(x, g)
+        np.testing.assert_array_equal(np.asarray(y), want_y)
+        np.testing.assert_array_equal(np.asarray(first), want_first)
+        np.testing.assert_array_equal(np.asarray(dx), want_dx)
+
+
+@needs_native
+def test_native_pool_under_vmap_jvp_and_second_order():
+    """Batched offsets (per-example gradients), forward mode and a gradient of a gradient
+    through the native pool equal the lax reference."""
+    x = jnp.asarray(np.random.default_rng(4).integers(-2, 3, size=(3, 6, 6, 2)), jnp.float32)
+
+    def f(x):
+        y = ops.max_pool(x, 2)
+        return jnp.sum(jnp.sin(y) * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape))
+
+    def make_run():
+        return lambda x: (jax.vmap(jax.grad(f))(x[:, None]),
+                          jax.jvp(f, (x,), (jnp.cos(x),)),
+                          jax.grad(lambda x: jnp.sum(jax.grad(f)(x) ** 2))(x))
+
+    compiled = jax.jit(make_run()).lower(x).compile()
+    assert "jaxcnn_native_pool_scatter" in compiled.as_text()
+    with lowering("lax"):
+        want = jax.jit(make_run())(x)
+    _close(compiled(x), want, 1e-6)

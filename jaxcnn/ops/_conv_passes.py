@@ -173,7 +173,7 @@ def _forward_jvp(primals, tangents, *, cfg, impl):
              forward(x, tw, cfg) if type(tw) is not ad.Zero else None]
     terms = [t for t in terms if t is not None]
     if not terms:
-        return y, ad.Zero.from_primal_value(y)
+        return y, ad.Zero(jax.typeof(y).to_tangent_aval())
     return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 

@@ -8,7 +8,8 @@ row-major window order, the element ``lax.reduce_window``'s own gradient
 in forward and reverse mode. Only differentiated calls use the reshape; an
 undifferentiated max or min (inference) runs ``lax.reduce_window``, which is faster
 there. On CPU this replaces XLA's ``select_and_scatter``, the slowest part of a LeNet-5
-train step.
+train step. The differentiated passes are the primitives of :mod:`._pool_passes`;
+``native_max`` and ``native_min`` lower them to the native FFI handlers.
 """
 
 from __future__ import annotations
@@ -20,28 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._window import output_size, pad_spatial
+from jaxcnn.ops import _pool_passes
+from jaxcnn.ops._pool_passes import to_blocks, window_axes
 
 
 def non_overlapping(window, strides, dilation):
     """True when the windows tile the input: ``stride == kernel_size`` and no dilation."""
     return tuple(window) == tuple(strides) and all(d == 1 for d in dilation)
-
-
-def _to_blocks(x, window, pads, fill):
-    """``x`` padded with ``fill`` (tail cut to whole windows), as ``(N, o1, k1, ..., C)``."""
-    spatial = x.shape[1:-1]
-    out = [output_size(size, k, k, p, 1) for size, k, p in zip(spatial, window, pads)]
-    # Pad exactly to out * k: high padding may be negative (lax.pad crops).
-    exact = [(lo, o * k - size - lo) for size, (lo, _), k, o in zip(spatial, pads, window, out)]
-    if any(lo or hi for lo, hi in exact):
-        x = pad_spatial(x, exact, fill)
-    shape = (x.shape[0],) + tuple(d for o, k in zip(out, window) for d in (o, k)) + (x.shape[-1],)
-    return x.reshape(shape)
-
-
-def _window_axes(n):
-    return tuple(range(2, 2 * n + 1, 2))
 
 
 def _lax_extreme(x, window, pads, largest):
@@ -52,34 +38,23 @@ def _lax_extreme(x, window, pads, largest):
                              ((0, 0),) + tuple(pads) + ((0, 0),))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
-def _extreme(x, window, pads, largest):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _extreme(x, window, pads, largest, impl):
     # Not differentiated: reduce_window, faster in inference; max and min are exact, so
-    # both lowerings agree bit for bit.
+    # every lowering agrees bit for bit.
+    del impl
     return _lax_extreme(x, window, pads, largest)
 
 
 @_extreme.defjvp
-def _extreme_jvp(window, pads, largest, primals, tangents):
-    """Differentiated: the reshape, and the tangent of each window's first extreme element
-    (a select and a sum, linear in the tangent, so reverse mode transposes it to a scatter
-    into the windows by reshape instead of XLA's ``select_and_scatter``)."""
+def _extreme_jvp(window, pads, largest, impl, primals, tangents):
+    """Differentiated: each window's extreme and the offset of its first extreme element
+    (``_pool_passes.arg_extreme``), and the tangent of that element (a select, linear in the
+    tangent, so reverse mode transposes it to a scatter into the windows instead of XLA's
+    ``select_and_scatter``)."""
     (x,), (t,) = primals, tangents
-    xb = _to_blocks(x, window, pads, _identity(x.dtype, largest))
-    axes = _window_axes(x.ndim - 2)
-    y = jnp.max(xb, axis=axes) if largest else jnp.min(xb, axis=axes)
-    # Row-major offset of each element inside its window, broadcastable to xb.
-    offset = np.arange(int(np.prod(window)), dtype=np.int32).reshape(window)
-    bshape = [1] * xb.ndim
-    for a, k in zip(axes, window):
-        bshape[a] = k
-    offset = offset.reshape(bshape)
-    hit = xb == jnp.expand_dims(y, axes)
-    big = np.int32(np.iinfo(np.int32).max)
-    first = jnp.min(jnp.where(hit, offset, big), axis=axes, keepdims=True)
-    tb = _to_blocks(t, window, pads, 0)
-    ty = jnp.sum(jnp.where(offset == first, tb, jnp.zeros((), tb.dtype)), axis=axes)
-    return y, ty
+    y, offsets = _pool_passes.arg_extreme(x, window, pads, largest, impl)
+    return y, _pool_passes.window_select(t, offsets, window, pads, impl)
 
 
 def lowest(dtype):
@@ -96,31 +71,44 @@ def _identity(dtype, largest):
     return lowest(dtype) if largest else highest(dtype)
 
 
-def _reshape_extreme(x, window, pads, largest):
+def _window_extreme(x, window, pads, largest, impl):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         reduce = jnp.max if largest else jnp.min
-        return reduce(_to_blocks(x, window, pads, _identity(x.dtype, largest)),
-                      axis=_window_axes(x.ndim - 2))
-    return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), largest)
+        return reduce(to_blocks(x, window, pads, _identity(x.dtype, largest)),
+                      axis=window_axes(x.ndim - 2))
+    return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), largest, impl)
 
 
 def reshape_max(x, window, strides, pads, dilation):
     """Max over non-overlapping windows by reshape; gradient to the first maximum."""
     del strides, dilation
-    return _reshape_extreme(x, window, pads, True)
+    return _window_extreme(x, window, pads, True, "reshape")
 
 
 def reshape_min(x, window, strides, pads, dilation):
     """Min over non-overlapping windows by reshape; gradient to the first minimum."""
     del strides, dilation
-    return _reshape_extreme(x, window, pads, False)
+    return _window_extreme(x, window, pads, False, "reshape")
+
+
+def native_max(x, window, strides, pads, dilation):
+    """:func:`reshape_max` with its training passes on the native FFI handlers."""
+    del strides, dilation
+    return _window_extreme(x, window, pads, True, "native")
+
+
+def native_min(x, window, strides, pads, dilation):
+    """:func:`reshape_min` with its training passes on the native FFI handlers."""
+    del strides, dilation
+    return _window_extreme(x, window, pads, False, "native")
 
 
 def reshape_sum(x, window, strides, pads, dilation):
     """Sum over non-overlapping windows by reshape (padding counts as zero)."""
     del strides, dilation
-    xb = _to_blocks(x, window, pads, 0)
-    return jnp.sum(xb, axis=_window_axes(x.ndim - 2))
+    xb = to_blocks(x, window, pads, 0)
+    return jnp.sum(xb, axis=window_axes(x.ndim - 2))
 
 
-__all__ = ["non_overlapping", "reshape_max", "reshape_min", "reshape_sum"]
+__all__ = ["native_max", "native_min", "non_overlapping", "reshape_max", "reshape_min",
+           "reshape_sum"]

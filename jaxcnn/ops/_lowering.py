@@ -47,7 +47,7 @@ import jax.numpy as jnp
 
 from jaxcnn._checks import check_choice, fail
 from jaxcnn._window import output_sizes
-from jaxcnn.ops import _fast_pool, _native
+from jaxcnn.ops import _fast_pool, _native, _pool_passes
 from jaxcnn.ops._fast_conv import LAX_PLAN, ConvPlan
 
 MODES = ("auto", "lax", "fast")
@@ -144,6 +144,19 @@ def _non_overlapping(f):
     return f["non_overlapping"]
 
 
+def _native_pool_runs(f):
+    """The native handlers compute it: library loaded, float32, non-overlapping windows."""
+    return f["native"] and f["native_pool"]
+
+
+def _few_pool_channels(f):
+    """With up to 16 channels XLA's reshape fusions run far below memory speed on one thread
+    (LeNet-5's step 1.26x faster native); with 32 or more they stream near it and the native
+    passes' int32 offsets cost as much as they save (the 1-d CNN's step 0.96x, the 3-d
+    CNN's 1.01x; `python benchmarks/rule_ab.py --decision pool.max --choice native`)."""
+    return f["x_shape"][-1] <= 16
+
+
 # The first applicable, preferred rule of a decision wins. oneDNN's passes ("native") come
 # first: they beat every lax formulation on the benchmark models' layers (the `jaxcnn` and
 # `jaxcnn[lax]` rows of benchmarks/results/train_step.md); in bfloat16, all three passes
@@ -181,7 +194,11 @@ RULES = (
     Rule("norm.batch", "matmul", _is_float, _always),
     # The bias gradient by matrix products pays on 3-d models only.
     Rule("conv.bias_grad", "matmul", _is_float, lambda f: f["n"] == 3),
-    Rule("pool.max", "reshape", _non_overlapping, _always),  # no select_and_scatter
+    # Max and min pooling's training passes natively, split over XLA's intra-op threads (XLA
+    # runs the reshape's fusions on one); else by reshape, no select_and_scatter.
+    Rule("pool.max", "native", _native_pool_runs, _few_pool_channels),
+    Rule("pool.max", "reshape", _non_overlapping, _always),
+    Rule("pool.min", "native", _native_pool_runs, _few_pool_channels),
     Rule("pool.min", "reshape", _non_overlapping, _always),
     Rule("pool.sum", "reshape", _non_overlapping, _always),
 )
@@ -294,8 +311,9 @@ def decide(decision, dtype, backend=None, rules=None, **features):
     return choose(decision, {**_dtype_features(dtype), **features}, backend, rules)
 
 
-_POOL = {"max": _fast_pool.reshape_max, "min": _fast_pool.reshape_min,
-         "sum": _fast_pool.reshape_sum}
+_POOL = {("max", "reshape"): _fast_pool.reshape_max, ("min", "reshape"): _fast_pool.reshape_min,
+         ("sum", "reshape"): _fast_pool.reshape_sum, ("max", "native"): _fast_pool.native_max,
+         ("min", "native"): _fast_pool.native_min}
 
 
 def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend=None,
@@ -303,10 +321,10 @@ def pool_lowering(kind, x_shape, window, strides, pads, dilation, dtype, backend
     """``None`` (use ``lax``) or an alternative ``(x, window, strides, pads, dilation) -> y``
     for the window reduction ``kind`` in {"max", "min", "sum"}."""
     f = {"n": len(x_shape) - 2, "non_overlapping": _fast_pool.non_overlapping(
-        window, strides, dilation), "x_shape": tuple(x_shape), **_dtype_features(dtype)}
-    if choose("pool." + kind, f, backend, rules) == "reshape":
-        return _POOL[kind]
-    return None
+        window, strides, dilation), "x_shape": tuple(x_shape), "native": _native.available(),
+         "native_pool": _pool_passes.native_applies(dtype, window, strides, dilation),
+         **_dtype_features(dtype)}
+    return _POOL.get((kind, choose("pool." + kind, f, backend, rules)))
 
 
 __all__ = ["DECISIONS", "MODES", "ENV_VAR", "Rule", "RULES", "mode", "lowering", "choose",

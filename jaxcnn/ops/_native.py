@@ -3,10 +3,11 @@
 ``jaxcnn/ops/native/dnnl_conv.cc`` is built at install time into ``jaxcnn/ops/_dnnl_conv*.so``
 when a C++ compiler and the ``onednn-devel-cpu-gomp`` wheel are there (x86-64 Linux); it
 links ``libdnnl.so.3`` from the ``onednn-cpu-gomp`` wheel. Nothing is loaded at
-``import jaxcnn``: the library is loaded, and its three handlers (forward, input gradient,
-kernel gradient) registered as FFI targets, the first time a convolution asks
-:func:`available`. A missing library means the ``lax`` lowerings; a broken one logs one
-warning and means the same. The handlers take float32, and bfloat16 where
+``import jaxcnn``: the library is loaded, and its handlers registered as FFI targets (a
+convolution's forward, input gradient and kernel gradient; max and min pooling's training
+passes, ``jaxcnn/ops/native/pool.cc``), the first time an op asks :func:`available`. A
+missing library means the ``lax`` lowerings; a broken one logs one warning and means the
+same. The handlers take float32, and bfloat16 where
 :func:`bf16_available` (oneDNN has bfloat16 instructions for this CPU: AVX-512 BF16 or AMX).
 In bfloat16 every pass accumulates in float32 and returns bfloat16, as ``lax`` does: the
 kernel gradient too, accumulated into a float32 buffer and rounded once.
@@ -58,8 +59,11 @@ def _serial_below(flags):
 SERIAL_BELOW_MACS = _serial_below(_cpu_flags())
 TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
            "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
+POOL_TARGETS = {"arg_extreme": "jaxcnn_native_pool_arg_extreme",
+                "scatter": "jaxcnn_native_pool_scatter"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
-            "kernel_grad": "JaxcnnConvKernelGrad"}
+            "kernel_grad": "JaxcnnConvKernelGrad", "arg_extreme": "JaxcnnPoolArgExtreme",
+            "scatter": "JaxcnnPoolScatter"}
 _log = logging.getLogger("jaxcnn")
 
 
@@ -96,7 +100,7 @@ def _load():
     try:
         _preload_dnnl()
         lib = ctypes.CDLL(path)
-        for pass_, target in TARGETS.items():
+        for pass_, target in {**TARGETS, **POOL_TARGETS}.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, _SYMBOLS[pass_])),
                                         platform="cpu")
         lib.JaxcnnSetThreads.restype = ctypes.c_int
@@ -162,5 +166,5 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "available", "bf16_available",
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "available", "bf16_available",
            "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]
