@@ -472,3 +472,54 @@ def test_native_pool_under_vmap_jvp_and_second_order():
     with lowering("lax"):
         want = jax.jit(make_run())(x)
     _close(compiled(x), want, 1e-6)
+
+
+ROWS_CASES = [  # x shape, kernel size, padding, dilation (outputs as long as inputs)
+    ((3, 16, 8), 5, 2, 1),
+    ((2, 9, 4), 3, 2, 2),
+    ((4, 6, 3), 4, ((1, 2),), 1),  # even kernel, uneven padding
+    ((3, 2, 5), 5, 2, 1),  # taps reaching past the whole example
+    ((2, 7, 1), 1, 0, 1),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("x_shape, k, padding, dilation", ROWS_CASES)
+def test_rows_kernel_grad_equals_lax(x_shape, k, padding, dilation):
+    """The 1-d kernel gradient as matrix products over the batch's rows equals lax's, with
+    the rows that cross into a neighbouring example taken out."""
+    from jaxcnn.ops._lowering import RULES, Rule
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(k, x_shape[-1], 6)), jnp.float32)
+
+    def loss(x, w):
+        return jnp.sum(jnp.sin(ops.conv(x, w, padding=padding, dilation=dilation)))
+
+    rows = (Rule("conv.kernel_grad", "native_rows", lambda f: True, lambda f: True),) + RULES
+    with lowering("auto", rows):
+        compiled = jax.jit(jax.grad(loss, (0, 1))).lower(x, w).compile()
+    assert _native.ROWS_TARGET in compiled.as_text()
+    with lowering("lax"):
+        want = jax.jit(jax.grad(loss, (0, 1)))(x, w)
+    _close(compiled(x, w), want)
+
+
+def test_rows_kernel_grad_rule():
+    """Taken for float32 1-d, stride-1, same-length, ungrouped convolutions with 16 or more
+    input channels, with the native library and without AVX-512; otherwise oneDNN's
+    backward-weights convolution."""
+    def plan(x_shape, w_shape, stride=(1,), pads=((1, 1),), groups=1, dtype=jnp.float32):
+        return conv_plan(x_shape, w_shape, stride, pads, (1,), groups, dtype,
+                         backend="cpu").kernel_grad
+
+    want = "native_rows" if NATIVE and not _native.HAS_AVX512 else (
+        "native" if NATIVE else plan((4, 16, 16), (3, 16, 8)))
+    assert plan((4, 16, 16), (3, 16, 8)) == want
+    if NATIVE:
+        assert plan((4, 16, 8), (3, 8, 8)) == "native"
+        assert plan((4, 16, 16), (3, 16, 8), stride=(2,)) == "native"
+        assert plan((4, 16, 16), (3, 16, 8), pads=((0, 0),)) == "native"
+        assert plan((4, 16, 16), (3, 8, 8), groups=2) == "native"
+        assert conv_plan((4, 16, 16, 8), (3, 3, 8, 8), (1, 1), ((1, 1),) * 2, (1, 1), 1,
+                         jnp.float32, backend="cpu").kernel_grad == "native"

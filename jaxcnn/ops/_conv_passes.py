@@ -242,16 +242,30 @@ def _ffi_attrs(cfg):
                 dilation=np.asarray(cfg.dilation, np.int64), groups=np.int64(cfg.groups))
 
 
+def rows_kernel_grad_applies(x_shape, y_shape, stride, groups):
+    """The ``"native_rows"`` kernel gradient computes it: 1-d, stride 1, ungrouped, the
+    output as long as the input (float32 and non-negative padding are checked with it)."""
+    return (len(x_shape) == 3 and tuple(stride) == (1,) and groups == 1
+            and x_shape[1] == y_shape[1])
+
+
 def _lowering(pass_name, impl_of, lax_impl):
     target = _native.TARGETS[pass_name]
 
     def rule(ctx, a, b, **params):
         cfg = params["cfg"]
         impl = impl_of(params)
-        if impl == "native" and _native_runs_here(ctx, cfg):
+        if impl == "native_rows" and _native_runs_here(ctx, cfg) and all(
+                np.dtype(v.dtype) == np.float32 for v in (*ctx.avals_in, *ctx.avals_out)) \
+                and rows_kernel_grad_applies(ctx.avals_in[0].shape, ctx.avals_in[1].shape,
+                                             cfg.stride, cfg.groups):
+            return jax.ffi.ffi_lowering(_native.ROWS_TARGET)(
+                ctx, a, b, pad_lo=np.asarray([lo for lo, _ in cfg.pads], np.int64),
+                dilation=np.asarray(cfg.dilation, np.int64))
+        if impl in ("native", "native_rows") and _native_runs_here(ctx, cfg):
             return jax.ffi.ffi_lowering(target)(ctx, a, b, **_ffi_attrs(cfg))
         extra = {k: v for k, v in params.items() if k not in ("cfg", "impl")}
-        fn = functools.partial(lax_impl, "lax" if impl == "native" else impl, cfg=cfg,
+        fn = functools.partial(lax_impl, "lax" if impl.startswith("native") else impl, cfg=cfg,
                                **extra)
         return mlir.lower_fun(fn, multiple_results=False)(ctx, a, b)
 

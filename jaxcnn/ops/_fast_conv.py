@@ -14,6 +14,8 @@ A plan names one lowering per pass of an ungrouped convolution
 * forward (or inference) ``"direct"``: the sum of ``K * C_in`` scaled shifted slices, one
   elementwise loop (first layers: a matmul with a handful of columns runs far below peak);
 * ``"native"`` for any pass: oneDNN's convolution through the XLA FFI (``_native.py``);
+  kernel gradient ``"native_rows"``: for 1-d, stride-1, same-length convolutions, oneDNN
+  matrix products over the rows of the whole batch, one per kernel tap (``_native.py``);
 * for 3-d convolutions, any pass may also be ``"fold"``: the depth offsets stacked on the
   channel axis and the output depth folded into the batch, i.e. one 2-d convolution
   (XLA's CPU 2-d convolutions are much faster than its 3-d ones), differentiated by JAX;
@@ -43,7 +45,7 @@ class ConvPlan(NamedTuple):
     """Every lowering decision of one convolution, taken once from the rule table.
 
     ``forward`` and ``kernel_grad`` in {"lax", "native", "patches", "fold", "fold_out",
-    "direct"}, ``input_grad`` in {"lax", "native", "interior", "interior_patches",
+    "direct"} (``kernel_grad`` also ``"native_rows"``), ``input_grad`` in {"lax", "native", "interior", "interior_patches",
     "patches", "fold", "fold_out", "direct"} (``"fold"``, ``"fold_out"``: 3-d only; a
     gradient named after a forward lowering is that lowering's transpose). ``forward`` runs
     when the convolution is differentiated, ``inference`` (``None``: as ``forward``) when

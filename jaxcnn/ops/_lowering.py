@@ -132,12 +132,31 @@ def _is_3d_float(f):
     return _ungrouped_float(f) and f["n"] == 3
 
 
+def _rows_kernel_grad_runs(f):
+    """The kernel gradient as matrix products over rows (``_native.ROWS_TARGET``): float32,
+    1-d, stride 1, ungrouped, output as long as the input."""
+    return (_native_runs(f) and f["dtype"] == "float32" and f["n"] == 1 and f["groups"] == 1
+            and f["max_stride"] == 1 and f["same_size"])
+
+
+def _rows_kernel_grad_pays(f):
+    """oneDNN 3.2's AVX2 backward-weights kernel runs at half its forward's speed, its matrix
+    products near the forward's with 16 or more input channels (the 1-d CNN's step 1.09x;
+    its first layer, one input channel, 0.6x). Not measured with AVX-512, where oneDNN has
+    other backward-weights kernels."""
+    return not f["avx512"] and f["c_in"] >= 16
+
+
+def _native_name(choice):
+    return choice.startswith("native")
+
+
 def _reads_lax_kernel_grad(f):
-    return f["float"] and f["kernel_grad"] != "native"
+    return f["float"] and not _native_name(f["kernel_grad"])
 
 
 def _reads_lax_gradient(f):
-    return f["float"] and not f["input_grad"] == f["kernel_grad"] == "native"
+    return f["float"] and not (f["input_grad"] == "native" and _native_name(f["kernel_grad"]))
 
 
 def _non_overlapping(f):
@@ -179,6 +198,7 @@ RULES = (
     Rule("conv.forward", "patches", _ungrouped_float, _patches_forward_pays),
     Rule("conv.forward", "fold", _is_3d_float, _few_channels),
     Rule("conv.forward", "fold_out", _is_3d_float, _always),
+    Rule("conv.kernel_grad", "native_rows", _rows_kernel_grad_runs, _rows_kernel_grad_pays),
     Rule("conv.kernel_grad", "native", _native_runs, _always),
     Rule("conv.kernel_grad", "patches", _ungrouped_float, _patches_kernel_grad_pays),
     Rule("conv.kernel_grad", "fold", _is_3d_float, _few_channels),
@@ -279,12 +299,13 @@ def conv_features(x_shape, w_shape, stride, pads, dilation, dtype, groups=1):
     out = output_sizes(x_shape[1:-1], w_shape[:n], stride, pads, dilation)
     k = math.prod(w_shape[:n])
     return {"n": n, "c_in": x_shape[-1], "c_out": w_shape[-1], "kernel_volume": k,
+            "same_size": tuple(out) == tuple(x_shape[1:-1]),
             "groups": groups, "max_stride": max(stride), "max_dilation": max(dilation),
             "min_pad": min(min(p) for p in pads),
             "patch_bytes": x_shape[0] * math.prod(out) * k * x_shape[-1]
             * jnp.dtype(dtype).itemsize,
             "native": _native.available(), "native_bf16": _native.bf16_available(),
-            **_dtype_features(dtype)}
+            "avx512": _native.HAS_AVX512, **_dtype_features(dtype)}
 
 
 def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision=None,

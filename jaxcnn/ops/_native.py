@@ -56,13 +56,18 @@ def _serial_below(flags):
     return 50_000_000 if "avx512f" in flags else 0
 
 
-SERIAL_BELOW_MACS = _serial_below(_cpu_flags())
+_FLAGS = _cpu_flags()
+SERIAL_BELOW_MACS = _serial_below(_FLAGS)
+HAS_AVX512 = "avx512f" in _FLAGS  # oneDNN's kernels differ by ISA (see _lowering.RULES)
 TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_conv_input_grad",
            "kernel_grad": "jaxcnn_dnnl_conv_kernel_grad"}
+# The kernel gradient of a 1-d, stride-1, ungrouped float32 convolution as matrix products.
+ROWS_TARGET = "jaxcnn_dnnl_conv_kernel_grad_rows"
 POOL_TARGETS = {"arg_extreme": "jaxcnn_native_pool_arg_extreme",
                 "scatter": "jaxcnn_native_pool_scatter"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
-            "kernel_grad": "JaxcnnConvKernelGrad", "arg_extreme": "JaxcnnPoolArgExtreme",
+            "kernel_grad": "JaxcnnConvKernelGrad", "kernel_grad_rows": "JaxcnnConvKernelGradRows",
+            "arg_extreme": "JaxcnnPoolArgExtreme",
             "scatter": "JaxcnnPoolScatter"}
 _log = logging.getLogger("jaxcnn")
 
@@ -100,7 +105,8 @@ def _load():
     try:
         _preload_dnnl()
         lib = ctypes.CDLL(path)
-        for pass_, target in {**TARGETS, **POOL_TARGETS}.items():
+        for pass_, target in {**TARGETS, "kernel_grad_rows": ROWS_TARGET,
+                              **POOL_TARGETS}.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, _SYMBOLS[pass_])),
                                         platform="cpu")
         lib.JaxcnnSetThreads.restype = ctypes.c_int
@@ -166,5 +172,5 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "available", "bf16_available",
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "ROWS_TARGET", "available", "bf16_available",
            "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]

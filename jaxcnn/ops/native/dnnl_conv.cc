@@ -11,6 +11,7 @@
 // the cache lock is held only for the lookup. Execution is lock-free: primitives are
 // const and every call brings its own scratchpad (scratchpad_mode::user) and stream.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -307,6 +308,103 @@ ffi::Error Run(int pass, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::An
   return ffi::Error::Success();
 }
 
+// The kernel gradient of a 1-d, stride-1, ungrouped float32 convolution whose output is as
+// long as its input, as K matrix products over the rows of the whole batch: the input and
+// output gradient, flattened to (N * T, C) rows, give for kernel tap k (input offset
+// s = k * dilation - pad_lo) dW[k] = sum_r x[r + s] (x) dy[r] with one (C_in x R) x (R x C_out)
+// product, R the rows with r + s inside the batch. Rows whose r + s falls in the next or
+// previous example are then taken out again (|s| rows per example). oneDNN's matmul runs
+// these far faster than its AVX2 backward-weights convolution (benchmarks/README.md).
+struct RowsEntry {
+  dnnl::matmul prim;
+  memory::desc a, b, c, scratch;
+};
+
+std::shared_ptr<RowsEntry> RowsLookup(int64_t rows, int64_t ci, int64_t co) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<RowsEntry>> cache;
+  std::ostringstream os;
+  os << rows << ',' << ci << ',' << co;
+  const std::string key = os.str();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  auto e = std::make_shared<RowsEntry>();
+  e->a = memory::desc({ci, rows}, memory::data_type::f32, memory::dims{1, ci});
+  e->b = memory::desc({rows, co}, memory::data_type::f32, memory::dims{co, 1});
+  e->c = memory::desc({ci, co}, memory::data_type::f32, memory::dims{co, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  auto pd = dnnl::matmul::primitive_desc(Engine(), e->a, e->b, e->c, attr);
+  e->prim = dnnl::matmul(pd);
+  e->scratch = pd.scratchpad_desc();
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(key, e).first->second;
+}
+
+ffi::Error KernelGradRows(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
+                          ffi::ResultBuffer<ffi::F32> dw, ffi::Span<const int64_t> pad_lo,
+                          ffi::Span<const int64_t> dilation) {
+  auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
+  if (xd.size() != 3 || gd.size() != 3 || wd.size() != 3 || pad_lo.size() != 1 ||
+      dilation.size() != 1 || xd[0] != gd[0] || xd[1] != gd[1] || wd[1] != xd[2] ||
+      wd[2] != gd[2]) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "dnnl_conv: the rows kernel gradient takes a 1-d convolution whose output "
+                      "is as long as its input");
+  }
+  const int64_t n = xd[0], t = xd[1], ci = xd[2], co = gd[2], taps = wd[0];
+  const int64_t total = n * t;
+  const float* xp = x.typed_data();
+  const float* gp = dy.typed_data();
+  float* out = dw->typed_data();
+  const int threads = g_threads.load(std::memory_order_relaxed);
+  omp_set_num_threads(threads > 0 ? threads : g_default_threads);
+  try {
+    auto& eng = Engine();
+    auto& strm = Stream();
+    for (int64_t k = 0; k < taps; ++k) {
+      const int64_t s = k * dilation[0] - pad_lo[0];
+      const int64_t r0 = std::max<int64_t>(0, -s), r1 = std::min(total, total - s);
+      float* dwk = out + k * ci * co;
+      if (r1 <= r0) {
+        std::memset(dwk, 0, sizeof(float) * ci * co);
+        continue;
+      }
+      auto e = RowsLookup(r1 - r0, ci, co);
+      AlignedBuffer scratch(e->scratch.get_size());
+      memory a(e->a, eng, const_cast<float*>(xp + (r0 + s) * ci));
+      memory b(e->b, eng, const_cast<float*>(gp + r0 * co));
+      memory c(e->c, eng, dwk);
+      memory sm(e->scratch, eng, scratch.data);
+      e->prim.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c},
+                             {DNNL_ARG_SCRATCHPAD, sm}});
+      strm.wait();
+      // Take out the rows that crossed into a neighbouring example: time steps u = r mod t
+      // with u + s outside [0, t), for the examples whose r + s stays inside the batch.
+      for (int64_t ex = 0; ex < n; ++ex) {
+        const int64_t lo = s < 0 ? 0 : t - s, hi = s < 0 ? -s : t;
+        for (int64_t u = std::max<int64_t>(lo, 0); u < std::min(hi, t); ++u) {
+          const int64_t r = ex * t + u;
+          if (r < r0 || r >= r1) continue;
+          const float* xr = xp + (r + s) * ci;
+          const float* gr = gp + r * co;
+          for (int64_t i = 0; i < ci; ++i) {
+            const float xv = xr[i];
+            float* row = dwk + i * co;
+            for (int64_t j = 0; j < co; ++j) row[j] -= xv * gr[j];
+          }
+        }
+      }
+    }
+  } catch (const dnnl::error& err) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("dnnl_conv: ") + err.what());
+  }
+  return ffi::Error::Success();
+}
+
 template <int P>
 ffi::Error RunPass(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                    ffi::Span<const int64_t> stride, ffi::Span<const int64_t> pad_lo,
@@ -333,6 +431,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvInputGrad, RunPass<kInputGrad>,
                               JAXCNN_BINDING(kInputGrad));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvKernelGrad, RunPass<kKernelGrad>,
                               JAXCNN_BINDING(kKernelGrad));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcnnConvKernelGradRows, KernelGradRows,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<ffi::Span<const int64_t>>("pad_lo")
+                                  .Attr<ffi::Span<const int64_t>>("dilation"));
 
 // The number of OpenMP threads each oneDNN call runs with (0: the OpenMP default).
 extern "C" int JaxcnnSetThreads(int n);
