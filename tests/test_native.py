@@ -516,13 +516,17 @@ def test_rows_kernel_grad_rule():
         return conv_plan(x_shape, w_shape, stride, pads, (1,), groups, dtype,
                          backend="cpu").kernel_grad
 
-    want = "native_rows" if NATIVE and not _native.HAS_AVX512 else (
-        "native" if NATIVE else plan((4, 16, 16), (3, 16, 8)))
+    from jaxcnn.ops._lowering import _rows_kernel_grad_pays as pays
+    assert pays({"avx512": False, "c_in": 16}) and not pays({"avx512": False, "c_in": 8})
+    assert not pays({"avx512": True, "c_in": 64})
+    if not NATIVE:  # without the library neither native choice is planned
+        assert not plan((4, 16, 16), (3, 16, 8)).startswith("native")
+        return
+    want = "native" if _native.HAS_AVX512 else "native_rows"
     assert plan((4, 16, 16), (3, 16, 8)) == want
-    if NATIVE:
-        assert plan((4, 16, 8), (3, 8, 8)) == "native"
-        assert plan((4, 16, 16), (3, 16, 8), stride=(2,)) == "native"
-        assert plan((4, 16, 16), (3, 16, 8), pads=((0, 0),)) == "native"
-        assert plan((4, 16, 16), (3, 8, 8), groups=2) == "native"
-        assert conv_plan((4, 16, 16, 8), (3, 3, 8, 8), (1, 1), ((1, 1),) * 2, (1, 1), 1,
-                         jnp.float32, backend="cpu").kernel_grad == "native"
+    assert plan((4, 16, 8), (3, 8, 8)) == "native"
+    assert plan((4, 16, 16), (3, 16, 8), stride=(2,)) == "native"
+    assert plan((4, 16, 16), (3, 16, 8), pads=((0, 0),)) == "native"
+    assert plan((4, 16, 16), (3, 8, 8), groups=2) == "native"
+    assert conv_plan((4, 16, 16, 8), (3, 3, 8, 8), (1, 1), ((1, 1),) * 2, (1, 1), 1,
+                     jnp.float32, backend="cpu").kernel_grad == "native"
