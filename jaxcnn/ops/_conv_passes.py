@@ -30,7 +30,6 @@ import jax
 import numpy as np
 from jax import lax
 from jax._src import dispatch
-from jax._src.sharding_impls import ShardingContext
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -225,14 +224,10 @@ def _native_dtype(avals):
 
 
 def _native_runs_here(ctx, cfg):
-    """The FFI call can run: CPU, float32 (or bfloat16 with bfloat16 instructions),
-    non-negative padding, library loaded, not partitioned over several devices."""
-    if (tuple(ctx.module_context.platforms) != ("cpu",)
-            or min(min(p) for p in cfg.pads) < 0 or not _native.available()
-            or not _native_dtype((*ctx.avals_in, *ctx.avals_out))):
-        return False
-    axes = ctx.module_context.axis_context
-    return not (isinstance(axes, ShardingContext) and axes.num_devices > 1)
+    """The FFI call can run (:func:`_native.call_runs_in`) on these operands: float32 (or
+    bfloat16 with bfloat16 instructions), non-negative padding."""
+    return (min(min(p) for p in cfg.pads) >= 0
+            and _native_dtype((*ctx.avals_in, *ctx.avals_out)) and _native.call_runs_in(ctx))
 
 
 def _ffi_attrs(cfg):

@@ -45,11 +45,12 @@ class ConvPlan(NamedTuple):
     """Every lowering decision of one convolution, taken once from the rule table.
 
     ``forward`` and ``kernel_grad`` in {"lax", "native", "patches", "fold", "fold_out",
-    "direct"} (``kernel_grad`` also ``"native_rows"``), ``input_grad`` in {"lax", "native", "interior", "interior_patches",
-    "patches", "fold", "fold_out", "direct"} (``"fold"``, ``"fold_out"``: 3-d only; a
-    gradient named after a forward lowering is that lowering's transpose). ``forward`` runs
-    when the convolution is differentiated, ``inference`` (``None``: as ``forward``) when
-    it is not: a forward lowering can pay only together with its kernel gradient.
+    "direct"} (``kernel_grad`` also ``"native_rows"``), ``input_grad`` in {"lax", "native",
+    "interior", "interior_patches", "patches", "fold", "fold_out", "direct"} (``"fold"``,
+    ``"fold_out"``: 3-d only; a gradient named after a forward lowering is that lowering's
+    transpose). ``forward`` runs when the convolution is differentiated, ``inference``
+    (``None``: as ``forward``) when it is not: a forward lowering can pay only together with
+    its kernel gradient.
     ``input_once`` and ``cotangent_once``: the input (for the kernel gradient) and the
     output cotangent (for the gradients) are computed once into a buffer
     (:func:`input_computed_once`, :func:`cotangent_computed_once`) instead of recomputed

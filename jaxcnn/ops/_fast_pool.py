@@ -22,7 +22,7 @@ import numpy as np
 from jax import lax
 
 from jaxcnn.ops import _pool_passes
-from jaxcnn.ops._pool_passes import to_blocks, window_axes
+from jaxcnn.ops._pool_passes import identity, to_blocks, window_axes
 
 
 def non_overlapping(window, strides, dilation):
@@ -33,7 +33,7 @@ def non_overlapping(window, strides, dilation):
 def _lax_extreme(x, window, pads, largest):
     """The same window reduction by ``lax.reduce_window`` (the undifferentiated path)."""
     full = (1,) + tuple(window) + (1,)
-    init = np.array(_identity(x.dtype, largest), x.dtype)
+    init = np.array(identity(x.dtype, largest), x.dtype)
     return lax.reduce_window(x, init, lax.max if largest else lax.min, full, full,
                              ((0, 0),) + tuple(pads) + ((0, 0),))
 
@@ -57,50 +57,31 @@ def _extreme_jvp(window, pads, largest, impl, primals, tangents):
     return y, _pool_passes.window_select(t, offsets, window, pads, impl)
 
 
-def lowest(dtype):
-    """The identity of max: ``-inf`` for floats, the dtype's minimum for ints."""
-    return -np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).min
-
-
-def highest(dtype):
-    """The identity of min: ``+inf`` for floats, the dtype's maximum for ints."""
-    return np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).max
-
-
-def _identity(dtype, largest):
-    return lowest(dtype) if largest else highest(dtype)
-
-
 def _window_extreme(x, window, pads, largest, impl):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         reduce = jnp.max if largest else jnp.min
-        return reduce(to_blocks(x, window, pads, _identity(x.dtype, largest)),
+        return reduce(to_blocks(x, window, pads, identity(x.dtype, largest)),
                       axis=window_axes(x.ndim - 2))
     return _extreme(x, tuple(window), tuple(tuple(p) for p in pads), largest, impl)
 
 
-def reshape_max(x, window, strides, pads, dilation):
-    """Max over non-overlapping windows by reshape; gradient to the first maximum."""
-    del strides, dilation
-    return _window_extreme(x, window, pads, True, "reshape")
+def _window_lowering(largest, impl, doc):
+    def lowering(x, window, strides, pads, dilation):
+        del strides, dilation
+        return _window_extreme(x, window, pads, largest, impl)
+
+    lowering.__doc__ = doc
+    return lowering
 
 
-def reshape_min(x, window, strides, pads, dilation):
-    """Min over non-overlapping windows by reshape; gradient to the first minimum."""
-    del strides, dilation
-    return _window_extreme(x, window, pads, False, "reshape")
-
-
-def native_max(x, window, strides, pads, dilation):
-    """:func:`reshape_max` with its training passes on the native FFI handlers."""
-    del strides, dilation
-    return _window_extreme(x, window, pads, True, "native")
-
-
-def native_min(x, window, strides, pads, dilation):
-    """:func:`reshape_min` with its training passes on the native FFI handlers."""
-    del strides, dilation
-    return _window_extreme(x, window, pads, False, "native")
+reshape_max = _window_lowering(
+    True, "reshape", "Max over non-overlapping windows by reshape; gradient to the first maximum.")
+reshape_min = _window_lowering(
+    False, "reshape", "Min over non-overlapping windows by reshape; gradient to the first minimum.")
+native_max = _window_lowering(
+    True, "native", ":func:`reshape_max` with its training passes on the native FFI handlers.")
+native_min = _window_lowering(
+    False, "native", ":func:`reshape_min` with its training passes on the native FFI handlers.")
 
 
 def reshape_sum(x, window, strides, pads, dilation):

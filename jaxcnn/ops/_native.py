@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 
 import jax
+from jax._src.sharding_impls import ShardingContext
 
 from jaxcnn._switches import switched_on
 
@@ -158,6 +159,16 @@ def bf16_available():
     return available() and _has_bf16(_load())
 
 
+def call_runs_in(ctx):
+    """True when a lowering rule's context ``ctx`` may emit a call to the library: a CPU
+    program, the library loaded, not partitioned over several devices (XLA does not
+    partition custom calls). Each caller adds its own dtype and shape conditions."""
+    if tuple(ctx.module_context.platforms) != ("cpu",) or not available():
+        return False
+    axes = ctx.module_context.axis_context
+    return not (isinstance(axes, ShardingContext) and axes.num_devices > 1)
+
+
 def set_threads(n):
     """Make every later oneDNN call use ``n`` OpenMP threads (0: the OpenMP default);
     returns the previous setting, or ``None`` without the library."""
@@ -172,5 +183,6 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "ROWS_TARGET", "available", "bf16_available",
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "ROWS_TARGET", "available",
+           "call_runs_in", "bf16_available",
            "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]

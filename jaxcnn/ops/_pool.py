@@ -20,7 +20,7 @@ from jaxcnn._checks import (check_bool, check_float, check_norm_type, fail, is_i
                             to_tuple)
 from jaxcnn._window import (output_size, output_sizes, pad_spatial, resolve_padding,
                             transpose_output_size, window_args, window_slices)
-from jaxcnn.ops._fast_pool import highest, lowest
+from jaxcnn.ops._pool_passes import highest, lowest
 from jaxcnn.ops._lowering import pool_lowering
 
 

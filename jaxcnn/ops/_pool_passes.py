@@ -15,8 +15,9 @@ reshaped to ``(N, o_1, k_1, ..., C)`` and reduced over the ``k`` axes), or ``"na
 the FFI handlers of ``jaxcnn/ops/native/pool.cc`` (float32 on CPU, split over XLA's
 intra-op threads, where XLA runs the reshape's fusions on one). Both give the same numbers
 bit for bit, but for windows holding a NaN: natively NaN and no gradient, as in PyTorch,
-where XLA's vectorised max and min reductions may skip the NaN. ``"native"`` falls back to ``"reshape"`` where the call cannot run (off CPU,
-without the library, inside a program partitioned over several devices). ``window_select``
+where XLA's vectorised max and min reductions may skip the NaN. ``"native"`` falls back to
+``"reshape"`` where the call cannot run (off CPU, without the library, inside a program
+partitioned over several devices). ``window_select``
 is always lowered with ``lax``: reverse mode never runs it, only forward mode does.
 """
 
@@ -27,9 +28,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax._src import dispatch
-from jax._src.sharding_impls import ShardingContext
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -43,9 +42,8 @@ def _out_spatial(spatial, window, pads):
     return tuple(output_size(s, k, k, p, 1) for s, k, p in zip(spatial, window, pads))
 
 
-def _exact_pads(spatial, window, pads):
+def _exact_pads(spatial, window, pads, out):
     """Padding to exactly ``out * k`` per axis (the high side may be negative: a crop)."""
-    out = _out_spatial(spatial, window, pads)
     return tuple((lo, o * k - s - lo) for s, (lo, _), k, o in zip(spatial, pads, window, out))
 
 
@@ -53,7 +51,7 @@ def to_blocks(x, window, pads, fill):
     """``x`` padded with ``fill`` (tail cut to whole windows), as ``(N, o1, k1, ..., C)``."""
     spatial = x.shape[1:-1]
     out = _out_spatial(spatial, window, pads)
-    exact = _exact_pads(spatial, window, pads)
+    exact = _exact_pads(spatial, window, pads, out)
     if any(lo or hi for lo, hi in exact):
         x = pad_spatial(x, exact, fill)
     shape = (x.shape[0],) + tuple(d for o, k in zip(out, window) for d in (o, k)) + (x.shape[-1],)
@@ -74,14 +72,25 @@ def _offsets(window, ndim):
     return np.arange(int(np.prod(window)), dtype=np.int32).reshape(bshape)
 
 
-def _identity(largest):
-    return -np.inf if largest else np.inf
+def lowest(dtype):
+    """The identity of max: ``-inf`` for floats, the dtype's minimum for ints."""
+    return -np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).min
+
+
+def highest(dtype):
+    """The identity of min: ``+inf`` for floats, the dtype's maximum for ints."""
+    return np.inf if jnp.issubdtype(dtype, jnp.floating) else np.iinfo(dtype).max
+
+
+def identity(dtype, largest):
+    """The identity of max (``largest``) or min for ``dtype``."""
+    return lowest(dtype) if largest else highest(dtype)
 
 
 # ----------------------------------------------------------------------- lax formulations
 
 def _reshape_arg_extreme(x, window, pads, largest):
-    xb = to_blocks(x, window, pads, _identity(largest))
+    xb = to_blocks(x, window, pads, identity(x.dtype, largest))
     axes = window_axes(x.ndim - 2)
     y = jnp.max(xb, axis=axes) if largest else jnp.min(xb, axis=axes)
     hit = xb == jnp.expand_dims(y, axes)
@@ -110,7 +119,7 @@ def _reshape_scatter(g, offsets, window, pads, spatial):
     padded = blocks.reshape((g.shape[0],) + tuple(o * k for o, k in zip(g.shape[1:-1], window))
                             + (g.shape[-1],))
     # Undo to_blocks' padding (negative) and crop (positive: the cut tail gets zeros).
-    exact = _exact_pads(spatial, window, pads)
+    exact = _exact_pads(spatial, window, pads, g.shape[1:-1])
     return pad_spatial(padded, [(-lo, -hi) for lo, hi in exact], 0)
 
 
@@ -181,7 +190,6 @@ ad.primitive_jvps[arg_extreme_p] = _arg_extreme_jvp
 
 
 def _select_transpose(ct, t, offsets, *, window, pads, impl):
-    assert ad.is_undefined_primal(t) and not ad.is_undefined_primal(offsets)
     if type(ct) is ad.Zero:
         return ad.Zero(t.aval), None
     return window_scatter(ct, offsets, window, pads, t.aval.shape[1:-1], impl), None
@@ -189,7 +197,6 @@ def _select_transpose(ct, t, offsets, *, window, pads, impl):
 
 def _scatter_transpose(ct, g, offsets, *, window, pads, spatial, impl):
     del spatial
-    assert ad.is_undefined_primal(g) and not ad.is_undefined_primal(offsets)
     if type(ct) is ad.Zero:
         return ad.Zero(g.aval), None
     return window_select(ct, offsets, window, pads, impl), None
@@ -239,12 +246,8 @@ for _p in (arg_extreme_p, window_select_p, window_scatter_p):
 # --------------------------------------------------------------------------- lowering
 
 def _native_runs_here(ctx):
-    """The FFI call can run: CPU, float32, library loaded, not partitioned over devices."""
-    if (tuple(ctx.module_context.platforms) != ("cpu",) or not _native.available()
-            or np.dtype(ctx.avals_in[0].dtype) != np.dtype(np.float32)):
-        return False
-    axes = ctx.module_context.axis_context
-    return not (isinstance(axes, ShardingContext) and axes.num_devices > 1)
+    """The FFI call can run (:func:`_native.call_runs_in`) on float32 operands."""
+    return np.dtype(ctx.avals_in[0].dtype) == np.dtype(np.float32) and _native.call_runs_in(ctx)
 
 
 def native_applies(dtype, window, strides, dilation):
@@ -281,5 +284,6 @@ mlir.register_lowering(window_select_p, mlir.lower_fun(
     multiple_results=False))
 
 
-__all__ = ["NO_OFFSET", "arg_extreme", "arg_extreme_p", "native_applies",
+__all__ = ["NO_OFFSET", "arg_extreme", "arg_extreme_p", "highest", "identity", "lowest",
+           "native_applies",
            "to_blocks", "window_axes", "window_scatter", "window_select"]

@@ -8,8 +8,9 @@
 // JaxcnnHasBf16() says whether oneDNN has bfloat16 kernels for this CPU.
 //
 // One oneDNN primitive per (pass, shapes, parameters), created on first use and cached;
-// the cache lock is held only for the lookup. Execution is lock-free: primitives are
-// const and every call brings its own scratchpad (scratchpad_mode::user) and stream.
+// the cache lock is held only for the lookup and the insert. Execution is lock-free:
+// primitives are const and every call brings its own scratchpad (scratchpad_mode::user) and
+// stream.
 
 #include <algorithm>
 #include <atomic>
@@ -218,18 +219,34 @@ std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) 
   return e;
 }
 
-std::shared_ptr<Entry> Lookup(int pass, memory::data_type dt, const Geometry& g) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, std::shared_ptr<Entry>> cache;
-  const std::string key = Key(pass, dt, g);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
+// The process-wide cache of E values (one per type E).
+template <typename E>
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<E>> map;
+  static Cache& Get() {
+    static Cache cache;
+    return cache;
   }
-  auto e = Build(pass, dt, g);  // outside the lock: building takes milliseconds
-  std::lock_guard<std::mutex> lock(mu);
-  return cache.emplace(key, e).first->second;
+};
+
+// The cached value of `key`, made by build() on first use; the lock is held only for the
+// lookup and the insert (building takes milliseconds).
+template <typename E, typename F>
+std::shared_ptr<E> Cached(const std::string& key, const F& build) {
+  Cache<E>& cache = Cache<E>::Get();
+  {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    auto it = cache.map.find(key);
+    if (it != cache.map.end()) return it->second;
+  }
+  std::shared_ptr<E> e = build();
+  std::lock_guard<std::mutex> lock(cache.mu);
+  return cache.map.emplace(key, e).first->second;
+}
+
+std::shared_ptr<Entry> Lookup(int pass, memory::data_type dt, const Geometry& g) {
+  return Cached<Entry>(Key(pass, dt, g), [&] { return Build(pass, dt, g); });
 }
 
 struct AlignedBuffer {
@@ -321,27 +338,20 @@ struct RowsEntry {
 };
 
 std::shared_ptr<RowsEntry> RowsLookup(int64_t rows, int64_t ci, int64_t co) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, std::shared_ptr<RowsEntry>> cache;
-  std::ostringstream os;
-  os << rows << ',' << ci << ',' << co;
-  const std::string key = os.str();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  auto e = std::make_shared<RowsEntry>();
-  e->a = memory::desc({ci, rows}, memory::data_type::f32, memory::dims{1, ci});
-  e->b = memory::desc({rows, co}, memory::data_type::f32, memory::dims{co, 1});
-  e->c = memory::desc({ci, co}, memory::data_type::f32, memory::dims{co, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  auto pd = dnnl::matmul::primitive_desc(Engine(), e->a, e->b, e->c, attr);
-  e->prim = dnnl::matmul(pd);
-  e->scratch = pd.scratchpad_desc();
-  std::lock_guard<std::mutex> lock(mu);
-  return cache.emplace(key, e).first->second;
+  std::ostringstream key;
+  key << rows << ',' << ci << ',' << co;
+  return Cached<RowsEntry>(key.str(), [&] {
+    auto e = std::make_shared<RowsEntry>();
+    e->a = memory::desc({ci, rows}, memory::data_type::f32, memory::dims{1, ci});
+    e->b = memory::desc({rows, co}, memory::data_type::f32, memory::dims{co, 1});
+    e->c = memory::desc({ci, co}, memory::data_type::f32, memory::dims{co, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto pd = dnnl::matmul::primitive_desc(Engine(), e->a, e->b, e->c, attr);
+    e->prim = dnnl::matmul(pd);
+    e->scratch = pd.scratchpad_desc();
+    return e;
+  });
 }
 
 ffi::Error KernelGradRows(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
