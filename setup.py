@@ -55,7 +55,8 @@ def native_extensions():
         return []
     return [Extension(
         "jaxcnn.ops._dnnl_conv", sources=["jaxcnn/ops/native/dnnl_conv.cc",
-                                     "jaxcnn/ops/native/pool.cc"],
+                                          "jaxcnn/ops/native/pool.cc",
+                                          "jaxcnn/ops/native/norm.cc"],
         include_dirs=[dnnl_include, ffi_include], library_dirs=[dnnl_lib],
         libraries=[":libdnnl.so.3"], extra_compile_args=["-std=c++17", "-O3", "-fno-trapping-math",
                                                         "-Wno-return-type"],

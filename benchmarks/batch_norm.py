@@ -1,8 +1,9 @@
 """Whole train steps with each formulation of the training batch norm, alternated in one
-process: the library's (``ops.batch_norm``'s matrix-product statistics with a custom JVP
-whose tangent is a linear primitive transposing to the textbook gradient) against a
-textbook custom VJP with the same sums (which has no forward mode), the custom JVP with its
-tangent as plain JAX operations that JAX transposes, and the plain ``lax`` batch norm.
+process: the library's (``ops.batch_norm``'s custom JVP whose tangent is a linear
+primitive transposing to the textbook gradient, its sums native), the same with the sums as
+matrix products, a textbook custom VJP with matrix-product sums (which has no forward
+mode), the custom JVP with its tangent as plain JAX operations that JAX transposes, and the
+plain ``lax`` batch norm.
 
 Run: ``python benchmarks/batch_norm.py [--models resnet20,cnn1d] [--rounds 9] [--steps 4]``
 
@@ -32,19 +33,19 @@ from jaxcnn.ops._matmul import channel_sum
 import train_step as bench
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _custom_vjp(xs, scale, bias, eps):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _custom_vjp(xs, scale, bias, eps, impl):
     """The textbook gradient as a custom VJP (no forward mode)."""
-    return _custom_vjp_fwd(xs, scale, bias, eps)[0]
+    return _custom_vjp_fwd(xs, scale, bias, eps, impl)[0]
 
 
-def _custom_vjp_fwd(xs, scale, bias, eps):
-    out, (_, inv) = _norm._batch_norm_train_primal(xs, scale, bias, eps)
+def _custom_vjp_fwd(xs, scale, bias, eps, impl):
+    out, (_, inv) = _norm._batch_norm_train_primal(xs, scale, bias, eps, impl)
     return out, (xs, out[1], inv, scale)
 
 
-def _custom_vjp_bwd(eps, res, cts):
-    del eps
+def _custom_vjp_bwd(eps, impl, res, cts):
+    del eps, impl
     xs, m, inv, scale = res
     g = cts[0]
     c = xs.shape[-1]
@@ -61,32 +62,36 @@ def _custom_vjp_bwd(eps, res, cts):
 _custom_vjp.defvjp(_custom_vjp_fwd, _custom_vjp_bwd)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _jvp_transposed_by_jax(xs, scale, bias, eps):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _jvp_transposed_by_jax(xs, scale, bias, eps, impl):
     """The library's custom JVP with the tangent as plain JAX operations, which JAX
     transposes itself (no ``tangent_p``)."""
-    return _norm._batch_norm_train_primal(xs, scale, bias, eps)[0]
+    return _norm._batch_norm_train_primal(xs, scale, bias, eps, impl)[0]
 
 
 @_jvp_transposed_by_jax.defjvp
-def _jvp_transposed_by_jax_rule(eps, primals, tangents):
+def _jvp_transposed_by_jax_rule(eps, impl, primals, tangents):
     xs, scale, bias = primals
-    out, (xc, inv) = _norm._batch_norm_train_primal(xs, scale, bias, eps)
+    out, (m, inv) = _norm._batch_norm_train_primal(xs, scale, bias, eps, impl)
     dx = tangents[0]
     n = xs.size // xs.shape[-1]
     bshape = (1,) * (xs.ndim - 1) + (xs.shape[-1],)
+    xc = xs - m.reshape(bshape)
     axes = tuple(range(xs.ndim - 1))
     dm = jnp.sum(dx, axis=axes) / n
     dv = jnp.sum(xc * dx, axis=axes) * (2.0 / n)
-    return out, (_norm._tangent(*tangents, xc, inv, scale), dm.reshape(bshape),
+    return out, (_norm._tangent(*tangents, xs, m, inv, scale), dm.reshape(bshape),
                  dv.reshape(bshape))
 
 
-VARIANTS = {"jvp": _norm._batch_norm_train, "vjp": _custom_vjp,
-            "jvp_by_jax": _jvp_transposed_by_jax, "lax": None}
-LABELS = {"jvp": "custom JVP (the library's)", "vjp": "textbook custom VJP",
+VARIANTS = {"native": _norm._batch_norm_train, "jvp": _norm._batch_norm_train,
+            "vjp": _custom_vjp, "jvp_by_jax": _jvp_transposed_by_jax, "lax": None}
+LABELS = {"native": "custom JVP, native sums (the library's)",
+          "jvp": "custom JVP, matrix-product sums", "vjp": "textbook custom VJP",
           "jvp_by_jax": "custom JVP transposed by JAX", "lax": "lax"}
 NO_NORM_RULE = tuple(r for r in _lowering.RULES if r.decision != "norm.batch")
+MATMUL_RULES = tuple(r for r in _lowering.RULES
+                     if r.decision != "norm.batch" or r.choice == "matmul")
 
 
 def bench_model(name, args):
@@ -97,7 +102,8 @@ def bench_model(name, args):
         fn = VARIANTS[variant]
         train, _ = bench.make_runner("jaxcnn", name, x, y)
         original = _norm._batch_norm_train
-        rules = NO_NORM_RULE if fn is None else _lowering.RULES
+        rules = (NO_NORM_RULE if fn is None else _lowering.RULES if variant == "native"
+                 else MATMUL_RULES)
         try:
             _norm._batch_norm_train = fn or original
             with ops.lowering("auto", rules=rules):  # traced (and compiled) here
@@ -125,7 +131,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--variants", default="jvp,vjp,jvp_by_jax,lax",
+    parser.add_argument("--variants", default="native,jvp,vjp,jvp_by_jax,lax",
                         help="of: " + ", ".join(f"{k} ({v})" for k, v in LABELS.items()))
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)

@@ -326,8 +326,13 @@ BN_CASES = [((6, 3), True, True, "float32"), ((2, 5, 4), True, False, "float32")
             ((2, 4, 4, 3), False, True, "float32"), ((2, 3, 3, 3, 2), True, True, "bfloat16")]
 
 
+@pytest.mark.parametrize("impl", ["matmul", "native"])
 @pytest.mark.parametrize("shape, with_scale, with_bias, dtype", BN_CASES)
-def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_bias, dtype):
+def test_batch_norm_sums_equal_autodiff_reference(shape, with_scale, with_bias, dtype, impl):
+    """Training batch norm with its sums by matrix products or natively (its hand-written
+    JVP and gradient) equals the lax formula differentiated by JAX."""
+    if impl == "native" and not (_native.available() and dtype == "float32"):
+        pytest.skip("the native sums take float32 with the library built")
     rng = np.random.default_rng(5)
     c = shape[-1]
     x = jnp.asarray(rng.normal(size=shape) * 2 + 0.5, dtype)
@@ -345,11 +350,14 @@ def test_batch_norm_by_matmul_equals_autodiff_reference(shape, with_scale, with_
         grads = vjp((ct, jnp.zeros_like(m), jnp.zeros_like(v)))
         return (y, m, v) + tuple(g for g in grads if g is not None)
 
-    def run(mode):
-        with lowering(mode):  # one compile per mode (a new function: jit caches by function)
-            return jax.jit(lambda *a: values_and_grads(*a))(x, scale, bias)
+    only = tuple(r for r in _lowering.RULES if r.decision != "norm.batch" or r.choice == impl)
 
-    assert _lowering.decide("norm.batch", jnp.float32, "cpu") == "matmul"
+    def run(mode):
+        with lowering(mode, only):  # one compile per mode (a new function: jit caches by it)
+            fn = jax.jit(lambda *a: values_and_grads(*a)).lower(x, scale, bias).compile()
+        assert ("jaxcnn_native_norm" in fn.as_text()) == (mode == "fast" and impl == "native")
+        return fn(x, scale, bias)
+
     _close(run("fast"), run("lax"), dtype)
 
 
@@ -465,8 +473,10 @@ def test_default_rules_pick_measured_fast_paths_on_cpu():
                 assert not plan.input_once and not plan.cotangent_once
         assert is_lax(conv_plan((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1),
                                 1, jnp.float32, backend="gpu"))
-        assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu") == "matmul"
-        assert _lowering.decide("norm.batch", jnp.float32, "gpu") == "lax"
+        assert _lowering.decide("norm.batch", jnp.bfloat16, "cpu", native=True) == "matmul"
+        assert _lowering.decide("norm.batch", jnp.float32, "cpu", native=True) == "native"
+        assert _lowering.decide("norm.batch", jnp.float32, "cpu", native=False) == "matmul"
+        assert _lowering.decide("norm.batch", jnp.float32, "gpu", native=True) == "lax"
         # float64: lax-side rules only (oneDNN runs float32, and bfloat16 where the CPU has
         # bfloat16 instructions)
         args = ((8, 16, 16, 16), (3, 3, 16, 16), (1, 1), ((1, 1),) * 2, (1, 1), 1)

@@ -164,7 +164,7 @@ def test_sharded_batch_equals_single_device_without_gathering():
         import jax, jax.numpy as jnp, numpy as np, optax
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
         import jaxcnn as jc
-        net = jc.serial(jc.conv(8, 3, padding=1), jc.relu(), jc.max_pool(2),
+        net = jc.serial(jc.conv(8, 3, padding=1), jc.batch_norm(), jc.relu(), jc.max_pool(2),
                         jc.conv(8, 3, stride=2), jc.relu(), jc.flatten(), jc.dense(10))
         _, params, state = net.init(jax.random.key(0), (12, 12, 3))
         opt = optax.sgd(0.1)
@@ -186,11 +186,12 @@ def test_sharded_batch_equals_single_device_without_gathering():
         err = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                   zip(jax.tree.leaves(single), jax.tree.leaves(sharded)))
         print(len(jax.devices()), "all-gather" in hlo, 'custom_call_target="jaxcnn' in hlo,
-              "jaxcnn_dnnl_conv" in single_hlo, "jaxcnn_native_pool" in single_hlo, err)
+              "jaxcnn_dnnl_conv" in single_hlo, "jaxcnn_native_pool" in single_hlo,
+              "jaxcnn_native_norm" in single_hlo, err)
     """, "--xla_force_host_platform_device_count=8")
-    devices, gathers, native_sharded, conv_single, pool_single, err = out.split()
+    devices, gathers, native_sharded, conv_single, pool_single, norm_single, err = out.split()
     assert devices == "8" and gathers == "False" and native_sharded == "False"
-    assert conv_single == pool_single == str(NATIVE) and float(err) < 1e-5
+    assert conv_single == pool_single == norm_single == str(NATIVE) and float(err) < 1e-5
 
 
 def test_backend_off_by_environment_falls_back_to_lax(monkeypatch):
@@ -530,3 +531,62 @@ def test_rows_kernel_grad_rule():
     assert plan((4, 16, 16), (3, 8, 8), groups=2) == "native"
     assert conv_plan((4, 16, 16, 8), (3, 3, 8, 8), (1, 1), ((1, 1),) * 2, (1, 1), 1,
                      jnp.float32, backend="cpu").kernel_grad == "native"
+
+
+NORM_SHAPES = [
+    (7, 3),
+    (2, 5, 4),
+    (5, 131, 3),  # 655 rows: blocks of 256, the last one short, split over threads
+    (4, 9, 700),  # many channels: blocks of 23 rows
+    (3, 4, 4, 2, 16),
+]
+
+
+@pytest.mark.parametrize("shape", NORM_SHAPES)
+def test_batch_norm_sums_equal_numpy(shape):
+    """moments and dual_sums, native and by matrix products, against float64 numpy on
+    values far from zero (a one-pass float32 variance would lose most digits there)."""
+    from jaxcnn.ops import _norm_passes
+    rng = np.random.default_rng(6)
+    x = (rng.normal(size=shape) * 2 + 50).astype(np.float32)
+    g = rng.normal(size=shape).astype(np.float32)
+    x64, g64 = (a.astype(np.float64).reshape(-1, shape[-1]) for a in (x, g))
+    mean = x64.mean(0).astype(np.float32)
+    terms = g64 * (x64 - mean)
+    want = (x64.mean(0), x64.var(0), g64.sum(0), terms.sum(0))
+    scales = (50.0, 4.0, np.abs(g64).sum(0).max(), np.abs(terms).sum(0).max())
+    for impl in ("native", "matmul") if NATIVE else ("matmul",):
+        def sums(x, g, mean, impl=impl):
+            return (*_norm_passes.moments(x, impl), *_norm_passes.dual_sums(g, x, mean, impl))
+
+        compiled = jax.jit(sums).lower(x, g, mean).compile()
+        assert ("jaxcnn_native_norm" in compiled.as_text()) == (impl == "native")
+        for got, w, scale in zip(compiled(x, g, mean), want, scales):
+            assert got.shape == (shape[-1],) and got.dtype == jnp.float32
+            np.testing.assert_allclose(np.asarray(got, np.float64) / scale, w / scale,
+                                       atol=2e-6, err_msg=impl)
+
+
+@needs_native
+def test_native_batch_norm_under_vmap_jvp_and_second_order():
+    """Per-example gradients, forward mode and a gradient of a gradient through the native
+    batch norm equal the lax reference; the plain gradient calls both native sums."""
+    x = jax.random.normal(jax.random.key(2), (3, 5, 5, 4)) * 3 + 1
+    scale = jnp.linspace(0.5, 1.5, 4)
+
+    def f(x, scale):
+        y = ops.batch_norm(x, scale, train=True)[0]
+        return jnp.sum(jnp.sin(y) * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape))
+
+    def make_run():
+        return lambda x, s: (jax.grad(f, (0, 1))(x, s),
+                             jax.vmap(jax.grad(f), (0, None))(x[:, None], s),
+                             jax.jvp(f, (x, s), (jnp.cos(x), s)),
+                             jax.grad(lambda x: jnp.sum(jax.grad(f)(x, scale) ** 2))(x))
+
+    compiled = jax.jit(make_run()).lower(x, scale).compile()
+    text = compiled.as_text()
+    assert _native.NORM_TARGETS["moments"] in text and _native.NORM_TARGETS["dual_sums"] in text
+    with lowering("lax"):
+        want = jax.jit(make_run())(x, scale)
+    _close(compiled(x, scale), want, 1e-5)

@@ -168,6 +168,11 @@ def _native_pool_runs(f):
     return f["native"] and f["native_pool"]
 
 
+def _native_norm_runs(f):
+    """Batch norm's sums natively (``jaxcnn/ops/native/norm.cc``): library loaded, float32."""
+    return f.get("native", False) and f["dtype"] == "float32"
+
+
 def _few_pool_channels(f):
     """With up to 16 channels XLA's reshape fusions run far below memory speed on one thread
     (LeNet-5's step 1.26x faster native); with 32 or more they stream near it and the native
@@ -211,6 +216,7 @@ RULES = (
     Rule("conv.input_once", "yes", _reads_lax_kernel_grad, _always),
     # The same for the output cotangent, which pays on 3-d models only.
     Rule("conv.cotangent_once", "yes", _reads_lax_gradient, lambda f: f["n"] == 3),
+    Rule("norm.batch", "native", _native_norm_runs, _always),
     Rule("norm.batch", "matmul", _is_float, _always),
     # The bias gradient by matrix products pays on 3-d models only.
     Rule("conv.bias_grad", "matmul", _is_float, lambda f: f["n"] == 3),
@@ -327,7 +333,8 @@ def conv_plan(x_shape, w_shape, stride, pads, dilation, groups, dtype, precision
 
 def decide(decision, dtype, backend=None, rules=None, **features):
     """The lowering chosen for a decision that depends on the dtype (and ``features``) only:
-    ``decide("norm.batch", x.dtype) == "matmul"`` means training batch norm sums by matrix
+    ``decide("norm.batch", x.dtype, native=True) == "native"`` means training batch norm's
+    sums by the native handlers, ``"matmul"`` by matrix
     products with a hand-written JVP instead of ``jnp.mean`` and autodiff."""
     return choose(decision, {**_dtype_features(dtype), **features}, backend, rules)
 

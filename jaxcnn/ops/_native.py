@@ -5,7 +5,8 @@ when a C++ compiler and the ``onednn-devel-cpu-gomp`` wheel are there (x86-64 Li
 links ``libdnnl.so.3`` from the ``onednn-cpu-gomp`` wheel. Nothing is loaded at
 ``import jaxcnn``: the library is loaded, and its handlers registered as FFI targets (a
 convolution's forward, input gradient and kernel gradient; max and min pooling's training
-passes, ``jaxcnn/ops/native/pool.cc``), the first time an op asks :func:`available`. A
+passes, ``jaxcnn/ops/native/pool.cc``; batch norm's sums, ``jaxcnn/ops/native/norm.cc``),
+the first time an op asks :func:`available`. A
 missing library means the ``lax`` lowerings; a broken one logs one warning and means the
 same. The handlers take float32, and bfloat16 where
 :func:`bf16_available` (oneDNN has bfloat16 instructions for this CPU: AVX-512 BF16 or AMX).
@@ -66,10 +67,13 @@ TARGETS = {"forward": "jaxcnn_dnnl_conv_forward", "input_grad": "jaxcnn_dnnl_con
 ROWS_TARGET = "jaxcnn_dnnl_conv_kernel_grad_rows"
 POOL_TARGETS = {"arg_extreme": "jaxcnn_native_pool_arg_extreme",
                 "scatter": "jaxcnn_native_pool_scatter"}
+NORM_TARGETS = {"moments": "jaxcnn_native_norm_moments",
+                "dual_sums": "jaxcnn_native_norm_dual_sums"}
 _SYMBOLS = {"forward": "JaxcnnConvForward", "input_grad": "JaxcnnConvInputGrad",
             "kernel_grad": "JaxcnnConvKernelGrad", "kernel_grad_rows": "JaxcnnConvKernelGradRows",
             "arg_extreme": "JaxcnnPoolArgExtreme",
-            "scatter": "JaxcnnPoolScatter"}
+            "scatter": "JaxcnnPoolScatter", "moments": "JaxcnnNormMoments",
+            "dual_sums": "JaxcnnNormDualSums"}
 _log = logging.getLogger("jaxcnn")
 
 
@@ -107,7 +111,7 @@ def _load():
         _preload_dnnl()
         lib = ctypes.CDLL(path)
         for pass_, target in {**TARGETS, "kernel_grad_rows": ROWS_TARGET,
-                              **POOL_TARGETS}.items():
+                              **POOL_TARGETS, **NORM_TARGETS}.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, _SYMBOLS[pass_])),
                                         platform="cpu")
         lib.JaxcnnSetThreads.restype = ctypes.c_int
@@ -183,6 +187,6 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "ROWS_TARGET", "available",
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "NORM_TARGETS", "ROWS_TARGET", "available",
            "call_runs_in", "bf16_available",
            "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]

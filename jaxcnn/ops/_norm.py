@@ -20,8 +20,9 @@ from jax.interpreters import ad, batching, mlir
 from jaxcnn._checks import (check_array, check_axis_name, check_bool, check_eps, check_float,
                             check_momentum, check_nonempty, check_positive_int, fail,
                             normalize_axes, spatial_rank)
+from jaxcnn.ops import _native
 from jaxcnn.ops._lowering import decide
-from jaxcnn.ops._matmul import channel_sum
+from jaxcnn.ops._norm_passes import dual_sums, moments
 
 
 def stat_dtype(dtype):
@@ -57,52 +58,54 @@ def _moments(xs, axes):
     return mean, jnp.mean(jnp.square(xs - mean), axis=axes, keepdims=True)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _batch_norm_train(xs, scale, bias, eps):
-    """Training batch norm whose statistics are :func:`channel_sum` matrix products:
-    ``(y, mean, biased var)``, the statistics of shape ``(1, ..., 1, C)``.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _batch_norm_train(xs, scale, bias, eps, impl):
+    """Training batch norm whose statistics are :mod:`~jaxcnn.ops._norm_passes` sums
+    (``impl``: ``"matmul"`` or ``"native"``): ``(y, mean, biased var)``, the statistics of
+    shape ``(1, ..., 1, C)``.
 
     Its JVP computes the output tangent with :data:`tangent_p`, a primitive linear in the
-    tangents whose transpose rule is the textbook gradient with the same matrix-product
-    sums, so forward mode (any order) and reverse mode both apply."""
-    return _batch_norm_train_primal(xs, scale, bias, eps)[0]
+    tangents whose transpose rule is the textbook gradient with the same sums, so forward
+    mode (any order) and reverse mode both apply. Only ``x`` and the ``C``-vectors are kept
+    for the gradient: ``x - mean`` is recomputed inside the elementwise passes, not
+    stored."""
+    return _batch_norm_train_primal(xs, scale, bias, eps, impl)[0]
 
 
-def _batch_norm_train_primal(xs, scale, bias, eps):
-    """``((y, mean, var), (x - mean, rsqrt(var + eps)))``, the last two for the JVP."""
-    c = xs.shape[-1]
-    n = xs.size // c
+def _batch_norm_train_primal(xs, scale, bias, eps, impl):
+    """``((y, mean, var), (mean, rsqrt(var + eps)))``, the last two ``(C,)``, for the JVP."""
     bshape = _channel_shape(xs)
-    m = channel_sum(xs) / n
-    xc = xs - m.reshape(bshape)
-    v = channel_sum(xc * xc) / n
+    m, v = moments(xs, impl)
     inv = lax.rsqrt(v + eps)
-    y = xc * (inv * scale).reshape(bshape) + bias.reshape(bshape)
-    return (y, m.reshape(bshape), v.reshape(bshape)), (xc, inv)
+    y = (xs - m.reshape(bshape)) * (inv * scale).reshape(bshape) + bias.reshape(bshape)
+    return (y, m.reshape(bshape), v.reshape(bshape)), (m, inv)
 
 
 @_batch_norm_train.defjvp
-def _batch_norm_train_jvp(eps, primals, tangents):
+def _batch_norm_train_jvp(eps, impl, primals, tangents):
     xs, scale, bias = primals
     dx, dscale, dbias = tangents
-    out, (xc, inv) = _batch_norm_train_primal(xs, scale, bias, eps)
+    out, (m, inv) = _batch_norm_train_primal(xs, scale, bias, eps, impl)
     axes = tuple(range(xs.ndim - 1))
     n = xs.size // xs.shape[-1]
     bshape = _channel_shape(xs)
     dm = jnp.sum(dx, axis=axes) / n
-    dv = jnp.sum(xc * dx, axis=axes) * (2.0 / n)  # sum(x - mean) = 0: no dm term
-    dy = tangent_p.bind(dx, dscale, dbias, xc, inv, scale)
+    dv = jnp.sum((xs - m.reshape(bshape)) * dx, axis=axes) * (2.0 / n)  # sum(x - mean) = 0
+    dy = tangent_p.bind(dx, dscale, dbias, xs, m, inv, scale, impl=impl)
     return out, (dy, dm.reshape(bshape), dv.reshape(bshape))
 
 
-def _tangent(dx, dscale, dbias, xc, inv, scale):
-    """The tangent of ``y = xc * inv * scale + bias`` (``xc = x - mean``, ``inv =
-    rsqrt(var + eps)``, ``C``-vectors ``inv`` and ``scale``) for tangents ``dx``, ``dscale``,
-    ``dbias``: ``(dx - dm) a + xc (dinv scale + inv dscale) + dbias`` with ``a = inv scale``,
-    ``dm = mean(dx)`` and ``dinv = -inv^3 mean(xc dx)``; linear in the tangents."""
-    axes = tuple(range(xc.ndim - 1))
-    n = xc.size // xc.shape[-1]
-    bshape = _channel_shape(xc)
+def _tangent(dx, dscale, dbias, x, mean, inv, scale, impl=None):
+    """The tangent of ``y = (x - mean) * inv * scale + bias`` (``C``-vectors ``mean``,
+    ``inv = rsqrt(var + eps)`` and ``scale``) for tangents ``dx``, ``dscale``, ``dbias``:
+    ``(dx - dm) a + xc (dinv scale + inv dscale) + dbias`` with ``xc = x - mean``,
+    ``a = inv scale``, ``dm = mean(dx)`` and ``dinv = -inv^3 mean(xc dx)``; linear in the
+    tangents."""
+    del impl
+    axes = tuple(range(x.ndim - 1))
+    n = x.size // x.shape[-1]
+    bshape = _channel_shape(x)
+    xc = x - mean.reshape(bshape)
     dm = jnp.sum(dx, axis=axes) / n
     dinv = -(inv * inv * inv) * (jnp.sum(xc * dx, axis=axes) / n)
     a = inv * scale
@@ -110,35 +113,36 @@ def _tangent(dx, dscale, dbias, xc, inv, scale):
             + (dbias - a * dm).reshape(bshape))
 
 
-def _tangent_transpose(g, dx, dscale, dbias, xc, inv, scale):
-    """The textbook batch-norm gradient: the cotangent ``g`` summed by two
-    :func:`channel_sum` products, then one elementwise pass for the input's gradient."""
-    n = xc.size // xc.shape[-1]
-    bshape = _channel_shape(xc)
-    sum_g = channel_sum(g)
-    sum_gx = channel_sum(g * xc)
+def _tangent_transpose(g, dx, dscale, dbias, x, mean, inv, scale, *, impl):
+    """The textbook batch-norm gradient: the cotangent ``g`` summed by
+    :func:`~jaxcnn.ops._norm_passes.dual_sums`, then one elementwise pass for the input's
+    gradient."""
+    n = x.size // x.shape[-1]
+    bshape = _channel_shape(x)
+    sum_g, sum_gx = dual_sums(g, x, mean, impl)
+    xc = x - mean.reshape(bshape)
     grads = (((inv * scale).reshape(bshape)
               * (g - (sum_g.reshape(bshape) + xc * (inv * inv * sum_gx).reshape(bshape)) / n)),
              inv * sum_gx, sum_g)
     return [grad.astype(arg.aval.dtype) if ad.is_undefined_primal(arg) else None
-            for grad, arg in zip(grads, (dx, dscale, dbias))] + [None] * 3
+            for grad, arg in zip(grads, (dx, dscale, dbias))] + [None] * 4
 
 
 tangent_p = Primitive("jaxcnn_batch_norm_tangent")
-"""``_tangent(dx, dscale, dbias, xc, inv, scale)`` as a primitive, linear in its first three
-operands, whose transpose is :func:`_tangent_transpose`. JAX's own transpose of the
+"""``_tangent(dx, dscale, dbias, x, mean, inv, scale)`` as a primitive, linear in its first
+three operands, whose transpose is :func:`_tangent_transpose`. JAX's own transpose of the
 formula sums the cotangent with XLA's reductions; with its broadcasts written as matrix
 products it gives the same sums, but XLA then fuses the cotangent's producers (ReLU and
 pooling gradients) into each of the cotangent's three readers and computes them three
 times (``benchmarks/batch_norm.py``). Its JVP and batching rules apply JAX's to
 :func:`_tangent`."""
-tangent_p.def_abstract_eval(lambda dx, *_: jax.core.ShapedArray(dx.shape, dx.dtype))
+tangent_p.def_abstract_eval(lambda dx, *_, impl: jax.core.ShapedArray(dx.shape, dx.dtype))
 tangent_p.def_impl(functools.partial(dispatch.apply_primitive, tangent_p))
 mlir.register_lowering(tangent_p, mlir.lower_fun(_tangent, multiple_results=False))
-ad.primitive_jvps[tangent_p] = lambda primals, tangents: jax.jvp(
+ad.primitive_jvps[tangent_p] = lambda primals, tangents, impl: jax.jvp(
     _tangent, tuple(primals), tuple(ad.instantiate_zeros(t) for t in tangents))
 ad.primitive_transposes[tangent_p] = _tangent_transpose
-batching.primitive_batchers[tangent_p] = lambda args, dims: (
+batching.primitive_batchers[tangent_p] = lambda args, dims, impl: (
     jax.vmap(_tangent, in_axes=dims)(*args), 0)
 
 
@@ -221,10 +225,12 @@ def batch_norm(x, scale=None, bias=None, mean=None, var=None, *, train, momentum
     if n < 2:
         fail(where, "number of values per channel", "more than 1 when train=True", n,
              "Use a batch of at least 2 examples (or train=False)")
-    if axis_name is None and decide("norm.batch", x.dtype) == "matmul":
+    impl = decide("norm.batch", x.dtype, native=_native.available()) if axis_name is None \
+        else "lax"
+    if impl != "lax":
         y, m, v = _batch_norm_train(xs, jnp.ones((c,), sd) if scale is None else scale.reshape(c),
                                     jnp.zeros((c,), sd) if bias is None else bias.reshape(c),
-                                    eps)
+                                    eps, impl)
         y = y.astype(x.dtype)
     else:
         m = jnp.mean(xs, axis=axes, keepdims=True)
