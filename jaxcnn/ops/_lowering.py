@@ -1,13 +1,13 @@
 """Which lowering an op uses: a rule table per (decision, shapes, dtype, backend).
 
-``jaxcnn.ops.conv`` and the window pooling ops compute the same function in several ways
-(``_native.py``: oneDNN through the XLA FFI; ``_fast_conv.py`` and ``_fast_pool.py``:
-``lax`` formulations); which is fastest depends on the shapes and the backend. Every
-decision is taken at trace time from static facts only, so it is deterministic, by the
-first :class:`Rule` of :data:`RULES` for that decision whose ``applies`` (can this
-lowering compute it at all) and ``prefer`` (is it faster here: see :data:`RULES`) both
-hold on the op's features; no rule means ``"lax"``. The decisions (:data:`DECISIONS`; any
-other name is refused):
+``jaxcnn.ops.conv``, the window pooling ops and the training batch norm compute the same
+function in several ways (``_native.py``: oneDNN and jaxcnn's own handlers through the XLA
+FFI; ``_fast_conv.py``, ``_fast_pool.py`` and ``_matmul.py``: ``lax`` formulations); which
+is fastest depends on the shapes and the backend. Every decision is taken at trace time from
+static facts only, so it is deterministic, by the first :class:`Rule` of :data:`RULES` for
+that decision whose ``applies`` (can this lowering compute it at all) and ``prefer`` (is it
+faster here: see :data:`RULES`) both hold on the op's features; no rule means ``"lax"``.
+The decisions (:data:`DECISIONS`; any other name is refused):
 
 * a convolution's passes: ``"conv.inference"`` (the forward pass when nothing is
   differentiated), ``"conv.forward"`` (the forward pass of a training step),
@@ -31,8 +31,9 @@ The choice is made when a function is traced: a function jitted under one mode k
 that mode's lowering until it is traced again. Every lowering supports every JAX
 transformation (forward and reverse mode at any order, ``vmap``): the convolution's
 passes are primitives with bilinear derivative rules (``_conv_passes.py``), and the other
-alternatives have custom JVPs (batch norm's tangent is a linear primitive whose transpose
-is the textbook gradient, ``_norm.py``).
+alternatives have custom JVPs or derivative rules (batch norm's tangent is a linear
+primitive whose transpose is the textbook gradient, ``_norm.py``; its sums are primitives,
+``_norm_passes.py``).
 """
 
 from __future__ import annotations
@@ -186,12 +187,13 @@ def _few_pool_channels(f):
 # `jaxcnn[lax]` rows of benchmarks/results/train_step.md); in bfloat16, all three passes
 # native against all on lax, the 3-d CNN's step ran 5.4x faster and ResNet-20's within noise
 # (benchmarks/results/bf16_step.md; one pass at a time was measured alone only,
-# benchmarks/results/bf16_passes.md: each mixed ResNet-20 step took XLA minutes to compile). The lax-side rules are the
-# fallback without the native library, chosen with `python benchmarks/ops.py --passes`
-# (each pass alone) and `python benchmarks/rule_ab.py` (whole train steps, one decision on
-# and off); each predicate's docstring gives its reason. 3-d convolutions fold into 2-d
-# ones, which XLA's CPU backend runs much faster: depth offsets on the input channels
-# (`fold`) for few input channels, on the output channels (`fold_out`) for more.
+# benchmarks/results/bf16_passes.md: each mixed ResNet-20 step took XLA minutes to compile).
+# The lax-side rules are the fallback without the native library, chosen with `python
+# benchmarks/ops.py --passes` (each pass alone) and `python benchmarks/rule_ab.py` (whole
+# train steps, one decision on and off); each predicate's docstring gives its reason. 3-d
+# convolutions fold into 2-d ones, which XLA's CPU backend runs much faster: depth offsets
+# on the input channels (`fold`) for few input channels, on the output channels (`fold_out`)
+# for more.
 RULES = (
     Rule("conv.inference", "native", _native_runs, _always),
     Rule("conv.inference", "direct", _ungrouped_float, _direct_pays),

@@ -187,6 +187,6 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
-__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "NORM_TARGETS", "ROWS_TARGET", "available",
-           "call_runs_in", "bf16_available",
+__all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "NORM_TARGETS", "ROWS_TARGET",
+           "available", "call_runs_in", "bf16_available",
            "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]
