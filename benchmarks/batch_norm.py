@@ -154,7 +154,7 @@ def main(argv=None):
         json.dump({"meta": meta, "results": results}, f, indent=1)
     lines = [f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores), jax "
              f"{meta['jax']}, load average {meta['load_start']:.2f} at start, "
-             f"{meta['load_end']:.2f} at end (other processes shared the machine); "
+             f"{meta['load_end']:.2f} at end; "
              f"`{meta['command']}`. Train step (plain `jax.jit`, batch {args.batch}), "
              f"milliseconds per step, median and min of {args.rounds} alternating rounds of "
              f"{args.steps} steps.", "",
