@@ -219,15 +219,16 @@ def test_broken_library_logs_once_and_falls_back(tmp_path, monkeypatch, caplog):
 @needs_native
 def test_readme_step_under_plain_jit_calls_the_native_passes():
     net = jc.serial(jc.conv(4, 3, padding=1), jc.relu(), jc.max_pool(2), jc.conv(4, 3),
-                    jc.flatten(), jc.dense(2))
+                    jc.batch_norm(), jc.relu(), jc.flatten(), jc.dense(2))
     _, params, state = net.init(jax.random.key(0), (8, 8, 1))
-    x = jnp.ones((2, 8, 8, 1))
+    x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
 
     def loss(p):
         return jnp.sum(net.apply(p, state, x, train=True)[0])
 
     hlo = _hlo(jax.grad(loss), params)
-    for target in (*_native.TARGETS.values(), *_native.POOL_TARGETS.values()):
+    for target in (*_native.TARGETS.values(), *_native.POOL_TARGETS.values(),
+                   *_native.NORM_TARGETS.values()):
         assert target in hlo
     assert _native.set_threads(1) is not None and _native.set_threads(0) == 1
 
