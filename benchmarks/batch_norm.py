@@ -19,7 +19,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -30,6 +29,7 @@ from jaxcnn import ops
 from jaxcnn.ops import _lowering, _norm
 from jaxcnn.ops._matmul import channel_sum
 
+import _meta
 import train_step as bench
 
 
@@ -135,17 +135,10 @@ def main(argv=None):
                         help="of: " + ", ".join(f"{k} ({v})" for k, v in LABELS.items()))
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "rounds": args.rounds, "steps": args.steps, "batch": args.batch,
-            "load_start": os.getloadavg()[0], "command": "python benchmarks/batch_norm.py "
-            + f"--models {args.models} --rounds {args.rounds} --steps {args.steps} "
-            f"--variants {args.variants}"}
-    try:
-        with open("/proc/cpuinfo") as f:
-            meta["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    meta = _meta.machine(jax=jax.__version__, rounds=args.rounds, steps=args.steps,
+                         batch=args.batch, command="python benchmarks/batch_norm.py "
+                         f"--models {args.models} --rounds {args.rounds} --steps {args.steps} "
+                         f"--variants {args.variants}")
     bench.warm_up(["jaxcnn"])
     results = {name: bench_model(name, args) for name in args.models.split(",")}
     meta["load_end"] = os.getloadavg()[0]

@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 
 import jax
@@ -39,6 +37,7 @@ from jaxcnn import ops
 from jaxcnn.ops import _lowering, _native
 from jaxcnn.train import create_train_state, make_train_step
 
+import _meta
 import train_step as bench
 
 PASSES = {"forward": ("conv.forward", "conv.inference"), "input_grad": ("conv.input_grad",),
@@ -172,11 +171,6 @@ def markdown(results, meta):
     return "\n".join(lines) + "\n"
 
 
-def _uptime():
-    with open("/proc/loadavg") as f:
-        return "load average " + ", ".join(f.read().split()[:3])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20,cnn3d")
@@ -200,20 +194,14 @@ def main(argv=None):
         except ImportError:
             args.no_torch = True
     flags = _native._cpu_flags()
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
-            "torch": torch_version, "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "rounds": args.rounds,
-            "cpu_bf16_flags": " ".join(sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}))
-            or "none", "onednn_bf16": _native.bf16_available(), "uptime_start": _uptime(),
-            "command": "python benchmarks/" + " ".join([os.path.basename(sys.argv[0])]
-                                                     + sys.argv[1:])}
-    with open("/proc/cpuinfo") as f:
-        meta["cpu"] = next((line.split(":", 1)[1].strip() for line in f
-                            if line.startswith("model name")), meta["cpu"])
+    meta = _meta.machine(
+        jax=jax.__version__, torch=torch_version, rounds=args.rounds,
+        cpu_bf16_flags=" ".join(sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}))
+        or "none", onednn_bf16=_native.bf16_available(), uptime_start=_meta.load_text())
     results = {}
     for name in args.models.split(","):
         results[name] = bench_model(name, args)
-        meta["uptime_end"] = _uptime()
+        meta["uptime_end"] = _meta.load_text()
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "bf16_step.json"), "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)

@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _meta
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,16 +125,6 @@ def run_torch(data, epochs, train_limit):
     return {**json.loads(out.strip().splitlines()[-1]), "wall_s": time.perf_counter() - t0}
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def markdown(meta, runs):
     steady = {lib: [s for r in runs[lib] for s in r["epoch_s"][1:]] for lib in runs}
     med = {lib: statistics.median(v) if v else float("nan") for lib, v in steady.items()}
@@ -167,10 +158,9 @@ def main(argv=None):
     import jax
     import torch
 
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_name(),
-            "cores": os.cpu_count(), "jax": jax.__version__, "torch": torch.__version__,
-            "load_start": os.getloadavg()[0],
-            "command": "python benchmarks/cifar10_epoch.py " + " ".join(argv or sys.argv[1:])}
+    meta = _meta.machine(jax=jax.__version__, torch=torch.__version__,
+                         command="python benchmarks/cifar10_epoch.py "
+                         + " ".join(argv or sys.argv[1:]))
     runs = {"jaxcnn": [], "torch": []}
     for _ in range(args.rounds):
         runs["jaxcnn"].append(run_jaxcnn(args.data, args.epochs, args.train_limit))

@@ -33,14 +33,13 @@ if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _meta  # noqa: E402
 from ensemble_vs_sequential import mlp, small_cnn, timed  # noqa: E402
 
 from jaxcnn import distributed  # noqa: E402
@@ -49,19 +48,11 @@ from jaxcnn.train import (create_ensemble_state, create_train_state, jit_train_s
 
 
 def machine():
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
-            "jaxlib": getattr(jax.lib, "__version__", None) or jax.__version__,
-            "optax": optax.__version__, "cores": os.cpu_count(),
-            "devices": jax.device_count(), "backend": jax.default_backend(),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_start": os.getloadavg()[0],
-            "command": "python " + " ".join(sys.argv)}
-    try:
-        with open("/proc/cpuinfo") as f:
-            meta["cpu"] = next(line.split(":", 1)[1].strip() for line in f
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        meta["cpu"] = "unknown CPU"
-    return meta
+    return _meta.machine(jax=jax.__version__,
+                         jaxlib=getattr(jax.lib, "__version__", None) or jax.__version__,
+                         optax=optax.__version__, devices=jax.device_count(),
+                         backend=jax.default_backend(),
+                         xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 
 def bench(model_name, args):

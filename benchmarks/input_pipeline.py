@@ -30,13 +30,7 @@ import tarfile
 import time
 from pathlib import Path
 
-
-def cpu_name():
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
+import _meta
 
 
 def extract(archive: Path, dest: Path) -> Path:
@@ -134,7 +128,7 @@ def main(argv=None):
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
         "# Input pipeline: CIFAR-10 JPEGs, streaming against in memory", "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu_name()} "
+        f"{_meta.now()} on {_meta.cpu_name()} "
         f"({os.cpu_count()} cores, {jax.default_backend()}), load average "
         f"{os.getloadavg()[0]:.1f}; jax {jax.__version__}, grain {grain.__version__}, "
         f"numpy {np.__version__}, pillow {PIL.__version__}, python {platform.python_version()}",

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 
 import jax
@@ -35,6 +33,8 @@ import numpy as np  # noqa: E402
 
 import jaxcnn  # noqa: E402
 from jaxcnn import ops  # noqa: E402
+
+import _meta  # noqa: E402
 
 # name: x shape, kernel shape, stride, padding, groups
 CASES = {
@@ -72,11 +72,6 @@ def timed(fn, args, n):
     return (time.perf_counter() - t0) / n * 1e3
 
 
-def _uptime():
-    with open("/proc/loadavg") as f:
-        return "load average " + ", ".join(f.read().split()[:3])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtypes", default="float64,float32,float16,bfloat16")
@@ -84,16 +79,10 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=0.3, help="per variant per round")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "rounds": args.rounds, "uptime_start": _uptime(),
-            "jaxcnn_jit_options": {d: jaxcnn.compiler_options(dtypes=(d,))
-                                   for d in args.dtypes.split(",")},
-            "command": "python benchmarks/" + " ".join([os.path.basename(sys.argv[0])]
-                                                     + sys.argv[1:])}
-    with open("/proc/cpuinfo") as f:
-        meta["cpu"] = next((line.split(":", 1)[1].strip() for line in f
-                            if line.startswith("model name")), meta["cpu"])
+    meta = _meta.machine(jax=jax.__version__, rounds=args.rounds,
+                         uptime_start=_meta.load_text(),
+                         jaxcnn_jit_options={d: jaxcnn.compiler_options(dtypes=(d,))
+                                             for d in args.dtypes.split(",")})
     runs = {}
     for dtype in args.dtypes.split(","):
         for name, case in CASES.items():
@@ -110,7 +99,7 @@ def main(argv=None):
         for key in order:
             compiled, operands, n = runs[key]
             times[key].append(timed(compiled, operands, n))
-    meta["uptime_end"] = _uptime()
+    meta["uptime_end"] = _meta.load_text()
     rows = []
     for (dtype, name, jit_name), t in times.items():
         rows.append({"dtype": dtype, "case": name, "jit": jit_name,

@@ -45,6 +45,8 @@ import subprocess
 import sys
 import time
 
+import _meta
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEASURED = {"lenet5": (28, 28, 1), "resnet20": (32, 32, 3)}
 
@@ -203,16 +205,7 @@ def model_rows(gpu_counts):
 # ---------------------------------------------------------------- report
 def machine():
     import jax
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jax": jax.__version__,
-            "cores": os.cpu_count(), "load_start": os.getloadavg()[0],
-            "command": "python " + " ".join(sys.argv)}
-    try:
-        with open("/proc/cpuinfo") as f:
-            meta["cpu"] = next(line.split(":", 1)[1].strip() for line in f
-                               if line.startswith("model name"))
-    except (OSError, StopIteration):
-        meta["cpu"] = "unknown CPU"
-    return meta
+    return _meta.machine(jax=jax.__version__)
 
 
 def markdown(measured, rows, rate, gpu_counts, meta, args):

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -427,9 +426,9 @@ def markdown(results, meta):
     where = (f"{meta['gpu']} (host {meta['cpu']})" if meta.get("gpu") else
              f"{meta['cpu']} ({meta['cores']} cores)")
     lines = [f"Measured {meta['date']} on {where}, jax "
-             f"{meta['jax']}, torch {meta['torch']}, load average at start {meta['load_start']}"
-             f", at end {meta['load_end']}; images/s, median [min-max] of {meta['rounds']} "
-             "alternating rounds.", "",
+             f"{meta['jax']}, torch {meta['torch']}, load average at start "
+             f"{meta['load_start']:.2f}, at end {meta['load_end']:.2f}; images/s, median "
+             f"[min-max] of {meta['rounds']} alternating rounds.", "",
              "| model | batch | mode | library | img/s median [min-max] | vs torch | vs flax "
              "| first step (s) | peak RSS growth (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -472,22 +471,17 @@ def main(argv=None):
         args.memory = False  # the RSS column measures host memory only
         if torch is not None:
             torch.backends.cudnn.benchmark = True
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "jax": jax.__version__,
-            "torch": getattr(torch, "__version__", None), "cpu": platform.processor() or
-            platform.machine(), "cores": os.cpu_count(), "rounds": args.rounds,
-            "load_start": os.getloadavg()[0], "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "lowering_env": os.environ.get("JAXCNN_LOWERING", ""),
-            "compiler_options": jc.compiler_options(), "device": DEVICE[0],
-            "jax_device": str(jax.devices(DEVICE[0])[0].device_kind)}
+    import _meta  # the folder of this script is on the path when it runs as one
+
+    meta = _meta.machine(jax=jax.__version__, torch=getattr(torch, "__version__", None),
+                         rounds=args.rounds, xla_flags=os.environ.get("XLA_FLAGS", ""),
+                         lowering_env=os.environ.get("JAXCNN_LOWERING", ""),
+                         compiler_options=jc.compiler_options(), device=DEVICE[0],
+                         jax_device=str(jax.devices(DEVICE[0])[0].device_kind))
     if DEVICE[0] == "gpu":
         meta["gpu"] = meta["jax_device"]
         if "torch" in libs:
             meta["torch_device"] = torch.cuda.get_device_name(0)
-    try:
-        with open("/proc/cpuinfo") as f:
-            meta["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     print(f"libraries {libs}; load average {meta['load_start']:.1f}", flush=True)
     warm_up(libs)
     results = {}
