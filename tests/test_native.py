@@ -259,6 +259,64 @@ def test_passes_on_one_thread_or_a_team_equal_lax():
         _close(got, want)
 
 
+FEW_CHANNELS = [  # x shape, kernel shape, stride, padding: fewer than 8 input channels
+    ((2, 12, 11, 10, 1), (5, 5, 5, 1, 8), 2, 0),
+    ((3, 14, 13, 6), (5, 5, 6, 16), 1, 0),
+    ((2, 9, 10, 3), (3, 3, 3, 8), (2, 1), 1),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", FEW_CHANNELS)
+def test_few_channel_passes_equal_lax_with_either_kernel_choice(x_shape, w_shape, stride,
+                                                                padding):
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    w = jax.random.normal(jax.random.key(1), w_shape)
+
+    def loss(x, w):
+        return jnp.sum(jnp.sin(ops.conv(x, w, stride=stride, padding=padding)))
+
+    grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    with lowering("lax"):
+        want = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
+    results = []
+    try:
+        for prefer in (True, False):  # primitives are cached per setting
+            _native.set_prefer_jit_avx2(prefer)
+            results.append(grads(x, w))
+    finally:
+        assert _native.set_prefer_jit_avx2(True) is False
+    for got in results:
+        _close(got, want)
+
+
+def _has_avx512():
+    return "avx512f" in _native._cpu_flags("/proc/cpuinfo")
+
+
+@needs_native
+@pytest.mark.skipif(sys.platform != "linux" or _has_avx512(),
+                    reason="the jit:avx2 preference applies to CPUs without AVX-512")
+def test_few_channel_forward_takes_jit_avx2_kernels_on_avx2():
+    script = textwrap.dedent("""
+        import sys, jax, jax.numpy as jnp
+        from jaxcnn import ops
+        from jaxcnn.ops import _native
+        _native.set_prefer_jit_avx2(sys.argv[1] == "1")
+        x, w = jnp.ones((2, 12, 12, 12, 1)), jnp.ones((5, 5, 5, 1, 8))
+        jax.block_until_ready(jax.jit(lambda x, w: ops.conv(x, w, stride=2))(x, w))
+    """)
+
+    def kernels(prefer):
+        out = subprocess.run([sys.executable, "-c", script, prefer], capture_output=True,
+                             text=True, check=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
+        return [line.split(",")[4] for line in out.stdout.splitlines()
+                if ",exec," in line and ",convolution," in line]
+
+    assert kernels("1") == ["jit:avx2"]
+    assert kernels("0")[0].startswith("brg")
+
+
 def test_the_one_thread_threshold_follows_the_cpu(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n"

@@ -119,6 +119,8 @@ def _load():
         lib.JaxcnnSetSerialBelow.restype = ctypes.c_int64
         lib.JaxcnnSetSerialBelow.argtypes = [ctypes.c_int64]
         lib.JaxcnnSetSerialBelow(SERIAL_BELOW_MACS)
+        lib.JaxcnnSetPreferJitAvx2.restype = ctypes.c_int
+        lib.JaxcnnSetPreferJitAvx2.argtypes = [ctypes.c_int]
         threads = os.environ.get(THREADS_ENV_VAR, "").strip()
         if threads:
             lib.JaxcnnSetThreads(int(threads))
@@ -187,6 +189,17 @@ def set_serial_below(macs):
     return None if lib is None else lib.JaxcnnSetSerialBelow(int(macs))
 
 
+def set_prefer_jit_avx2(on):
+    """Let later float32 oneDNN passes with fewer than 8 input channels (forward and input
+    gradient, ungrouped) take oneDNN's ``jit:avx2`` kernels over its brgemm ones on CPUs
+    without AVX-512 (``True``, the default: up to 1.9x faster there, ``benchmarks/README.md``),
+    or oneDNN's first choice (``False``); returns the previous setting, or ``None`` without
+    the library."""
+    lib = _load()
+    return None if lib is None else bool(lib.JaxcnnSetPreferJitAvx2(int(bool(on))))
+
+
 __all__ = ["ENV_VAR", "THREADS_ENV_VAR", "TARGETS", "POOL_TARGETS", "NORM_TARGETS", "ROWS_TARGET",
            "available", "call_runs_in", "bf16_available",
-           "enabled_by_environment", "extension_path", "set_serial_below", "set_threads"]
+           "enabled_by_environment", "extension_path", "set_prefer_jit_avx2", "set_serial_below",
+           "set_threads"]

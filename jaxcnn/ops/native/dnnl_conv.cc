@@ -42,6 +42,8 @@ std::atomic<int> g_threads{0};
 std::atomic<int64_t> g_serial_below{0};
 // The OpenMP default, read when the library is loaded (before any call changed a thread's).
 const int g_default_threads = omp_get_max_threads();
+// Whether PreferJitAvx2 below may pick jit:avx2 over brgconv (1, the default) or not (0).
+std::atomic<int> g_prefer_jit{1};
 
 enum Pass { kForward = 0, kInputGrad = 1, kKernelGrad = 2 };
 
@@ -131,7 +133,8 @@ memory::format_tag ChannelsLast(size_t rank) {
 
 std::string Key(int pass, memory::data_type dt, const Geometry& g) {
   std::ostringstream os;
-  os << pass << '|' << static_cast<int>(dt) << '|' << g.groups;
+  os << pass << '|' << static_cast<int>(dt) << '|' << g.groups << '|'
+     << g_prefer_jit.load(std::memory_order_relaxed);
   for (const memory::dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l,
                                 &g.pad_r}) {
     os << '|';
@@ -155,6 +158,26 @@ bool IsReference(const dnnl::primitive_desc_base& pd) {
   return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
 }
 
+// oneDNN 3.2 on AVX2 (no AVX-512) ranks its brgemm convolutions first, but with fewer than
+// 8 input channels (one AVX2 vector) its older jit:avx2 kernels run the forward and the
+// input gradient up to 1.9x faster (3-d CNN's first layer forward 4.0 vs 7.6 ms, LeNet-5's
+// second layer input gradient 0.87 vs 1.24 ms; benchmarks/README.md). The choice depends on
+// the shapes only, so results stay the same run to run.
+template <typename PD>
+PD PreferJitAvx2(const PD& pd, memory::data_type dt, const Geometry& g) {
+  const char* name = pd.impl_info_str();
+  if (!g_prefer_jit.load(std::memory_order_relaxed) || dt != memory::data_type::f32 ||
+      g.groups > 1 || g.src[1] >= 8 ||
+      std::strncmp(name, "brg", 3) != 0 || std::strstr(name, "avx2") == nullptr) {
+    return pd;
+  }
+  PD next = pd;
+  while (next.next_impl()) {
+    if (std::strcmp(next.impl_info_str(), "jit:avx2") == 0) return next;
+  }
+  return pd;
+}
+
 std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) {
   auto& eng = Engine();
   const auto act = ChannelsLast(g.src.size());
@@ -170,14 +193,15 @@ std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) 
   auto e = std::make_shared<Entry>();
   e->wei_user = wei_user;
   if (pass == kForward) {
-    e->prim = dnnl::convolution_forward(fwd);
-    e->wei_prim = fwd.weights_desc();
-    e->scratch = fwd.scratchpad_desc();
+    const auto pd = PreferJitAvx2(fwd, dt, g);
+    e->prim = dnnl::convolution_forward(pd);
+    e->wei_prim = pd.weights_desc();
+    e->scratch = pd.scratchpad_desc();
     e->a_md = src;
     e->out_md = dst;
   } else if (pass == kInputGrad) {
-    auto pd = dnnl::convolution_backward_data::primitive_desc(
-        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr);
+    const auto pd = PreferJitAvx2(dnnl::convolution_backward_data::primitive_desc(
+        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr), dt, g);
     e->prim = dnnl::convolution_backward_data(pd);
     e->wei_prim = pd.weights_desc();
     e->scratch = pd.scratchpad_desc();
@@ -462,6 +486,12 @@ extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs);
 extern "C" int64_t JaxcnnSetSerialBelow(int64_t macs) {
   return g_serial_below.exchange(macs < 0 ? 0 : macs);
 }
+
+// Whether float32 passes with fewer than 8 input channels may take oneDNN's jit:avx2
+// kernels over its brgemm ones on AVX2 CPUs (1) or take oneDNN's first choice (0); returns
+// the previous setting. Primitives are cached per setting.
+extern "C" int JaxcnnSetPreferJitAvx2(int on);
+extern "C" int JaxcnnSetPreferJitAvx2(int on) { return g_prefer_jit.exchange(on ? 1 : 0); }
 
 // 1 when oneDNN dispatches to bfloat16 instructions on this CPU (AVX-512 BF16, or AMX, which
 // includes it; ONEDNN_MAX_CPU_ISA can lower it), else 0. ISA values nest as bit masks.
