@@ -255,6 +255,10 @@ def lowering(mode_name="auto", rules=None):
         ``"fast"`` (every applicable alternative lowering).
       rules: optional sequence of :class:`Rule` replacing :data:`RULES`.
 
+    ``jax.jit`` caches each function's compiled program without regard to this context: a
+    function already compiled outside it keeps its lowering inside it. Compile a new
+    function object inside the context (``jax.jit(lambda *a: f(*a))``) to get the mode.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxcnn import ops
