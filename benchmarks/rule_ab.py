@@ -41,14 +41,11 @@ def main(argv=None):
         parser.error(f"no rule decides {args.decision!r}"
                      + (f" as {args.choice!r}" if args.choice else ""))
     label = args.decision + (f"={args.choice}" if args.choice else "")
-    batch = 32 if args.model == "cnn3d" else 128
-    x, y = bench.make_data(args.model, batch)
     variants = {"all rules": _lowering.RULES,
                 f"without {label}": tuple(r for r in _lowering.RULES if not drop(r))}
     runs = {}
     for name, rules in variants.items():
-        train, infer = bench.make_runner("jaxcnn", args.model, x, y)
-        run = infer if args.infer else train
+        run = make_run(args)
         with ops.lowering("auto", rules=rules):  # traced (and compiled) here
             run(2)
         runs[name] = run
@@ -64,16 +61,21 @@ def switch_ab(args):
     setting, so both stay compiled; the setting is made before each timed run)."""
     if _native.set_prefer_jit_avx2(True) is None:
         raise SystemExit("the native library is not loaded")
-    batch = 32 if args.model == "cnn3d" else 128
-    x, y = bench.make_data(args.model, batch)
-    train, infer = bench.make_runner("jaxcnn", args.model, x, y)
-    run = infer if args.infer else train
+    run = make_run(args)
     variants = {f"{SWITCH} on": (lambda: _native.set_prefer_jit_avx2(True), run),
                 f"{SWITCH} off": (lambda: _native.set_prefer_jit_avx2(False), run)}
     for setting, fn in variants.values():
         setting()
         fn(2)
     report(args, variants, f"{SWITCH} off")
+
+
+def make_run(args):
+    """A fresh jaxcnn train (or, with ``--infer``, inference) runner for ``--model``."""
+    batch = 32 if args.model == "cnn3d" else 128
+    x, y = bench.make_data(args.model, batch)
+    train, infer = bench.make_runner("jaxcnn", args.model, x, y)
+    return infer if args.infer else train
 
 
 def report(args, variants, base_name):

@@ -290,12 +290,8 @@ def test_few_channel_passes_equal_lax_with_either_kernel_choice(x_shape, w_shape
         _close(got, want)
 
 
-def _has_avx512():
-    return "avx512f" in _native._cpu_flags("/proc/cpuinfo")
-
-
 @needs_native
-@pytest.mark.skipif(sys.platform != "linux" or _has_avx512(),
+@pytest.mark.skipif(sys.platform != "linux" or _native.HAS_AVX512,
                     reason="the jit:avx2 preference applies to CPUs without AVX-512")
 def test_few_channel_forward_takes_jit_avx2_kernels_on_avx2():
     script = textwrap.dedent("""

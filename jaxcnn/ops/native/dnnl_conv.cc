@@ -131,10 +131,9 @@ memory::format_tag ChannelsLast(size_t rank) {
   return rank == 4 ? memory::format_tag::nhwc : memory::format_tag::ndhwc;
 }
 
-std::string Key(int pass, memory::data_type dt, const Geometry& g) {
+std::string Key(int pass, memory::data_type dt, const Geometry& g, bool prefer_jit) {
   std::ostringstream os;
-  os << pass << '|' << static_cast<int>(dt) << '|' << g.groups << '|'
-     << g_prefer_jit.load(std::memory_order_relaxed);
+  os << pass << '|' << static_cast<int>(dt) << '|' << g.groups << '|' << prefer_jit;
   for (const memory::dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l,
                                 &g.pad_r}) {
     os << '|';
@@ -164,9 +163,9 @@ bool IsReference(const dnnl::primitive_desc_base& pd) {
 // second layer input gradient 0.87 vs 1.24 ms; benchmarks/README.md). The choice depends on
 // the shapes only, so results stay the same run to run.
 template <typename PD>
-PD PreferJitAvx2(const PD& pd, memory::data_type dt, const Geometry& g) {
+PD PreferJitAvx2(const PD& pd, memory::data_type dt, const Geometry& g, bool prefer_jit) {
   const char* name = pd.impl_info_str();
-  if (!g_prefer_jit.load(std::memory_order_relaxed) || dt != memory::data_type::f32 ||
+  if (!prefer_jit || dt != memory::data_type::f32 ||
       g.groups > 1 || g.src[1] >= 8 ||
       std::strncmp(name, "brg", 3) != 0 || std::strstr(name, "avx2") == nullptr) {
     return pd;
@@ -178,7 +177,8 @@ PD PreferJitAvx2(const PD& pd, memory::data_type dt, const Geometry& g) {
   return pd;
 }
 
-std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) {
+std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g,
+                             bool prefer_jit) {
   auto& eng = Engine();
   const auto act = ChannelsLast(g.src.size());
   memory::desc src(g.src, dt, act), dst(g.dst, dt, act);
@@ -193,7 +193,7 @@ std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) 
   auto e = std::make_shared<Entry>();
   e->wei_user = wei_user;
   if (pass == kForward) {
-    const auto pd = PreferJitAvx2(fwd, dt, g);
+    const auto pd = PreferJitAvx2(fwd, dt, g, prefer_jit);
     e->prim = dnnl::convolution_forward(pd);
     e->wei_prim = pd.weights_desc();
     e->scratch = pd.scratchpad_desc();
@@ -201,7 +201,7 @@ std::shared_ptr<Entry> Build(int pass, memory::data_type dt, const Geometry& g) 
     e->out_md = dst;
   } else if (pass == kInputGrad) {
     const auto pd = PreferJitAvx2(dnnl::convolution_backward_data::primitive_desc(
-        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr), dt, g);
+        eng, algo, src, wei_any, dst, g.strides, g.dilates, g.pad_l, g.pad_r, fwd, attr), dt, g, prefer_jit);
     e->prim = dnnl::convolution_backward_data(pd);
     e->wei_prim = pd.weights_desc();
     e->scratch = pd.scratchpad_desc();
@@ -270,7 +270,10 @@ std::shared_ptr<E> Cached(const std::string& key, const F& build) {
 }
 
 std::shared_ptr<Entry> Lookup(int pass, memory::data_type dt, const Geometry& g) {
-  return Cached<Entry>(Key(pass, dt, g), [&] { return Build(pass, dt, g); });
+  // read once: the key and the primitive agree even if the setting changes meanwhile
+  const bool prefer_jit = g_prefer_jit.load(std::memory_order_relaxed);
+  return Cached<Entry>(Key(pass, dt, g, prefer_jit),
+                       [&] { return Build(pass, dt, g, prefer_jit); });
 }
 
 struct AlignedBuffer {
